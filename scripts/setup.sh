@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Installs every tool `npm start`, `npm test` and `npm run bench` need, and only what is missing,
+# so a second run takes about a second. Recipes: see TOOLCHAIN notes in README ("Set-up").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# The CLI must equal the wasm-bindgen crate in Cargo.lock, or the runner refuses the test binary.
+wb_version() {
+  awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3; exit }' Cargo.lock 2>/dev/null
+}
+
+need_browsers=1
+need_wasm=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-browsers) need_browsers=0 ;;
+    --no-wasm) need_wasm=0 ;;
+  esac
+done
+
+export PATH="$HOME/.cargo/bin:$PATH"
+
+if [ "$need_wasm" = 1 ]; then
+  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    log "adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  fi
+  for c in clippy rustfmt; do
+    rustup component list --installed | grep -q "^$c" || rustup component add "$c"
+  done
+
+  [ -f Cargo.lock ] || cargo generate-lockfile
+  want=$(wb_version)
+  have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
+  if [ "$have" != "$want" ]; then
+    log "installing wasm-bindgen-cli $want (about 3 min)"
+    # No --locked: the registry mirror lags behind the CLI's own lock file.
+    cargo install wasm-bindgen-cli --version "=$want" --force
+  fi
+  if ! command -v wasm-pack >/dev/null; then
+    log "installing wasm-pack (about 2 min)"
+    cargo install wasm-pack
+  fi
+fi
+
+if [ "$need_browsers" = 1 ]; then
+  missing=()
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+  command -v firefox-esr >/dev/null || command -v firefox >/dev/null || missing+=(firefox-esr)
+  command -v openssl >/dev/null || missing+=(openssl)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing ${missing[*]} from Debian"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  if ! command -v geckodriver >/dev/null; then
+    log "installing geckodriver (about 2 min)"
+    cargo install geckodriver
+  fi
+fi
+
+# npm 11 skips install scripts; binaryen (wasm-opt) and esbuild ship their code in the package.
+if [ ! -d node_modules ] || [ package.json -nt node_modules/.package-lock.json ] ||
+   { [ -f package-lock.json ] && [ package-lock.json -nt node_modules/.package-lock.json ]; }; then
+  log "installing npm dev dependencies"
+  npm install --no-audit --no-fund --loglevel=error
+fi
