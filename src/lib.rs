@@ -3,6 +3,7 @@
 
 pub mod card;
 pub mod error;
+pub mod jwe;
 pub mod secret;
 
 #[cfg(target_arch = "wasm32")]

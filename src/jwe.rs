@@ -1,0 +1,303 @@
+//! The sealed card: a compact JWE (RFC 7516) that only the vault can open.
+//!
+//! `alg` is `RSA-OAEP-256` (RSAES-OAEP with SHA-256 and MGF1-SHA-256, RFC 7518 §4.3) and `enc`
+//! is `A256GCM`. Each seal draws a fresh 256-bit content-encryption key (CEK) and a 96-bit IV
+//! from the platform CSPRNG (the browser's `crypto.getRandomValues` in wasm). The AAD is the
+//! ASCII of the base64url protected header, so the header cannot be changed either.
+//!
+//! The plaintext is the JSON [`Payload`]. It is written into a buffer that is encrypted in
+//! place and zeroized on drop, and the CEK is zeroized too, so no clear card data outlives a
+//! seal in this module's memory.
+
+mod key;
+
+pub use key::VaultKey;
+
+use std::fmt;
+use std::io;
+
+use aes_gcm::aead::AeadInOut;
+use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
+use base64ct::{Base64UrlUnpadded, Encoding};
+use getrandom::SysRng;
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use crate::card::{Card, Cvc};
+use crate::{Error, Secret};
+
+/// The payload format version, the `v` member.
+pub const PAYLOAD_VERSION: u8 = 1;
+
+/// The plaintext of a sealed card, as the vault decodes it.
+///
+/// Serialized in DESIGN.md's member order, absent members omitted:
+/// `{"v":1,"number":…,"exp_month":…,"exp_year":…,"cvc":…,"name":…,"iat":…,"jti":…}`.
+/// A CVC-only seal is `{"v":1,"cvc":…,"iat":…,"jti":…}`. Decoding is strict: unknown members
+/// are an error. Zeroized on drop; `Debug` never shows the number, CVC or name.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+#[serde(deny_unknown_fields)]
+pub struct Payload {
+    /// Format version, [`PAYLOAD_VERSION`].
+    pub v: u8,
+    /// The card number, digits only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<Secret>,
+    /// Expiry month, 1 to 12.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp_month: Option<u8>,
+    /// Expiry year, four digits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp_year: Option<u16>,
+    /// The card verification code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cvc: Option<Secret>,
+    /// The cardholder name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// When it was sealed, in Unix seconds.
+    pub iat: i64,
+    /// 128 random bits, base64url without padding (22 characters): the vault's replay guard.
+    pub jti: String,
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Payload")
+            .field("v", &self.v)
+            .field("number", &self.number)
+            .field("exp_month", &self.exp_month)
+            .field("exp_year", &self.exp_year)
+            .field("cvc", &self.cvc)
+            .field("name", &self.name.as_ref().map(|_| "***"))
+            .field("iat", &self.iat)
+            .field("jti", &self.jti)
+            .finish()
+    }
+}
+
+impl Payload {
+    /// The payload of a full card.
+    pub fn for_card(card: &Card, iat: i64, jti: String) -> Self {
+        Self {
+            v: PAYLOAD_VERSION,
+            number: Some(Secret::new(card.number.expose())),
+            exp_month: Some(card.expiry.month()),
+            exp_year: Some(card.expiry.year()),
+            cvc: card.cvc.as_ref().map(|c| Secret::new(c.expose())),
+            name: card.name.as_ref().map(|n| n.as_str().to_owned()),
+            iat,
+            jti,
+        }
+    }
+
+    /// The payload of a CVC-only seal.
+    pub fn for_cvc(cvc: &Cvc, iat: i64, jti: String) -> Self {
+        Self {
+            v: PAYLOAD_VERSION,
+            number: None,
+            exp_month: None,
+            exp_year: None,
+            cvc: Some(Secret::new(cvc.expose())),
+            name: None,
+            iat,
+            jti,
+        }
+    }
+}
+
+/// A fresh `jti`: 128 bits from the CSPRNG, base64url without padding (22 characters).
+///
+/// # Errors
+/// [`Error::Crypto`] if the platform has no working CSPRNG.
+pub fn new_jti() -> Result<String, Error> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|_| Error::Crypto)?;
+    Ok(Base64UrlUnpadded::encode_string(&bytes))
+}
+
+/// Seals a card for the vault, with a fresh `jti`; `iat` is the current Unix time.
+///
+/// # Errors
+/// [`Error::Crypto`] if randomness or encryption fails.
+pub fn seal_card(key: &VaultKey, card: &Card, iat: i64) -> Result<String, Error> {
+    seal_payload(key, &Payload::for_card(card, iat, new_jti()?))
+}
+
+/// Seals a CVC alone (to re-add it to a saved card), with a fresh `jti`.
+///
+/// # Errors
+/// [`Error::Crypto`] if randomness or encryption fails.
+pub fn seal_cvc(key: &VaultKey, cvc: &Cvc, iat: i64) -> Result<String, Error> {
+    seal_payload(key, &Payload::for_cvc(cvc, iat, new_jti()?))
+}
+
+/// Seals any payload as a compact JWE:
+/// `BASE64URL(header).BASE64URL(encrypted CEK).BASE64URL(IV).BASE64URL(ciphertext).BASE64URL(tag)`.
+///
+/// # Errors
+/// [`Error::Crypto`] if randomness or encryption fails. The cause is deliberately not kept.
+pub fn seal_payload(key: &VaultKey, payload: &Payload) -> Result<String, Error> {
+    let mut plaintext = SecretBuf::with_capacity(payload_capacity(payload));
+    serde_json::to_writer(&mut plaintext, payload).map_err(|_| Error::Crypto)?;
+    let mut buf = plaintext.0;
+
+    let mut cek = Zeroizing::new([0u8; 32]);
+    let mut iv = [0u8; 12];
+    getrandom::fill(cek.as_mut_slice()).map_err(|_| Error::Crypto)?;
+    getrandom::fill(&mut iv).map_err(|_| Error::Crypto)?;
+
+    let encrypted_key = key
+        .public()
+        .oaep_encrypt_with_rng::<sha2::Sha256, _>(&mut SysRng, cek.as_slice())
+        .map_err(|_| Error::Crypto)?;
+
+    let header = key.protected_header();
+    let cipher = Aes256Gcm::new_from_slice(cek.as_slice()).map_err(|_| Error::Crypto)?;
+    let tag = cipher
+        .encrypt_inout_detached(
+            &Nonce::from(iv),
+            header.as_bytes(),
+            buf.as_mut_slice().into(),
+        )
+        .map_err(|_| Error::Crypto)?;
+
+    let segments: [&[u8]; 4] = [&encrypted_key, &iv, &buf, &tag];
+    let mut jwe = String::with_capacity(
+        header.len() + segments.iter().map(|s| s.len() * 4 / 3 + 4).sum::<usize>(),
+    );
+    jwe.push_str(header);
+    for segment in segments {
+        jwe.push('.');
+        jwe.push_str(&Base64UrlUnpadded::encode_string(segment));
+    }
+    Ok(jwe)
+}
+
+/// An upper bound on the JSON size, so that the buffer normally never grows (and never leaves
+/// a copy of the plaintext behind in freed memory; [`SecretBuf`] handles the rare growth).
+fn payload_capacity(payload: &Payload) -> usize {
+    // Member names, numbers and punctuation fit in 160 bytes; a string escapes to at most
+    // 6 bytes per input byte (`\u00XX`).
+    let strings = [
+        payload.number.as_ref().map_or(0, Secret::len),
+        payload.cvc.as_ref().map_or(0, Secret::len),
+        payload.name.as_ref().map_or(0, String::len),
+        payload.jti.len(),
+    ];
+    160 + strings.iter().sum::<usize>() * 6
+}
+
+/// A writer into a zeroize-on-drop buffer that zeroizes the old allocation when it grows.
+struct SecretBuf(Zeroizing<Vec<u8>>);
+
+impl SecretBuf {
+    fn with_capacity(capacity: usize) -> Self {
+        Self(Zeroizing::new(Vec::with_capacity(capacity)))
+    }
+}
+
+impl io::Write for SecretBuf {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let needed = self.0.len() + data.len();
+        if needed > self.0.capacity() {
+            let mut grown = Zeroizing::new(Vec::with_capacity(needed.max(self.0.capacity() * 2)));
+            grown.extend_from_slice(&self.0);
+            // The old buffer is zeroized as it drops here.
+            self.0 = grown;
+        }
+        self.0.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full() -> Payload {
+        Payload {
+            v: 1,
+            number: Some(Secret::new("4242424242424242")),
+            exp_month: Some(12),
+            exp_year: Some(2030),
+            cvc: Some(Secret::new("123")),
+            name: Some("A B".into()),
+            iat: 1_763_860_000,
+            jti: "AAAAAAAAAAAAAAAAAAAAAA".into(),
+        }
+    }
+
+    #[test]
+    fn payload_json_has_design_md_shape() {
+        assert_eq!(
+            serde_json::to_string(&full()).unwrap(),
+            r#"{"v":1,"number":"4242424242424242","exp_month":12,"exp_year":2030,"cvc":"123","name":"A B","iat":1763860000,"jti":"AAAAAAAAAAAAAAAAAAAAAA"}"#
+        );
+        let cvc_only = Payload::for_cvc(&Cvc::parse("1234", None).unwrap(), 5, "j".into());
+        assert_eq!(
+            serde_json::to_string(&cvc_only).unwrap(),
+            r#"{"v":1,"cvc":"1234","iat":5,"jti":"j"}"#
+        );
+    }
+
+    #[test]
+    fn payload_decoding_is_strict() {
+        let json = serde_json::to_string(&full()).unwrap();
+        assert_eq!(serde_json::from_str::<Payload>(&json).unwrap(), full());
+        let extra = json.replacen("{", r#"{"x":1,"#, 1);
+        assert!(serde_json::from_str::<Payload>(&extra).is_err());
+        assert!(serde_json::from_str::<Payload>(r#"{"v":1,"cvc":"1","iat":1}"#).is_err());
+        assert!(
+            serde_json::from_str::<Payload>(r#"{"v":1,"cvc":"1","iat":1,"jti":"j"}"#)
+                .unwrap()
+                .number
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn payload_debug_hides_card_data() {
+        let debug = format!("{:?}", full());
+        assert!(!debug.contains("4242"), "{debug}");
+        assert!(!debug.contains("123\""), "{debug}");
+        assert!(!debug.contains("A B"), "{debug}");
+    }
+
+    #[test]
+    fn jti_is_22_base64url_chars_and_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            let jti = new_jti().unwrap();
+            assert_eq!(jti.len(), 22);
+            assert!(
+                jti.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            );
+            assert_eq!(Base64UrlUnpadded::decode_vec(&jti).unwrap().len(), 16);
+            assert!(seen.insert(jti));
+        }
+    }
+
+    #[test]
+    fn secret_buf_growth_keeps_content() {
+        use std::io::Write;
+        let mut buf = SecretBuf::with_capacity(2);
+        buf.write_all(b"hello").unwrap();
+        buf.write_all(b" world, longer than before").unwrap();
+        assert_eq!(buf.0.as_slice(), b"hello world, longer than before");
+    }
+
+    #[test]
+    fn capacity_bound_holds_for_worst_case_names() {
+        let mut p = full();
+        p.name = Some("\u{1}".repeat(200));
+        let json = serde_json::to_vec(&p).unwrap();
+        assert!(json.len() <= payload_capacity(&p));
+        assert!(serde_json::to_vec(&full()).unwrap().len() <= payload_capacity(&full()));
+    }
+}

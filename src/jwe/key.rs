@@ -1,0 +1,318 @@
+//! Importing the vault's RSA public key from a JWK, a JWKS or a PEM.
+
+use std::fmt;
+
+use base64ct::{Base64UrlUnpadded, Encoding};
+use rsa::pkcs1::{self, der::Decode};
+use rsa::pkcs8::SubjectPublicKeyInfoRef;
+use rsa::{BoxedUint, PublicKey};
+use serde_json::{Map, Value};
+
+use crate::Error;
+
+/// The only key-management algorithm a vault key may name.
+pub(crate) const ALG: &str = "RSA-OAEP-256";
+/// The content-encryption algorithm of every sealed card.
+pub(crate) const ENC: &str = "A256GCM";
+
+/// Smallest modulus accepted, in bits (NIST SP 800-131A: 2048 through 2030).
+const MIN_BITS: usize = 2048;
+/// Largest modulus accepted, in bits; bigger keys are unusual and only cost the shopper time.
+const MAX_BITS: usize = 8192;
+/// Public exponents at or above this are refused: real keys use 65537, and a huge exponent
+/// turns every seal into a denial of service.
+const MAX_EXPONENT: u64 = 1 << 32;
+
+/// Private-key members of an RSA JWK (RFC 7518 §6.3.2). A key carrying them is refused: the
+/// private key must never reach a checkout page.
+const PRIVATE_MEMBERS: [&str; 6] = ["d", "p", "q", "dp", "dq", "qi"];
+
+/// The vault's RSA public key, checked and ready to seal with.
+///
+/// Build it once with [`VaultKey::parse`] (or the format-specific constructors) and reuse it for
+/// every seal: import does all the checking and the per-key precomputation.
+#[derive(Clone)]
+pub struct VaultKey {
+    kid: Option<String>,
+    bits: usize,
+    public: PublicKey,
+    /// The base64url protected header. It depends only on `kid`, so it is encoded once.
+    protected: String,
+}
+
+impl fmt::Debug for VaultKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VaultKey")
+            .field("kid", &self.kid)
+            .field("bits", &self.bits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VaultKey {
+    /// Imports one RSA public key given as a JWK (RFC 7517).
+    ///
+    /// The JWK must have `kty: "RSA"`; if it has `use`, it must be `enc`; if it has `alg`, it
+    /// must be `RSA-OAEP-256`; if it has `key_ops`, they must include `encrypt` or `wrapKey`.
+    /// A JWK with private members (`d` …) is refused with [`Error::InvalidKey`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`] for malformed JSON or members, [`Error::UnsupportedKey`] for a
+    /// non-RSA key, [`Error::KeyNotForEncryption`] for a signing key or another algorithm, and
+    /// [`Error::KeyTooSmall`] under 2048 bits.
+    pub fn from_jwk(jwk: &str) -> Result<Self, Error> {
+        match serde_json::from_str::<Value>(jwk) {
+            Ok(Value::Object(map)) => Self::from_jwk_map(&map),
+            _ => Err(Error::InvalidKey),
+        }
+    }
+
+    /// Imports the encryption key from a JWKS (`{"keys": [...]}`).
+    ///
+    /// With `kid`, the key with that `kid` is taken and must pass every check of
+    /// [`VaultKey::from_jwk`]. Without it, the candidates are the RSA keys whose `use` is `enc`
+    /// (or that have no `use` but `alg: "RSA-OAEP-256"`), whose `alg`, if any, is
+    /// `RSA-OAEP-256`. Of these the newest wins: the one with the greatest numeric `iat` (or,
+    /// lacking `iat`, `nbf`); keys without either count as older than keys with one, and among
+    /// equals the one listed last wins (a vault appends the key it rotates in).
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`] when the text is not a JWKS; [`Error::NoEncryptionKey`] when no
+    /// key qualifies or none has the named `kid`; otherwise the chosen key's own import error.
+    pub fn from_jwks(jwks: &str, kid: Option<&str>) -> Result<Self, Error> {
+        let Ok(Value::Object(set)) = serde_json::from_str::<Value>(jwks) else {
+            return Err(Error::InvalidKey);
+        };
+        Self::from_jwks_map(&set, kid)
+    }
+
+    /// Imports an RSA public key from PEM: SPKI (`BEGIN PUBLIC KEY`) or PKCS#1
+    /// (`BEGIN RSA PUBLIC KEY`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`] for malformed PEM/DER or another PEM label (private keys and
+    /// certificates included), [`Error::UnsupportedKey`] for an SPKI of another algorithm (EC,
+    /// Ed25519 …), [`Error::KeyNotForEncryption`] for an RSASSA-PSS key, and
+    /// [`Error::KeyTooSmall`] under 2048 bits.
+    pub fn from_spki_pem(pem: &str) -> Result<Self, Error> {
+        let (label, der) =
+            pkcs1::pem::decode_vec(pem.trim().as_bytes()).map_err(|_| Error::InvalidKey)?;
+        match label {
+            "PUBLIC KEY" => Self::from_spki_der(&der),
+            "RSA PUBLIC KEY" => Self::from_pkcs1_der(&der, None),
+            _ => Err(Error::InvalidKey),
+        }
+    }
+
+    /// Imports a key in any supported form, told apart by its first character: a JWK or JWKS
+    /// (JSON, with the newest encryption key chosen from a JWKS) or PEM.
+    ///
+    /// # Errors
+    /// As [`VaultKey::from_jwk`], [`VaultKey::from_jwks`] and [`VaultKey::from_spki_pem`].
+    pub fn parse(key: &str) -> Result<Self, Error> {
+        let key = key.trim();
+        if key.starts_with("-----BEGIN") {
+            return Self::from_spki_pem(key);
+        }
+        let Ok(Value::Object(map)) = serde_json::from_str::<Value>(key) else {
+            return Err(Error::InvalidKey);
+        };
+        if map.contains_key("keys") {
+            Self::from_jwks_map(&map, None)
+        } else {
+            Self::from_jwk_map(&map)
+        }
+    }
+
+    /// The key id the vault gave this key, sent as the JWE header's `kid`.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+
+    /// The modulus size in bits.
+    pub fn bits(&self) -> usize {
+        self.bits
+    }
+
+    pub(crate) fn public(&self) -> &PublicKey {
+        &self.public
+    }
+
+    /// The base64url-encoded protected header, which is also the AAD.
+    pub(crate) fn protected_header(&self) -> &str {
+        &self.protected
+    }
+
+    fn from_jwks_map(set: &Map<String, Value>, kid: Option<&str>) -> Result<Self, Error> {
+        let Some(Value::Array(keys)) = set.get("keys") else {
+            return Err(Error::InvalidKey);
+        };
+        let mut jwks = keys.iter().filter_map(Value::as_object);
+        if let Some(kid) = kid {
+            let jwk = jwks
+                .rfind(|k| k.get("kid").and_then(Value::as_str) == Some(kid))
+                .ok_or(Error::NoEncryptionKey)?;
+            return Self::from_jwk_map(jwk);
+        }
+        // `max_by_key` returns the last of equal maxima: the last listed wins ties.
+        let newest = jwks
+            .filter(|k| is_candidate(k))
+            .max_by_key(|k| issued_at(k))
+            .ok_or(Error::NoEncryptionKey)?;
+        Self::from_jwk_map(newest)
+    }
+
+    fn from_jwk_map(jwk: &Map<String, Value>) -> Result<Self, Error> {
+        match jwk.get("kty") {
+            Some(Value::String(kty)) if kty == "RSA" => {}
+            Some(Value::String(_)) => return Err(Error::UnsupportedKey),
+            _ => return Err(Error::InvalidKey),
+        }
+        if PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {
+            return Err(Error::InvalidKey);
+        }
+        match jwk.get("use") {
+            None => {}
+            Some(Value::String(u)) if u == "enc" => {}
+            Some(Value::String(_)) => return Err(Error::KeyNotForEncryption),
+            Some(_) => return Err(Error::InvalidKey),
+        }
+        match jwk.get("alg") {
+            None => {}
+            Some(Value::String(a)) if a == ALG => {}
+            Some(Value::String(_)) => return Err(Error::KeyNotForEncryption),
+            Some(_) => return Err(Error::InvalidKey),
+        }
+        match jwk.get("key_ops") {
+            None => {}
+            Some(Value::Array(ops))
+                if ops
+                    .iter()
+                    .any(|op| matches!(op.as_str(), Some("encrypt" | "wrapKey"))) => {}
+            Some(Value::Array(_)) => return Err(Error::KeyNotForEncryption),
+            Some(_) => return Err(Error::InvalidKey),
+        }
+        let kid = match jwk.get("kid") {
+            None => None,
+            Some(Value::String(kid)) => Some(kid.clone()),
+            Some(_) => return Err(Error::InvalidKey),
+        };
+        let n = b64_member(jwk, "n")?;
+        let e = b64_member(jwk, "e")?;
+        Self::from_parts(&n, &e, kid)
+    }
+
+    fn from_spki_der(der: &[u8]) -> Result<Self, Error> {
+        /// RSASSA-PSS (RFC 4055): an RSA key restricted to signatures.
+        const RSA_PSS_OID: pkcs1::ObjectIdentifier =
+            pkcs1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.10");
+        let spki = SubjectPublicKeyInfoRef::from_der(der).map_err(|_| Error::InvalidKey)?;
+        if spki.algorithm.oid == RSA_PSS_OID {
+            return Err(Error::KeyNotForEncryption);
+        }
+        if spki.algorithm.oid != pkcs1::ALGORITHM_OID {
+            return Err(Error::UnsupportedKey);
+        }
+        let key = spki
+            .subject_public_key
+            .as_bytes()
+            .ok_or(Error::InvalidKey)?;
+        Self::from_pkcs1_der(key, None)
+    }
+
+    fn from_pkcs1_der(der: &[u8], kid: Option<String>) -> Result<Self, Error> {
+        let key = pkcs1::RsaPublicKeyRef::from_der(der).map_err(|_| Error::InvalidKey)?;
+        Self::from_parts(key.modulus.as_bytes(), key.public_exponent.as_bytes(), kid)
+    }
+
+    /// Checks the big-endian modulus and exponent and builds the key.
+    fn from_parts(n: &[u8], e: &[u8], kid: Option<String>) -> Result<Self, Error> {
+        let n = strip_leading_zeros(n);
+        let e = strip_leading_zeros(e);
+        let bits = bit_len(n);
+        if bits < MIN_BITS {
+            return Err(Error::KeyTooSmall);
+        }
+        if bits > MAX_BITS {
+            return Err(Error::UnsupportedKey);
+        }
+        if n.last().is_none_or(|b| b & 1 == 0) {
+            return Err(Error::InvalidKey);
+        }
+        if e.len() > 8 {
+            return Err(Error::InvalidKey);
+        }
+        let e_value = e.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+        if e_value < 3 || e_value & 1 == 0 || e_value >= MAX_EXPONENT {
+            return Err(Error::InvalidKey);
+        }
+        let public = PublicKey::new(
+            BoxedUint::from_be_slice_vartime(n),
+            BoxedUint::from_be_slice_vartime(e),
+        )
+        .map_err(|_| Error::InvalidKey)?;
+        let protected = protected_header(kid.as_deref())?;
+        Ok(Self {
+            kid,
+            bits,
+            public,
+            protected,
+        })
+    }
+}
+
+/// The base64url JSON of `{"alg":"RSA-OAEP-256","enc":"A256GCM","kid":…}`.
+fn protected_header(kid: Option<&str>) -> Result<String, Error> {
+    #[derive(serde::Serialize)]
+    struct Header<'a> {
+        alg: &'static str,
+        enc: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        kid: Option<&'a str>,
+    }
+    let json = serde_json::to_vec(&Header {
+        alg: ALG,
+        enc: ENC,
+        kid,
+    })
+    .map_err(|_| Error::InvalidKey)?;
+    Ok(Base64UrlUnpadded::encode_string(&json))
+}
+
+/// Whether a JWKS entry is meant for `RSA-OAEP-256` encryption: an RSA key marked `use: enc`
+/// or `alg: RSA-OAEP-256` (or both), and marked for nothing else.
+fn is_candidate(jwk: &Map<String, Value>) -> bool {
+    let (use_, alg) = (jwk.get("use"), jwk.get("alg"));
+    let for_enc = use_.is_some_and(|u| u == "enc");
+    let for_alg = alg.is_some_and(|a| a == ALG);
+    jwk.get("kty").is_some_and(|k| k == "RSA")
+        && (use_.is_none() || for_enc)
+        && (alg.is_none() || for_alg)
+        && (for_enc || for_alg)
+}
+
+/// The key's issue time for "newest" ordering: `iat`, else `nbf`.
+fn issued_at(jwk: &Map<String, Value>) -> Option<i64> {
+    ["iat", "nbf"]
+        .iter()
+        .find_map(|m| jwk.get(*m).and_then(Value::as_i64))
+}
+
+/// Decodes a base64url member. Trailing `=` padding is tolerated, since some encoders add it.
+fn b64_member(jwk: &Map<String, Value>, name: &str) -> Result<Vec<u8>, Error> {
+    let Some(Value::String(text)) = jwk.get(name) else {
+        return Err(Error::InvalidKey);
+    };
+    Base64UrlUnpadded::decode_vec(text.trim_end_matches('=')).map_err(|_| Error::InvalidKey)
+}
+
+fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
+    let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+    &bytes[first..]
+}
+
+/// Bit length of a big-endian number without leading zero bytes.
+fn bit_len(n: &[u8]) -> usize {
+    n.first()
+        .map_or(0, |b| (n.len() - 1) * 8 + (8 - b.leading_zeros() as usize))
+}
