@@ -1,0 +1,146 @@
+// The public JS API of cardseal (DESIGN.md, "JavaScript API"), over the wasm-bindgen glue.
+// This file only normalizes inputs and decodes the packed verdicts of src/wasm.rs; every rule
+// lives in Rust.
+import init, * as wasm from './wasm/cardseal.js';
+
+let loading = null;
+let loaded = false;
+let BRANDS = [];
+let ERRORS = [];
+
+/** The error every failure of the package is: `code`, `type`, `param` and, for HTTP, `status`. */
+export class CardSealError extends Error {
+  constructor(code, message, { type = 'invalid_request_error', param = null, status = undefined } = {}) {
+    super(message);
+    this.name = 'CardSealError';
+    this.code = code;
+    this.type = type;
+    this.param = param;
+    if (status !== undefined) this.status = status;
+  }
+}
+
+/**
+ * Loads the wasm once. Idempotent: every call returns the same promise.
+ * `source` is optional: a URL, a Response, bytes, or a compiled `WebAssembly.Module`
+ * (by default `cardseal_bg.wasm` beside this file).
+ */
+export function ready(source) {
+  if (!loading) {
+    const module_or_path = source ?? new URL('./wasm/cardseal_bg.wasm', import.meta.url);
+    loading = init({ module_or_path }).then(() => {
+      BRANDS = wasm.brandTable();
+      const t = wasm.errorTable();
+      ERRORS = [];
+      for (let i = 0; i < t.length; i += 4) {
+        ERRORS.push({ code: t[i], message: t[i + 1], field: t[i + 2] || null, type: t[i + 3] });
+      }
+      loaded = true;
+    }, (err) => {
+      loading = null;
+      throw new CardSealError('wasm_load_failed', `cardseal: the wasm module failed to load: ${err && err.message}`, { type: 'api_error' });
+    });
+  }
+  return loading;
+}
+
+function assertReady() {
+  if (!loaded) {
+    throw new CardSealError('not_ready', 'cardseal: call and await ready() before using the library');
+  }
+}
+
+// Any value in, a string out: strings pass, safe integers become digits, null and undefined
+// become empty, and anything else becomes a string no rule accepts.
+function text(v) {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number') return Number.isSafeInteger(v) && v >= 0 ? String(v) : '\u0000';
+  if (v === undefined || v === null) return '';
+  return '\u0000';
+}
+
+function codeOf(bits) {
+  const i = (bits >>> 23) & 31;
+  return i === 0 ? null : ERRORS[i - 1].code;
+}
+
+function verdict(bits) {
+  return {
+    isValid: (bits & (1 << 21)) !== 0,
+    isPotentiallyValid: (bits & (1 << 22)) !== 0,
+    code: codeOf(bits),
+  };
+}
+
+/** The as-you-type verdict on a card number. */
+export function validateNumber(number) {
+  assertReady();
+  const bits = wasm.validateNumberPacked(text(number));
+  const b = (bits >>> 16) & 31;
+  const candidates = [];
+  for (let m = bits & 0xffff, i = 0; m !== 0; m >>>= 1, i++) {
+    if (m & 1) candidates.push(BRANDS[i]);
+  }
+  return {
+    brand: b === 0 ? null : BRANDS[b - 1],
+    candidates,
+    isValid: (bits & (1 << 21)) !== 0,
+    isPotentiallyValid: (bits & (1 << 22)) !== 0,
+    code: codeOf(bits),
+  };
+}
+
+/** The verdict on an expiry. `month` may also be a whole `MM / YY` field when `year` is omitted. */
+export function validateExpiry(month, year) {
+  assertReady();
+  return verdict(wasm.validateExpiryPacked(text(month), text(year)));
+}
+
+/** The verdict on a CVC, sized for `brand` when it is known. */
+export function validateCvc(cvc, brand) {
+  assertReady();
+  return verdict(wasm.validateCvcPacked(text(cvc), typeof brand === 'string' ? brand : ''));
+}
+
+/** Every field's error at once. */
+export function validateCard(card) {
+  assertReady();
+  const c = card !== null && typeof card === 'object' ? card : {};
+  const optional = (v) => (v === undefined || v === null ? undefined : text(v));
+  const out = wasm.validateCardPacked(text(c.number), text(c.exp_month), text(c.exp_year), optional(c.cvc), optional(c.name));
+  const errors = [];
+  for (let i = 2; i < out.length; i++) {
+    const e = ERRORS[out[i] - 1];
+    errors.push({ field: e.field, code: e.code, message: e.message });
+  }
+  return { valid: out[0] === 1, brand: out[1] === 0 ? null : BRANDS[out[1] - 1], errors };
+}
+
+function caretOf(caret) {
+  return Number.isSafeInteger(caret) && caret >= 0 && caret < 2 ** 31 ? caret : -1;
+}
+
+function formatted(f) {
+  const out = { value: f.value, caret: f.caret };
+  f.free();
+  return out;
+}
+
+/** Formats a card number as the customer types (`4242 4242 4242 4242`, amex `3782 822463 10005`). */
+export function formatCardNumber(input, caret) {
+  assertReady();
+  return formatted(wasm.formatCardNumber(text(input), caretOf(caret)));
+}
+
+/** Formats an expiry as `MM / YY`. */
+export function formatExpiry(input, caret) {
+  assertReady();
+  return formatted(wasm.formatExpiry(text(input), caretOf(caret)));
+}
+
+/** The English message for an error code, or `undefined`. */
+export function messageFor(code) {
+  assertReady();
+  const e = ERRORS.find((x) => x.code === code);
+  return e && e.message;
+}

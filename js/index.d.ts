@@ -1,0 +1,93 @@
+/** A card brand, by its stable wire name. */
+export type Brand =
+  | 'visa' | 'mastercard' | 'amex' | 'diners' | 'discover' | 'jcb' | 'unionpay' | 'maestro'
+  | 'mir' | 'elo' | 'hiper' | 'hipercard' | 'verve' | 'troy' | 'uzcard' | 'humo';
+
+/** A validation error code, as Stripe.js names them. */
+export type ErrorCode =
+  | 'incomplete_number' | 'invalid_number'
+  | 'incomplete_expiry' | 'invalid_expiry_month' | 'invalid_expiry_year' | 'invalid_expiry_year_past'
+  | 'incomplete_cvc' | 'invalid_cvc' | 'invalid_name';
+
+/** The field an error belongs to. */
+export type Field = 'number' | 'expiry' | 'cvc' | 'name';
+
+/** An as-you-type verdict on one field. */
+export interface Verdict {
+  /** The field is complete and valid. */
+  isValid: boolean;
+  /** More typing could still make it valid. */
+  isPotentiallyValid: boolean;
+  /** Why it is not valid; `null` when it is. */
+  code: ErrorCode | null;
+}
+
+/** The verdict on a card number. */
+export interface NumberVerdict extends Verdict {
+  /** The brand, once the digits name one. */
+  brand: Brand | null;
+  /** Every brand the digits typed so far could still be. */
+  candidates: Brand[];
+}
+
+/** What the customer typed. */
+export interface CardInput {
+  number: string;
+  exp_month: number | string;
+  exp_year: number | string;
+  cvc?: string;
+  name?: string;
+}
+
+/** One field's error. */
+export interface FieldError {
+  field: Field;
+  code: ErrorCode;
+  /** English message. */
+  message: string;
+}
+
+/** The verdict on a whole card. */
+export interface CardValidation {
+  valid: boolean;
+  brand: Brand | null;
+  errors: FieldError[];
+}
+
+/** A formatted field value and where the caret goes (UTF-16 offsets). */
+export interface Formatted {
+  value: string;
+  caret: number;
+}
+
+/** What `ready()` can load the wasm from. */
+export type WasmSource = string | URL | Request | Response | BufferSource | WebAssembly.Module;
+
+/** Every failure of the package. */
+export class CardSealError extends Error {
+  /** Stable machine-readable code, e.g. `invalid_number` or `not_ready`. */
+  code: string;
+  /** The error family: `validation_error`, `invalid_request_error`, `api_error` … */
+  type: string;
+  /** The field or parameter concerned, if any. */
+  param: string | null;
+  /** The HTTP status, for errors the vault answered. */
+  status?: number;
+}
+
+/** Loads the wasm once; idempotent. Every other export throws `not_ready` before it resolves. */
+export function ready(source?: WasmSource): Promise<void>;
+/** The as-you-type verdict on a card number. Never throws on junk. */
+export function validateNumber(number: string | number): NumberVerdict;
+/** The verdict on an expiry; with `year` omitted, `month` may be a whole `MM / YY` field. */
+export function validateExpiry(month: string | number, year?: string | number): Verdict;
+/** The verdict on a CVC, sized for `brand` when known (3 digits, 4 for amex). */
+export function validateCvc(cvc: string, brand?: Brand | null): Verdict;
+/** Every field's error at once. */
+export function validateCard(card: CardInput): CardValidation;
+/** Formats a card number as typed, keeping the caret after the same digit. */
+export function formatCardNumber(input: string, caret?: number): Formatted;
+/** Formats an expiry as `MM / YY`, keeping the caret after the same digit. */
+export function formatExpiry(input: string, caret?: number): Formatted;
+/** The English message for an error code. */
+export function messageFor(code: string): string | undefined;

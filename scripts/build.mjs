@@ -1,0 +1,60 @@
+// Builds the npm package into pkg/: the wasm (cargo, wasm-bindgen, wasm-opt) plus js/.
+// Skips the wasm steps when nothing they read changed since the last build.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const pkg = join(root, 'pkg');
+const wasmOut = join(pkg, 'wasm');
+const stamp = join(pkg, '.build-stamp');
+const quiet = process.argv.includes('--quiet');
+const log = (...a) => { if (!quiet) console.log(...a); };
+
+function newest(path) {
+  if (!existsSync(path)) return 0;
+  const s = statSync(path);
+  if (!s.isDirectory()) return s.mtimeMs;
+  return Math.max(s.mtimeMs, ...readdirSync(path).map((f) => newest(join(path, f))));
+}
+
+function run(cmd, args) {
+  execFileSync(cmd, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
+}
+
+const inputs = Math.max(newest(join(root, 'src')), newest(join(root, 'Cargo.toml')), newest(join(root, 'Cargo.lock')));
+const upToDate = existsSync(stamp) && newest(stamp) >= inputs && existsSync(join(wasmOut, 'cardseal_bg.wasm'));
+
+if (!upToDate) {
+  log('[build] cargo build --profile wasm --target wasm32-unknown-unknown');
+  run('cargo', ['build', '--quiet', '--profile', 'wasm', '--lib', '--target', 'wasm32-unknown-unknown', '-p', 'cardseal']);
+  mkdirSync(wasmOut, { recursive: true });
+  run('wasm-bindgen', ['--target', 'web', '--out-dir', wasmOut, '--out-name', 'cardseal', '--no-typescript',
+    join(root, 'target/wasm32-unknown-unknown/wasm/cardseal.wasm')]);
+  // The npm binaryen, never Debian's: its old wasm-opt breaks wasm-bindgen's externref table.
+  const wasmOpt = join(root, 'node_modules/.bin/wasm-opt');
+  const bg = join(wasmOut, 'cardseal_bg.wasm');
+  run(wasmOpt, ['-Oz', '--strip-debug', '--strip-producers', '--enable-reference-types', '--enable-bulk-memory', '--enable-nontrapping-float-to-int',
+    '--enable-sign-ext', '--enable-mutable-globals', '--enable-multivalue', bg, '-o', bg]);
+  writeFileSync(stamp, new Date().toISOString());
+}
+
+mkdirSync(pkg, { recursive: true });
+for (const f of readdirSync(join(root, 'js'))) copyFileSync(join(root, 'js', f), join(pkg, f));
+copyFileSync(join(pkg, 'index.d.ts'), join(pkg, 'node.d.ts'));
+
+const sri = (file) => 'sha384-' + createHash('sha384').update(readFileSync(file)).digest('base64');
+const shipped = ['wasm/cardseal_bg.wasm', 'wasm/cardseal.js', 'core.js', 'index.js'];
+let raw = 0, gz = 0;
+for (const f of shipped) {
+  const bytes = readFileSync(join(pkg, f));
+  raw += bytes.length;
+  gz += gzipSync(bytes, { level: 9 }).length;
+}
+const summary = { rawBytes: raw, gzipBytes: gz, sri: Object.fromEntries(shipped.map((f) => [f, sri(join(pkg, f))])) };
+writeFileSync(join(pkg, 'build-info.json'), JSON.stringify(summary, null, 2) + '\n');
+log(`[build] pkg/ ready: ${raw} bytes, ${gz} bytes gzipped (wasm + glue + wrapper)`);
+for (const [f, h] of Object.entries(summary.sri)) log(`[build]   ${f}  integrity="${h}"`);
