@@ -1,0 +1,390 @@
+//! The HTTP API: routes, request ids and logs, authentication and CORS.
+
+mod error;
+mod tokens;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, MatchedPath, Request, State};
+use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tracing::Instrument;
+
+pub use error::{ApiError, ErrorCode};
+
+use crate::accounts::origin_allowed;
+use crate::store::KeyKind;
+use crate::{AppState, Principal, ids};
+
+tokio::task_local! {
+    /// The current request's id, for error bodies.
+    pub static REQUEST_ID: String;
+}
+
+/// The response header that carries the request id.
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("request-id");
+
+/// The route templates, as metrics and logs name them (never the raw path).
+const ROUTES: &[&str] = &[
+    "/healthz",
+    "/metrics",
+    "/.well-known/jwks.json",
+    "/v1/encryption_keys",
+    "/v1/tokens",
+    "/v1/tokens/{id}",
+];
+
+pub(crate) fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/v1/encryption_keys", get(encryption_keys))
+        .route("/v1/tokens", axum::routing::post(tokens::create))
+        .route("/v1/tokens/{id}", get(tokens::retrieve))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// Outermost: gives each request an id (the `Request-Id` header and error bodies), logs one
+/// line per request (id, method, route, status, latency; never a body or a query), and counts
+/// it for `/metrics`.
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let request_id = ids::new_id("req_");
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .and_then(|p| ROUTES.iter().copied().find(|r| *r == p.as_str()))
+        .unwrap_or("unmatched");
+    let span = tracing::info_span!("request", request_id = %request_id, method = %method, route);
+    let mut response = REQUEST_ID
+        .scope(request_id.clone(), next.run(req).instrument(span.clone()))
+        .await;
+    let elapsed = start.elapsed();
+    let status = response.status();
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    let error_code = response.extensions().get::<ErrorCode>().map(|c| c.0);
+    let latency_ms = (elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
+    span.in_scope(|| {
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), latency_ms, error_code, "request");
+        } else {
+            tracing::info!(status = status.as_u16(), latency_ms, error_code, "request");
+        }
+    });
+    state
+        .metrics()
+        .request(method.as_str(), route, status.as_u16(), elapsed);
+    response
+}
+
+const ALLOW_METHODS: &str = "GET, POST, DELETE, OPTIONS";
+const ALLOW_HEADERS: &str = "Authorization, Content-Type, Idempotency-Key";
+const EXPOSE_HEADERS: &str = "Request-Id, Retry-After";
+
+fn allow_origin(response: &mut Response, origin: &HeaderValue) {
+    let h = response.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(EXPOSE_HEADERS),
+    );
+    h.append(header::VARY, HeaderValue::from_static("Origin"));
+}
+
+/// Authenticates the API key, if any, and applies CORS.
+///
+/// Browsers send no credentials in a preflight, so preflights are answered for any origin;
+/// the real request is then refused unless a publishable key's account allows the origin.
+/// Secret keys get no CORS headers, so a browser can never read what they return.
+async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    if let Some(origin) = &origin {
+        if req.method() == Method::OPTIONS
+            && req
+                .headers()
+                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+        {
+            let mut response = StatusCode::NO_CONTENT.into_response();
+            allow_origin(&mut response, origin);
+            let h = response.headers_mut();
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static(ALLOW_METHODS),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static(ALLOW_HEADERS),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("600"),
+            );
+            return response;
+        }
+    }
+    // Errors before the account is known are readable from any origin: they reveal nothing.
+    let mut cors = origin.is_some();
+    let result = match api_key(req.headers()) {
+        Err(e) => Err(e),
+        Ok(None) => Ok(()),
+        Ok(Some(key)) => match state.authenticate(&key).await {
+            Ok(Some(principal)) => {
+                if principal.kind == KeyKind::Publishable {
+                    if let Some(o) = &origin {
+                        let allowed = o
+                            .to_str()
+                            .is_ok_and(|o| origin_allowed(o, &principal.origins));
+                        if !allowed {
+                            return with_cors(
+                                ApiError::permission(
+                                    "origin_not_allowed",
+                                    "This publishable key cannot be used from this origin; add it to the account's allowed origins.",
+                                )
+                                .into_response(),
+                                origin.as_ref(),
+                            );
+                        }
+                    }
+                } else {
+                    cors = false;
+                }
+                req.extensions_mut().insert(principal);
+                Ok(())
+            }
+            Ok(None) => Err(ApiError::authentication(
+                "invalid_api_key",
+                "Invalid API key.",
+            )),
+            Err(e) => {
+                tracing::error!(error = %e, "authentication failed");
+                Err(ApiError::internal())
+            }
+        },
+    };
+    let response = match result {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    };
+    if cors {
+        with_cors(response, origin.as_ref())
+    } else {
+        response
+    }
+}
+
+fn with_cors(mut response: Response, origin: Option<&HeaderValue>) -> Response {
+    if let Some(o) = origin {
+        allow_origin(&mut response, o);
+    }
+    response
+}
+
+/// The key from `Authorization: Bearer KEY` or `Authorization: Basic base64(KEY:)`.
+fn api_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let malformed = || {
+        ApiError::authentication(
+            "invalid_api_key",
+            "Send the API key as `Authorization: Bearer KEY`.",
+        )
+    };
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| malformed())?;
+    let (scheme, rest) = value.trim().split_once(' ').ok_or_else(malformed)?;
+    let key = if scheme.eq_ignore_ascii_case("bearer") {
+        rest.trim().to_owned()
+    } else if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest.trim())
+            .map_err(|_| malformed())?;
+        let text = String::from_utf8(decoded).map_err(|_| malformed())?;
+        text.split(':').next().unwrap_or_default().to_owned()
+    } else {
+        return Err(malformed());
+    };
+    if key.is_empty() || key.len() > 128 {
+        return Err(malformed());
+    }
+    Ok(Some(key))
+}
+
+/// The authenticated caller.
+pub(crate) struct Auth(pub Arc<Principal>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<Arc<Principal>>()
+            .cloned()
+            .map(Auth)
+            .ok_or_else(|| {
+                ApiError::authentication(
+                    "api_key_required",
+                    "An API key is required: send `Authorization: Bearer KEY`.",
+                )
+            })
+    }
+}
+
+impl Auth {
+    /// Refuses publishable keys.
+    pub(crate) fn require_secret(&self, scope: &str) -> Result<(), ApiError> {
+        match self.0.kind {
+            KeyKind::Secret => Ok(()),
+            KeyKind::Restricted if self.0.scopes.iter().any(|s| s == scope) => Ok(()),
+            KeyKind::Restricted => Err(ApiError::permission(
+                "insufficient_scope",
+                "This restricted key lacks the scope for this request.",
+            )),
+            KeyKind::Publishable => Err(ApiError::permission(
+                "secret_key_required",
+                "This request needs a secret key; publishable keys may only create tokens and read keys.",
+            )),
+        }
+    }
+}
+
+/// The client's IP: the socket peer, or the last `X-Forwarded-For` hop behind a trusted proxy.
+pub(crate) struct ClientIp(pub Option<String>);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if state.config().trust_forwarded_for {
+            // The last hop is the one our proxy added; earlier ones are the client's word.
+            let forwarded = parts
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .next_back()
+                .and_then(|s| s.trim().parse::<std::net::IpAddr>().ok());
+            if let Some(ip) = forwarded {
+                return Ok(ClientIp(Some(ip.to_string())));
+            }
+        }
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip().to_string()),
+        ))
+    }
+}
+
+/// A JSON body of at most the configured size. Parse errors never echo the input.
+pub(crate) struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let limit = state.config().body_limit;
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(ApiError::too_large(limit));
+        }
+        let bytes = Limited::new(req.into_body(), limit)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.downcast_ref::<LengthLimitError>().is_some() {
+                    ApiError::too_large(limit)
+                } else {
+                    ApiError::invalid_request("invalid_body", "The request body could not be read.")
+                }
+            })?
+            .to_bytes();
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|_| {
+            ApiError::invalid_request(
+                "invalid_body",
+                "The request body must be a JSON object of the documented shape.",
+            )
+        })
+    }
+}
+
+async fn healthz() -> Json<Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics().render(),
+    )
+        .into_response()
+}
+
+fn jwks_response(state: &AppState) -> Response {
+    let body = state
+        .keys()
+        .jwks(state.now(), state.config().key_grace_secs);
+    // Short enough that a rotation reaches browsers well within the grace period.
+    ([(header::CACHE_CONTROL, "public, max-age=300")], Json(body)).into_response()
+}
+
+async fn jwks(State(state): State<AppState>) -> Response {
+    jwks_response(&state)
+}
+
+async fn encryption_keys(State(state): State<AppState>, _auth: Auth) -> Response {
+    jwks_response(&state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError {
+        message: "Unrecognized request URL.".into(),
+        ..ApiError::not_found(None)
+    }
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        ..ApiError::invalid_request(
+            "method_not_allowed",
+            "This method is not allowed on this URL.",
+        )
+    }
+}
+
+/// Converts a body that failed to build into a 500 rather than panicking.
+pub(crate) fn internal<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> ApiError {
+    move |e| {
+        tracing::error!(error = %e, "{what}");
+        ApiError::internal()
+    }
+}

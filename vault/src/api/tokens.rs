@@ -1,0 +1,329 @@
+//! `POST /v1/tokens` and `GET /v1/tokens/{id}`.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use cardseal::card::{Card, CardInput, Cvc, Today};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::{ApiError, Auth, ClientIp, JsonBody, internal};
+use crate::AppState;
+use crate::crypto::sha256;
+use crate::ids;
+use crate::keys::Lookup;
+use crate::store::{CardSummary, JtiRecord, StoreError, TokenRecord, TokenType};
+use crate::unseal::{self, Payload, UnsealError};
+
+/// The AAD `kind` of a token's sealed card data.
+pub(crate) const RECORD_KIND: &str = "token";
+
+#[derive(Deserialize)]
+pub(crate) struct CreateToken {
+    card: Option<String>,
+    cvc: Option<String>,
+}
+
+/// What a token keeps, encrypted, for later use (saving the card, charging it).
+#[derive(Serialize)]
+struct SealedCard<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    number: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exp_month: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exp_year: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cvc: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+}
+
+/// The Token object of the API, fields in the documented order.
+#[derive(Serialize)]
+pub(crate) struct TokenObject<'a> {
+    id: &'a str,
+    object: &'static str,
+    #[serde(rename = "type")]
+    token_type: &'static str,
+    card: Option<TokenCard<'a>>,
+    client_ip: Option<&'a str>,
+    created: i64,
+    expires_at: i64,
+    livemode: bool,
+    used: bool,
+}
+
+#[derive(Serialize)]
+struct TokenCard<'a> {
+    brand: &'a str,
+    last4: &'a str,
+    exp_month: u8,
+    exp_year: u16,
+    funding: Option<&'a str>,
+    country: Option<&'a str>,
+}
+
+impl<'a> TokenObject<'a> {
+    pub(crate) fn new(t: &'a TokenRecord) -> Self {
+        Self {
+            id: &t.id,
+            object: "token",
+            token_type: t.token_type.as_str(),
+            card: t.card.as_ref().map(|c| TokenCard {
+                brand: &c.brand,
+                last4: &c.last4,
+                exp_month: c.exp_month,
+                exp_year: c.exp_year,
+                funding: None,
+                country: None,
+            }),
+            client_ip: t.client_ip.as_deref(),
+            created: t.created,
+            expires_at: t.expires_at,
+            livemode: false,
+            used: t.used_at.is_some(),
+        }
+    }
+}
+
+fn unseal_error(e: UnsealError, param: &'static str) -> ApiError {
+    match e {
+        UnsealError::Header(message) => ApiError::invalid_request("invalid_encrypted_payload", message).param(param),
+        UnsealError::KeyExpired => ApiError::invalid_request(
+            "encryption_key_expired",
+            "The value was sealed with a vault key that is retired or unknown; fetch the keys again and reseal.",
+        )
+        .param(param),
+        UnsealError::Opaque => ApiError::opaque_payload(param),
+    }
+}
+
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    auth: Auth,
+    ClientIp(client_ip): ClientIp,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<CreateToken>,
+) -> Result<Response, ApiError> {
+    let result = create_inner(&state, &auth, client_ip, &headers, body).await;
+    match &result {
+        Ok(t) => state
+            .metrics()
+            .token_created(t.token_type == TokenType::Cvc),
+        Err(e) => state.metrics().token_rejected(e.code),
+    }
+    result.map(|t| Json(TokenObject::new(&t)).into_response())
+}
+
+async fn create_inner(
+    state: &AppState,
+    auth: &Auth,
+    client_ip: Option<String>,
+    headers: &HeaderMap,
+    body: CreateToken,
+) -> Result<TokenRecord, ApiError> {
+    let principal = &auth.0;
+    if principal.kind == crate::store::KeyKind::Restricted {
+        return Err(ApiError::permission(
+            "insufficient_scope",
+            "Tokens are created with a publishable or secret key.",
+        ));
+    }
+    state
+        .key_limiter()
+        .check(&principal.key_ref)
+        .map_err(ApiError::rate_limited)?;
+    state
+        .ip_limiter()
+        .check(client_ip.as_deref().unwrap_or("unknown"))
+        .map_err(ApiError::rate_limited)?;
+
+    let (param, token_type, jwe) = match (body.card, body.cvc) {
+        (Some(jwe), None) => ("card", TokenType::Card, jwe),
+        (None, Some(jwe)) => ("cvc", TokenType::Cvc, jwe),
+        (None, None) => {
+            return Err(ApiError::invalid_request(
+                "parameter_missing",
+                "Send `card` (a sealed card) or `cvc` (a sealed CVC).",
+            )
+            .param("card"));
+        }
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid_request(
+                "parameter_invalid",
+                "Send either `card` or `cvc`, not both.",
+            )
+            .param("cvc"));
+        }
+    };
+
+    let now = state.now();
+    let grace = state.config().key_grace_secs;
+    // A kid this process has not seen may come from a `keys rotate` run by another process.
+    if let Ok(kid) = unseal::header_kid(&jwe) {
+        if matches!(state.keys().lookup(&kid, now, grace), Lookup::Unknown) {
+            state.reload_keys_throttled().await;
+        }
+    }
+    // RSA decryption is CPU-bound (about a quarter millisecond); it runs on the worker thread,
+    // whose count matches the cores, rather than bouncing through the blocking pool.
+    let unsealed =
+        unseal::unseal(state.keys(), &jwe, now, grace).map_err(|e| unseal_error(e, param))?;
+    drop(jwe);
+    let payload = unsealed.payload;
+
+    let window = state.config().iat_window_secs;
+    if (now - payload.iat).abs() > window {
+        return Err(ApiError::invalid_request(
+            "request_expired",
+            "The value was sealed more than 5 minutes from the vault's time; check the device clock and seal again.",
+        )
+        .param(param));
+    }
+
+    let id = ids::new_id("tok_");
+    let (card, plaintext) = match token_type {
+        TokenType::Card => card_record(principal.as_ref(), &payload, now)?,
+        TokenType::Cvc => cvc_record(&payload)?,
+    };
+    let sealed = principal
+        .keys
+        .seal_record(&principal.account_id, RECORD_KIND, &id, plaintext)
+        .map_err(internal("sealing a token failed"))?;
+
+    let jti_hash = sha256(payload.jti.as_bytes());
+    let idempotency_key = headers.get("idempotency-key").map(|v| sha256(v.as_bytes()));
+    let record = TokenRecord {
+        id: id.clone(),
+        account_id: principal.account_id.clone(),
+        token_type,
+        card,
+        sealed: Some(sealed),
+        client_ip,
+        created: now,
+        expires_at: now + state.config().token_ttl_secs,
+        used_at: None,
+    };
+    let jti = JtiRecord {
+        jti_hash,
+        // No request with this jti passes the iat check after this.
+        expires_at: payload.iat + window + 1,
+        account_id: principal.account_id.clone(),
+        token_id: id,
+        idempotency_key,
+    };
+    match state.store().add_token(record.clone(), jti).await {
+        Ok(()) => Ok(record),
+        Err(StoreError::Duplicate) => {
+            if let Some(key) = idempotency_key {
+                let earlier = state
+                    .store()
+                    .replayed_token(jti_hash, &principal.account_id, key)
+                    .await
+                    .map_err(internal("reading a replayed token failed"))?;
+                if let Some(t) = earlier {
+                    return Ok(t);
+                }
+            }
+            Err(ApiError::conflict(
+                "replayed_request",
+                "This sealed value was already used; seal the card again.",
+            )
+            .param(param))
+        }
+        Err(e) => Err(internal("storing a token failed")(e)),
+    }
+}
+
+type Sealable = (Option<CardSummary>, Zeroizing<Vec<u8>>);
+
+fn to_json(value: &SealedCard<'_>) -> Result<Zeroizing<Vec<u8>>, ApiError> {
+    // Sized up front so the buffer never reallocates and leaves an unzeroized copy behind.
+    let mut buf = Zeroizing::new(Vec::with_capacity(512));
+    serde_json::to_writer(&mut *buf, value).map_err(internal("encoding a token failed"))?;
+    Ok(buf)
+}
+
+fn card_record(
+    principal: &crate::Principal,
+    payload: &Payload,
+    now: i64,
+) -> Result<Sealable, ApiError> {
+    if payload.number.is_none() {
+        return Err(ApiError::card(
+            cardseal::Error::IncompleteNumber.code(),
+            "number",
+            cardseal::Error::IncompleteNumber.message(),
+        ));
+    }
+    let input = CardInput {
+        number: payload.number.clone().unwrap_or_default(),
+        exp_month: payload.exp_month.map(|m| m.to_string()).unwrap_or_default(),
+        exp_year: payload.exp_year.map(|y| y.to_string()).unwrap_or_default(),
+        cvc: payload.cvc.clone(),
+        name: payload.name.clone(),
+    };
+    // The same validation as the browser's, so a card the form accepts is never refused here.
+    let card =
+        Card::parse(&input, Today::from_unix(now)).map_err(|errors| match errors.first() {
+            Some(e) => ApiError::card(e.code.code(), e.field.as_str(), e.code.message()),
+            None => ApiError::internal(),
+        })?;
+    let number = card.number.expose();
+    let summary = CardSummary {
+        brand: card.number.brand().as_str().to_owned(),
+        bin: card.number.bin().to_owned(),
+        last4: card.number.last4().to_owned(),
+        exp_month: card.expiry.month(),
+        exp_year: card.expiry.year(),
+        fingerprint: principal.keys.fingerprint(number),
+    };
+    let plaintext = to_json(&SealedCard {
+        number: Some(number),
+        exp_month: Some(summary.exp_month),
+        exp_year: Some(summary.exp_year),
+        cvc: card.cvc.as_ref().map(Cvc::expose),
+        name: card.name.as_ref().map(|n| n.as_str()),
+    })?;
+    Ok((Some(summary), plaintext))
+}
+
+fn cvc_record(payload: &Payload) -> Result<Sealable, ApiError> {
+    if payload.number.is_some() {
+        return Err(ApiError::invalid_request(
+            "parameter_invalid",
+            "A sealed CVC must hold only a CVC; send a sealed card as `card`.",
+        )
+        .param("cvc"));
+    }
+    let raw = payload.cvc.as_ref().map(|c| c.expose()).unwrap_or_default();
+    let cvc = Cvc::parse(raw, None).map_err(|e| ApiError::card(e.code(), "cvc", e.message()))?;
+    let plaintext = to_json(&SealedCard {
+        number: None,
+        exp_month: None,
+        exp_year: None,
+        cvc: Some(cvc.expose()),
+        name: None,
+    })?;
+    Ok((None, plaintext))
+}
+
+pub(crate) async fn retrieve(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    auth.require_secret("tokens_read")?;
+    if !ids::is_id(&id, "tok_") {
+        return Err(ApiError::not_found(Some("id")));
+    }
+    let token = state
+        .store()
+        .token(&auth.0.account_id, &id)
+        .await
+        .map_err(internal("reading a token failed"))?
+        .ok_or_else(|| ApiError::not_found(Some("id")))?;
+    Ok(Json(TokenObject::new(&token)).into_response())
+}

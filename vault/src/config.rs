@@ -1,0 +1,62 @@
+//! Runtime settings of a running vault (the CLI fills them from flags and `CARDSEAL_*`).
+
+/// A token-bucket limit: `per_second` on average, bursts of up to `burst`. Zero disables it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RateLimit {
+    /// Sustained requests per second.
+    pub per_second: f64,
+    /// Requests allowed at once after a quiet period.
+    pub burst: f64,
+}
+
+impl RateLimit {
+    /// No limit.
+    pub const OFF: RateLimit = RateLimit {
+        per_second: 0.0,
+        burst: 0.0,
+    };
+
+    /// Whether it limits anything.
+    pub fn enabled(&self) -> bool {
+        self.per_second > 0.0 && self.burst > 0.0
+    }
+}
+
+/// Settings of a running vault.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// How long a superseded sealing key keeps decrypting, in seconds.
+    pub key_grace_secs: i64,
+    /// How long a token can be used, in seconds.
+    pub token_ttl_secs: i64,
+    /// How far a sealed value's `iat` may be from the vault's clock, either way, in seconds.
+    pub iat_window_secs: i64,
+    /// Largest request body, in bytes.
+    pub body_limit: usize,
+    /// Token creation limit per API key.
+    pub rate_per_key: RateLimit,
+    /// Token creation limit per client IP.
+    pub rate_per_ip: RateLimit,
+    /// Take the client IP from the last `X-Forwarded-For` entry (behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            key_grace_secs: 24 * 3600,
+            token_ttl_secs: 15 * 60,
+            iat_window_secs: 5 * 60,
+            body_limit: 8 * 1024,
+            rate_per_key: RateLimit {
+                per_second: 100.0,
+                burst: 200.0,
+            },
+            rate_per_ip: RateLimit {
+                per_second: 5.0,
+                burst: 30.0,
+            },
+            trust_forwarded_for: false,
+        }
+    }
+}

@@ -1,0 +1,252 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod accounts;
+pub mod api;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod ids;
+pub mod keys;
+pub mod metrics;
+pub mod ratelimit;
+pub mod store;
+pub mod unseal;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use tokio::sync::Mutex as AsyncMutex;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::crypto::{AccountKeys, MasterKey, WrappedAccountKeys, sha256};
+use crate::keys::{KeyError, KeyRing};
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
+use crate::store::{KeyKind, Store, StoreError};
+
+/// The router: every endpoint, with request ids, logging, authentication and CORS.
+pub fn app(state: AppState) -> Router {
+    api::router(state)
+}
+
+/// Who is calling: the account and key behind an `Authorization` header.
+pub struct Principal {
+    /// The account.
+    pub account_id: String,
+    /// The key's kind.
+    pub kind: KeyKind,
+    /// A restricted key's scopes.
+    pub scopes: Vec<String>,
+    /// The account's allowed origins.
+    pub origins: Vec<String>,
+    /// The account's data and fingerprint keys.
+    pub keys: AccountKeys,
+    /// A short, non-secret name of the key for rate-limit buckets and logs.
+    pub key_ref: String,
+}
+
+impl std::fmt::Debug for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Principal")
+            .field("account_id", &self.account_id)
+            .field("kind", &self.kind)
+            .field("key_ref", &self.key_ref)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Shared state of a running vault. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: Config,
+    store: Arc<dyn Store>,
+    master: MasterKey,
+    keys: KeyRing,
+    clock: Arc<dyn Clock>,
+    metrics: Metrics,
+    key_limiter: RateLimiter,
+    ip_limiter: RateLimiter,
+    principals: RwLock<HashMap<[u8; 32], Arc<Principal>>>,
+    /// Serialises key reloads and remembers when the last one ran.
+    reload: AsyncMutex<Option<Instant>>,
+}
+
+/// Why the vault could not start.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+impl From<KeyError> for StartError {
+    fn from(e: KeyError) -> Self {
+        StartError(e.to_string())
+    }
+}
+
+/// An unknown `kid` reloads the keys at most this often (another process may have rotated).
+const RELOAD_MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+impl AppState {
+    /// Loads the sealing keys (making the first one if there is none).
+    pub async fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        master: MasterKey,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartError> {
+        let keys = KeyRing::load(store.as_ref(), &master, clock.now()).await?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                key_limiter: RateLimiter::new(config.rate_per_key),
+                ip_limiter: RateLimiter::new(config.rate_per_ip),
+                config,
+                store,
+                master,
+                keys,
+                clock,
+                metrics: Metrics::default(),
+                principals: RwLock::new(HashMap::new()),
+                reload: AsyncMutex::new(None),
+            }),
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &dyn Store {
+        self.inner.store.as_ref()
+    }
+
+    /// The master key.
+    pub fn master(&self) -> &MasterKey {
+        &self.inner.master
+    }
+
+    /// The sealing keys.
+    pub fn keys(&self) -> &KeyRing {
+        &self.inner.keys
+    }
+
+    /// The clock.
+    pub fn now(&self) -> i64 {
+        self.inner.clock.now()
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    pub(crate) fn key_limiter(&self) -> &RateLimiter {
+        &self.inner.key_limiter
+    }
+
+    pub(crate) fn ip_limiter(&self) -> &RateLimiter {
+        &self.inner.ip_limiter
+    }
+
+    /// Makes a new active sealing key; the old ones keep decrypting for the grace period.
+    pub async fn rotate_keys(&self) -> Result<String, KeyError> {
+        let kid = keys::add_key(self.store(), self.master(), self.now()).await?;
+        self.reload_keys().await?;
+        Ok(kid)
+    }
+
+    /// Re-reads the sealing keys from the store.
+    pub async fn reload_keys(&self) -> Result<(), KeyError> {
+        let mut last = self.inner.reload.lock().await;
+        self.inner.keys.reload(self.store(), self.master()).await?;
+        *last = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Re-reads the keys unless that was done very recently; for an unknown `kid`.
+    pub(crate) async fn reload_keys_throttled(&self) {
+        let mut last = self.inner.reload.lock().await;
+        if last.is_some_and(|t| t.elapsed() < RELOAD_MIN_INTERVAL) {
+            return;
+        }
+        if let Err(e) = self.inner.keys.reload(self.store(), self.master()).await {
+            tracing::error!(error = %e, "reloading sealing keys failed");
+        }
+        *last = Some(Instant::now());
+    }
+
+    /// The caller behind an API key, or `None` for a key that does not exist.
+    pub async fn authenticate(&self, api_key: &str) -> Result<Option<Arc<Principal>>, StoreError> {
+        let hash = sha256(api_key.as_bytes());
+        if let Some(p) = self
+            .inner
+            .principals
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&hash)
+        {
+            return Ok(Some(Arc::clone(p)));
+        }
+        let Some((key, account)) = self.store().api_key(hash).await? else {
+            return Ok(None);
+        };
+        let keys = AccountKeys::unwrap(
+            self.master(),
+            &account.id,
+            &WrappedAccountKeys {
+                data_key: account.wrapped_data_key,
+                fingerprint_key: account.wrapped_fingerprint_key,
+            },
+        )
+        .map_err(|_| {
+            StoreError::Backend("cannot unwrap an account's keys: wrong master key?".into())
+        })?;
+        let principal = Arc::new(Principal {
+            key_ref: hex::encode(&hash[..8]),
+            account_id: account.id,
+            kind: key.kind,
+            scopes: key.scopes,
+            origins: account.allowed_origins,
+            keys,
+        });
+        self.inner
+            .principals
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(hash, Arc::clone(&principal));
+        Ok(Some(principal))
+    }
+
+    /// Periodic upkeep for a server: reloads keys rotated by `keys rotate` and purges expired
+    /// replay records and token data. Runs until the task is dropped.
+    pub async fn maintain(self, every: Duration) {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.reload_keys().await {
+                tracing::error!(error = %e, "reloading sealing keys failed");
+            }
+            match self.store().purge(self.now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(rows = n, "purged expired records"),
+                Err(e) => tracing::error!(error = %e, "purge failed"),
+            }
+        }
+    }
+}

@@ -1,0 +1,365 @@
+//! `cardseal-vault`: configuration, logging, and the server loop. Everything else is in the
+//! library, so tests drive the same code.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tracing_subscriber::EnvFilter;
+
+use cardseal_vault::accounts::{self, NewAccount};
+use cardseal_vault::clock::{Clock, SystemClock};
+use cardseal_vault::config::{Config, RateLimit};
+use cardseal_vault::crypto::MasterKey;
+use cardseal_vault::store::Store;
+use cardseal_vault::store::sqlite::SqliteStore;
+use cardseal_vault::{AppState, app, keys};
+
+#[derive(Parser)]
+#[command(
+    name = "cardseal-vault",
+    version,
+    about = "The cardseal card vault: sealed cards in, single-use tokens out."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the vault's HTTP API.
+    Serve(Box<ServeArgs>),
+    /// Manage accounts.
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
+    /// Manage the RSA sealing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Args)]
+struct Storage {
+    /// Directory for the database and the master key file (created if missing).
+    #[arg(long, env = "CARDSEAL_DATA_DIR")]
+    data_dir: PathBuf,
+    /// `sqlite://FILE` (default: a file in the data directory) or `postgres://…`.
+    #[arg(long, env = "CARDSEAL_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (printed on stdout).
+    #[arg(long, env = "CARDSEAL_LISTEN", default_value = "127.0.0.1:8787")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    storage: Storage,
+    /// Issuer metadata (binlist CSV format) for funding, country and issuer fields.
+    #[arg(long, env = "CARDSEAL_BIN_TABLE")]
+    bin_table: Option<PathBuf>,
+    /// Enable the raw-card API of older vaults (puts callers in full PCI scope).
+    #[arg(long, env = "CARDSEAL_ALLOW_RAW_CARD_API")]
+    allow_raw_card_api: bool,
+    /// Create or reuse a demo account allowed from http://localhost:* and http://127.0.0.1:*,
+    /// and print its keys.
+    #[arg(long, env = "CARDSEAL_DEMO")]
+    demo: bool,
+    /// How long a rotated-out sealing key still decrypts (e.g. 90s, 30m, 24h, 7d).
+    #[arg(long, env = "CARDSEAL_KEY_GRACE", default_value = "24h", value_parser = parse_duration)]
+    key_grace: i64,
+    /// Token creations per second per API key (0 disables the limit).
+    #[arg(long, env = "CARDSEAL_KEY_RATE", default_value_t = 100.0)]
+    key_rate: f64,
+    /// Burst size per API key.
+    #[arg(long, env = "CARDSEAL_KEY_BURST", default_value_t = 200.0)]
+    key_burst: f64,
+    /// Token creations per second per client IP (0 disables the limit).
+    #[arg(long, env = "CARDSEAL_IP_RATE", default_value_t = 5.0)]
+    ip_rate: f64,
+    /// Burst size per client IP.
+    #[arg(long, env = "CARDSEAL_IP_BURST", default_value_t = 30.0)]
+    ip_burst: f64,
+    /// Take the client IP from X-Forwarded-For (only behind a proxy you run).
+    #[arg(long, env = "CARDSEAL_TRUST_FORWARDED_FOR")]
+    trust_forwarded_for: bool,
+    /// Worker threads (default: one per core).
+    #[arg(long, env = "CARDSEAL_WORKERS")]
+    workers: Option<usize>,
+    /// Log format.
+    #[arg(long, env = "CARDSEAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum AccountsCommand {
+    /// Create an account and print its id and API keys.
+    Create {
+        #[command(flatten)]
+        storage: Storage,
+        /// A display name.
+        #[arg(long)]
+        name: String,
+        /// An origin publishable keys may be used from, e.g. https://shop.example or
+        /// http://127.0.0.1:* (any port). Repeat or list several.
+        #[arg(long = "allowed-origin", num_args = 1.., required = true)]
+        allowed_origins: Vec<String>,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Add a new active sealing key; the previous ones decrypt for the grace period.
+    Rotate {
+        #[command(flatten)]
+        storage: Storage,
+    },
+}
+
+/// `90`, `90s`, `30m`, `24h` or `7d`, in seconds.
+fn parse_duration(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 90s, 30m, 24h or 7d"))?;
+    let factor = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{s:?} is not a duration like 90s, 30m, 24h or 7d")),
+    };
+    n.checked_mul(factor)
+        .ok_or_else(|| "duration too long".to_owned())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let workers = match &cli.command {
+        Command::Serve(args) => args.workers,
+        _ => Some(1),
+    };
+    let format = match &cli.command {
+        Command::Serve(args) => args.log_format,
+        _ => LogFormat::Text,
+    };
+    init_logs(format);
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(n) = workers {
+        runtime.worker_threads(n.max(1));
+    }
+    let result = match runtime.build() {
+        Ok(rt) => rt.block_on(run(cli.command)),
+        Err(e) => Err(format!("cannot start the runtime: {e}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cardseal-vault: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("CARDSEAL_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+async fn open_storage(storage: &Storage) -> Result<(Arc<dyn Store>, MasterKey), String> {
+    create_data_dir(&storage.data_dir)?;
+    let store: Arc<dyn Store> = match storage.database_url.as_deref() {
+        None => Arc::new(SqliteStore::open(&storage.data_dir).map_err(|e| e.to_string())?),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            return Err(
+                "PostgreSQL is not supported by this build yet; omit --database-url to use SQLite in the data directory"
+                    .into(),
+            );
+        }
+        Some(url) => match url.strip_prefix("sqlite://") {
+            Some(path) => {
+                Arc::new(SqliteStore::open_file(Path::new(path)).map_err(|e| e.to_string())?)
+            }
+            None => return Err("--database-url must start with sqlite:// or postgres://".into()),
+        },
+    };
+    let master_env = std::env::var("CARDSEAL_MASTER_KEY")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let master = MasterKey::load(master_env.as_deref(), &storage.data_dir)?;
+    Ok((store, master))
+}
+
+fn create_data_dir(dir: &Path) -> Result<(), String> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(dir)
+        .map_err(|e| format!("cannot create the data directory {}: {e}", dir.display()))
+}
+
+// Printing is these commands' output (keys, the listening address), not logging.
+#[allow(clippy::print_stdout)]
+fn print_account(account: &NewAccount, json: bool) -> Result<(), String> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(account).map_err(|e| e.to_string())?
+        );
+    } else {
+        println!("account          {}", account.account);
+        println!("publishable_key  {}", account.publishable_key);
+        println!("secret_key       {}", account.secret_key);
+        println!(
+            "restricted_key   {}  (scope: detokenize)",
+            account.restricted_key
+        );
+    }
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+fn print_line(line: &str) {
+    println!("{line}");
+}
+
+async fn run(command: Command) -> Result<(), String> {
+    match command {
+        Command::Serve(args) => serve(*args).await,
+        Command::Accounts(AccountsCommand::Create {
+            storage,
+            name,
+            allowed_origins,
+            json,
+        }) => {
+            let (store, master) = open_storage(&storage).await?;
+            let account = accounts::create_account(
+                store.as_ref(),
+                &master,
+                &name,
+                &allowed_origins,
+                false,
+                SystemClock.now(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            print_account(&account, json)
+        }
+        Command::Keys(KeysCommand::Rotate { storage }) => {
+            let (store, master) = open_storage(&storage).await?;
+            let had_keys = !store
+                .sealing_keys()
+                .await
+                .map_err(|e| e.to_string())?
+                .is_empty();
+            let kid = keys::add_key(store.as_ref(), &master, SystemClock.now())
+                .await
+                .map_err(|e| e.to_string())?;
+            print_line(&format!("new active key {kid}"));
+            if had_keys {
+                print_line(
+                    "the previous key keeps decrypting for the grace period (--key-grace, default 24h)",
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let (store, master) = open_storage(&args.storage).await?;
+    let config = Config {
+        key_grace_secs: args.key_grace,
+        rate_per_key: RateLimit {
+            per_second: args.key_rate,
+            burst: args.key_burst,
+        },
+        rate_per_ip: RateLimit {
+            per_second: args.ip_rate,
+            burst: args.ip_burst,
+        },
+        trust_forwarded_for: args.trust_forwarded_for,
+        ..Config::default()
+    };
+    if let Some(path) = &args.bin_table {
+        // Issuer metadata is filled in by the saved-card and charge endpoints; for now the
+        // file is only checked so that a wrong path fails at start, not later.
+        std::fs::metadata(path)
+            .map_err(|e| format!("cannot read the BIN table {}: {e}", path.display()))?;
+        tracing::info!(path = %path.display(), "BIN table found");
+    }
+    if args.allow_raw_card_api {
+        tracing::warn!("--allow-raw-card-api is set, but this build has no raw-card endpoints yet");
+    }
+    let state = AppState::new(config, store, master, Arc::new(SystemClock))
+        .await
+        .map_err(|e| e.to_string())?;
+    if args.demo {
+        let account = accounts::demo_account(state.store(), state.master(), state.now())
+            .await
+            .map_err(|e| e.to_string())?;
+        print_line("demo account (allowed from http://localhost:* and http://127.0.0.1:*):");
+        print_account(&account, false)?;
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tokio::spawn(state.clone().maintain(Duration::from_secs(10)));
+    tracing::info!(%addr, "listening");
+    print_line(&format!("listening on http://{addr}"));
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown())
+    .await
+    .map_err(|e| e.to_string())
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

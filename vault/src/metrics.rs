@@ -1,0 +1,119 @@
+//! Prometheus metrics, kept by hand: a few counters and one latency histogram.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds of the latency histogram, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// The vault's metrics.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, &'static str, u16), u64>>,
+    latency: Mutex<BTreeMap<&'static str, Histogram>>,
+    tokens_created: [AtomicU64; 2],
+    tokens_rejected: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Metrics {
+    /// Counts a finished request. `route` is the route template, never the raw path.
+    pub fn request(&self, method: &str, route: &'static str, status: u16, elapsed: Duration) {
+        *lock(&self.requests)
+            .entry((method.to_owned(), route, status))
+            .or_default() += 1;
+        let secs = elapsed.as_secs_f64();
+        let mut latency = lock(&self.latency);
+        let h = latency.entry(route).or_default();
+        for (bound, count) in BUCKETS.iter().zip(h.counts.iter_mut()) {
+            if secs <= *bound {
+                *count += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += secs;
+    }
+
+    /// Counts a token made; `cvc` for CVC tokens.
+    pub fn token_created(&self, cvc: bool) {
+        self.tokens_created[usize::from(cvc)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a refused token request by error code.
+    pub fn token_rejected(&self, code: &'static str) {
+        *lock(&self.tokens_rejected).entry(code).or_default() += 1;
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail; the results are ignored for that reason.
+        out.push_str(
+            "# HELP cardseal_http_requests_total HTTP requests by method, route and status.\n",
+        );
+        out.push_str("# TYPE cardseal_http_requests_total counter\n");
+        for ((method, route, status), n) in lock(&self.requests).iter() {
+            let _ = writeln!(
+                out,
+                "cardseal_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
+            );
+        }
+        out.push_str("# HELP cardseal_http_request_duration_seconds Request latency by route.\n");
+        out.push_str("# TYPE cardseal_http_request_duration_seconds histogram\n");
+        for (route, h) in lock(&self.latency).iter() {
+            for (bound, count) in BUCKETS.iter().zip(h.counts.iter()) {
+                let _ = writeln!(
+                    out,
+                    "cardseal_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {count}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "cardseal_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "cardseal_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "cardseal_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
+                h.count
+            );
+        }
+        out.push_str("# HELP cardseal_tokens_created_total Tokens created by type.\n");
+        out.push_str("# TYPE cardseal_tokens_created_total counter\n");
+        for (i, kind) in ["card", "cvc"].iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "cardseal_tokens_created_total{{type=\"{kind}\"}} {}",
+                self.tokens_created[i].load(Ordering::Relaxed)
+            );
+        }
+        out.push_str(
+            "# HELP cardseal_tokens_rejected_total Refused token requests by error code.\n",
+        );
+        out.push_str("# TYPE cardseal_tokens_rejected_total counter\n");
+        for (code, n) in lock(&self.tokens_rejected).iter() {
+            let _ = writeln!(out, "cardseal_tokens_rejected_total{{code=\"{code}\"}} {n}");
+        }
+        out
+    }
+}

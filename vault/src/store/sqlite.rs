@@ -1,0 +1,553 @@
+//! The default store: one SQLite file in the data directory, in WAL mode.
+//!
+//! One connection writes (behind a mutex, so writers queue in the process instead of spinning
+//! in SQLite's busy handler) and a few connections read. Every call runs on tokio's blocking
+//! pool.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::{
+    AccountRecord, ApiKeyRecord, CardSummary, JtiRecord, KeyKind, SealingKeyRecord, Store,
+    StoreError, StoreResult, TokenRecord, TokenType,
+};
+
+/// The database file's name inside the data directory.
+pub const DB_FILE: &str = "cardseal-vault.sqlite3";
+
+/// Ordered migrations; `PRAGMA user_version` counts how many ran. Append only: a shipped
+/// migration never changes. Saved cards, CVCs, charges, events and idempotency keys come as
+/// later entries.
+const MIGRATIONS: &[&str] = &[
+    // 1: keys, accounts, tokens and replay protection.
+    "
+    CREATE TABLE sealing_keys (
+        kid           TEXT PRIMARY KEY,
+        private_key   BLOB NOT NULL,     -- PKCS#8 DER wrapped under the master key
+        public_jwk    TEXT NOT NULL,
+        created       INTEGER NOT NULL,
+        superseded_at INTEGER
+    ) STRICT;
+    CREATE TABLE accounts (
+        id              TEXT PRIMARY KEY,
+        name            TEXT NOT NULL,
+        allowed_origins TEXT NOT NULL,   -- JSON array of origin patterns
+        data_key        BLOB NOT NULL,   -- AES-256-GCM key wrapped under the master key
+        fingerprint_key BLOB NOT NULL,   -- HMAC-SHA256 key wrapped under the master key
+        demo            INTEGER NOT NULL DEFAULT 0,
+        created         INTEGER NOT NULL
+    ) STRICT;
+    CREATE UNIQUE INDEX accounts_one_demo ON accounts(demo) WHERE demo = 1;
+    CREATE TABLE api_keys (
+        key_hash    BLOB PRIMARY KEY,    -- SHA-256 of the key; the key itself is not kept
+        account_id  TEXT NOT NULL REFERENCES accounts(id),
+        kind        TEXT NOT NULL,
+        scopes      TEXT NOT NULL,       -- JSON array
+        wrapped_key BLOB,                -- demo account only
+        created     INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX api_keys_account ON api_keys(account_id);
+    CREATE TABLE tokens (
+        id          TEXT PRIMARY KEY,
+        account_id  TEXT NOT NULL REFERENCES accounts(id),
+        type        TEXT NOT NULL,
+        brand       TEXT,
+        bin         TEXT,
+        last4       TEXT,
+        exp_month   INTEGER,
+        exp_year    INTEGER,
+        fingerprint BLOB,
+        sealed      BLOB,                -- card data, AES-256-GCM, AAD = account and token id
+        client_ip   TEXT,
+        created     INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        used_at     INTEGER
+    ) STRICT;
+    CREATE INDEX tokens_expiry ON tokens(expires_at) WHERE sealed IS NOT NULL;
+    CREATE TABLE seen_jtis (
+        jti_hash        BLOB PRIMARY KEY, -- SHA-256 of the JWE's jti
+        expires_at      INTEGER NOT NULL,
+        account_id      TEXT NOT NULL,
+        token_id        TEXT NOT NULL,
+        idempotency_key BLOB              -- SHA-256 of the request's Idempotency-Key
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX seen_jtis_expiry ON seen_jtis(expires_at);
+    ",
+];
+
+/// How many read connections to keep.
+const READERS: usize = 4;
+
+/// SQLite behind [`Store`].
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves a connection that SQLite itself keeps consistent
+    // (an open transaction is rolled back when its guard drops), so poisoning is ignored.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    // WAL: readers never block the writer. NORMAL: a power cut may lose the last commits but
+    // never corrupts the file. secure_delete: deleted card blobs are overwritten, not left in
+    // free pages.
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA secure_delete = ON;
+         PRAGMA busy_timeout = 5000;",
+    )?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database in `data_dir` and runs pending migrations.
+    pub fn open(data_dir: &Path) -> StoreResult<Self> {
+        Self::open_file(&data_dir.join(DB_FILE))
+    }
+
+    /// Opens the database at `path`.
+    pub fn open_file(path: &Path) -> StoreResult<Self> {
+        create_private(path)?;
+        let mut writer = open(path).map_err(backend)?;
+        migrate(&mut writer)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                writer: Mutex::new(writer),
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || f(&mut lock(&inner.writer)))
+            .await
+            .map_err(backend)?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let conn = lock(&inner.readers).pop();
+            let conn = match conn {
+                Some(c) => c,
+                None => open(&inner.path).map_err(backend)?,
+            };
+            let out = f(&conn);
+            let mut readers = lock(&inner.readers);
+            if readers.len() < READERS {
+                readers.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(backend)?
+    }
+}
+
+/// Creates the database file owner-only (SQLite gives its -wal and -shm files the same mode).
+fn create_private(path: &Path) -> StoreResult<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+        .open(path)
+        .map(drop)
+        .map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))
+}
+
+fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    let version: usize = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(backend)?;
+    if version > MIGRATIONS.len() {
+        return Err(StoreError::Backend(format!(
+            "the database is at schema version {version}, newer than this vault ({}); upgrade the vault",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction().map_err(backend)?;
+        tx.execute_batch(sql).map_err(backend)?;
+        tx.pragma_update(None, "user_version", i + 1)
+            .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+    }
+    Ok(())
+}
+
+fn json_list(list: &[String]) -> StoreResult<String> {
+    serde_json::to_string(list).map_err(backend)
+}
+
+fn parse_list(text: &str) -> rusqlite::Result<Vec<String>> {
+    serde_json::from_str(text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn bad_value(what: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Text,
+        format!("unexpected stored {what}").into(),
+    )
+}
+
+const ACCOUNT_COLS: &str =
+    "a.id, a.name, a.allowed_origins, a.data_key, a.fingerprint_key, a.demo, a.created";
+
+fn account_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<AccountRecord> {
+    Ok(AccountRecord {
+        id: r.get(at)?,
+        name: r.get(at + 1)?,
+        allowed_origins: parse_list(&r.get::<_, String>(at + 2)?)?,
+        wrapped_data_key: r.get(at + 3)?,
+        wrapped_fingerprint_key: r.get(at + 4)?,
+        demo: r.get(at + 5)?,
+        created: r.get(at + 6)?,
+    })
+}
+
+const KEY_COLS: &str = "k.key_hash, k.account_id, k.kind, k.scopes, k.wrapped_key, k.created";
+
+fn key_from_row(r: &Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
+    let kind: String = r.get(2)?;
+    Ok(ApiKeyRecord {
+        key_hash: r.get(0)?,
+        account_id: r.get(1)?,
+        kind: KeyKind::parse(&kind).ok_or_else(|| bad_value("key kind"))?,
+        scopes: parse_list(&r.get::<_, String>(3)?)?,
+        wrapped_key: r.get(4)?,
+        created: r.get(5)?,
+    })
+}
+
+const TOKEN_COLS: &str = "id, account_id, type, brand, bin, last4, exp_month, exp_year, fingerprint, sealed, client_ip, created, expires_at, used_at";
+
+fn token_from_row(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
+    let token_type: String = r.get(2)?;
+    let brand: Option<String> = r.get(3)?;
+    let card = match brand {
+        Some(brand) => Some(CardSummary {
+            brand,
+            bin: r.get(4)?,
+            last4: r.get(5)?,
+            exp_month: r.get(6)?,
+            exp_year: r.get(7)?,
+            fingerprint: r.get(8)?,
+        }),
+        None => None,
+    };
+    Ok(TokenRecord {
+        id: r.get(0)?,
+        account_id: r.get(1)?,
+        token_type: TokenType::parse(&token_type).ok_or_else(|| bad_value("token type"))?,
+        card,
+        sealed: r.get(9)?,
+        client_ip: r.get(10)?,
+        created: r.get(11)?,
+        expires_at: r.get(12)?,
+        used_at: r.get(13)?,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn sealing_keys(&self) -> StoreResult<Vec<SealingKeyRecord>> {
+        self.read(|c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT kid, private_key, public_jwk, created, superseded_at
+                     FROM sealing_keys ORDER BY created, rowid",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(SealingKeyRecord {
+                        kid: r.get(0)?,
+                        wrapped_private_key: r.get(1)?,
+                        public_jwk: r.get(2)?,
+                        created: r.get(3)?,
+                        superseded_at: r.get(4)?,
+                    })
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn add_sealing_key(&self, key: SealingKeyRecord) -> StoreResult<()> {
+        self.write(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            tx.execute(
+                "UPDATE sealing_keys SET superseded_at = ?1 WHERE superseded_at IS NULL",
+                params![key.created],
+            )
+            .map_err(backend)?;
+            tx.execute(
+                "INSERT INTO sealing_keys (kid, private_key, public_jwk, created, superseded_at)
+                 VALUES (?1, ?2, ?3, ?4, NULL)",
+                params![
+                    key.kid,
+                    key.wrapped_private_key,
+                    key.public_jwk,
+                    key.created
+                ],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn add_account(
+        &self,
+        account: AccountRecord,
+        keys: Vec<ApiKeyRecord>,
+    ) -> StoreResult<()> {
+        self.write(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            tx.execute(
+                "INSERT INTO accounts (id, name, allowed_origins, data_key, fingerprint_key, demo, created)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    account.id,
+                    account.name,
+                    json_list(&account.allowed_origins)?,
+                    account.wrapped_data_key,
+                    account.wrapped_fingerprint_key,
+                    account.demo,
+                    account.created
+                ],
+            )
+            .map_err(|e| match e {
+                rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+                    StoreError::Duplicate
+                }
+                e => backend(e),
+            })?;
+            for k in &keys {
+                tx.execute(
+                    "INSERT INTO api_keys (key_hash, account_id, kind, scopes, wrapped_key, created)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![
+                        k.key_hash,
+                        k.account_id,
+                        k.kind.as_str(),
+                        json_list(&k.scopes)?,
+                        k.wrapped_key,
+                        k.created
+                    ],
+                )
+                .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn demo_account(&self) -> StoreResult<Option<(AccountRecord, Vec<ApiKeyRecord>)>> {
+        self.read(|c| {
+            let account = c
+                .query_row(
+                    &format!("SELECT {ACCOUNT_COLS} FROM accounts a WHERE a.demo = 1"),
+                    [],
+                    |r| account_from_row(r, 0),
+                )
+                .optional()
+                .map_err(backend)?;
+            let Some(account) = account else {
+                return Ok(None);
+            };
+            let mut stmt = c
+                .prepare(&format!(
+                    "SELECT {KEY_COLS} FROM api_keys k WHERE k.account_id = ?1 ORDER BY k.rowid"
+                ))
+                .map_err(backend)?;
+            let keys = stmt
+                .query_map(params![account.id], key_from_row)
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend)?;
+            Ok(Some((account, keys)))
+        })
+        .await
+    }
+
+    async fn api_key(
+        &self,
+        key_hash: [u8; 32],
+    ) -> StoreResult<Option<(ApiKeyRecord, AccountRecord)>> {
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {KEY_COLS}, {ACCOUNT_COLS} FROM api_keys k JOIN accounts a ON a.id = k.account_id
+                 WHERE k.key_hash = ?1"
+            ))
+            .map_err(backend)?
+            .query_row(params![key_hash], |r| Ok((key_from_row(r)?, account_from_row(r, 6)?)))
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn add_token(&self, token: TokenRecord, jti: JtiRecord) -> StoreResult<()> {
+        self.write(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            let fresh = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO seen_jtis (jti_hash, expires_at, account_id, token_id, idempotency_key)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(backend)?
+                .execute(params![
+                    jti.jti_hash,
+                    jti.expires_at,
+                    jti.account_id,
+                    jti.token_id,
+                    jti.idempotency_key.as_ref().map(|k| &k[..])
+                ])
+                .map_err(backend)?;
+            if fresh == 0 {
+                return Err(StoreError::Duplicate);
+            }
+            let card = token.card.as_ref();
+            tx.prepare_cached(&format!(
+                "INSERT INTO tokens ({TOKEN_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+            ))
+            .map_err(backend)?
+            .execute(params![
+                token.id,
+                token.account_id,
+                token.token_type.as_str(),
+                card.map(|c| &c.brand),
+                card.map(|c| &c.bin),
+                card.map(|c| &c.last4),
+                card.map(|c| c.exp_month),
+                card.map(|c| c.exp_year),
+                card.map(|c| &c.fingerprint[..]),
+                token.sealed,
+                token.client_ip,
+                token.created,
+                token.expires_at,
+                token.used_at
+            ])
+            .map_err(backend)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn replayed_token(
+        &self,
+        jti_hash: [u8; 32],
+        account_id: &str,
+        idempotency_key: [u8; 32],
+    ) -> StoreResult<Option<TokenRecord>> {
+        let account_id = account_id.to_owned();
+        self.read(move |c| {
+            let cols = TOKEN_COLS.split(", ").map(|c| format!("t.{c}")).collect::<Vec<_>>().join(", ");
+            c.prepare_cached(&format!(
+                "SELECT {cols} FROM seen_jtis j JOIN tokens t ON t.id = j.token_id AND t.account_id = j.account_id
+                 WHERE j.jti_hash = ?1 AND j.account_id = ?2 AND j.idempotency_key = ?3"
+            ))
+            .map_err(backend)?
+            .query_row(params![jti_hash, account_id, idempotency_key], token_from_row)
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn token(&self, account_id: &str, id: &str) -> StoreResult<Option<TokenRecord>> {
+        let (account_id, id) = (account_id.to_owned(), id.to_owned());
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {TOKEN_COLS} FROM tokens WHERE id = ?1 AND account_id = ?2"
+            ))
+            .map_err(backend)?
+            .query_row(params![id, account_id], token_from_row)
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn use_token(
+        &self,
+        account_id: &str,
+        id: &str,
+        now: i64,
+    ) -> StoreResult<Option<TokenRecord>> {
+        let (account_id, id) = (account_id.to_owned(), id.to_owned());
+        self.write(move |c| {
+            // One statement: the check and the update cannot interleave with another caller.
+            c.prepare_cached(&format!(
+                "UPDATE tokens SET used_at = ?3
+                 WHERE id = ?1 AND account_id = ?2 AND used_at IS NULL AND expires_at > ?3
+                 RETURNING {TOKEN_COLS}"
+            ))
+            .map_err(backend)?
+            .query_row(params![id, account_id, now], token_from_row)
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn purge(&self, now: i64) -> StoreResult<u64> {
+        self.write(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            let jtis = tx
+                .execute("DELETE FROM seen_jtis WHERE expires_at <= ?1", params![now])
+                .map_err(backend)?;
+            let tokens = tx
+                .execute(
+                    "UPDATE tokens SET sealed = NULL WHERE sealed IS NOT NULL AND expires_at <= ?1",
+                    params![now],
+                )
+                .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(u64::try_from(jtis + tokens).unwrap_or(u64::MAX))
+        })
+        .await
+    }
+}

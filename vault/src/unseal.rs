@@ -1,0 +1,158 @@
+//! Opening a sealed card: a compact JWE with `RSA-OAEP-256` and `A256GCM`, decrypted with
+//! aws-lc-rs (constant-time RSA, unlike the `rsa` crate's decryption).
+//!
+//! Header problems are reported precisely: a header is public and its checks leak nothing.
+//! Every failure after the header (base64, lengths, RSA, AES-GCM, the plaintext's JSON) is the
+//! one opaque [`UnsealError::Opaque`], and a failed RSA step continues with a random content
+//! key so that RSA and GCM failures also take the same path (RFC 7516 §11.5).
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use aws_lc_rs::rsa::OAEP_SHA256_MGF1SHA256;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Map, Value};
+use zeroize::Zeroizing;
+
+use crate::ids::random_bytes;
+use crate::keys::{KeyRing, Lookup};
+
+/// The sealed plaintext, as the cardseal core writes it.
+// TODO(core): switch to `cardseal::jwe::Payload` once src/jwe.rs lands; same fields.
+#[derive(serde::Deserialize)]
+pub struct Payload {
+    /// Format version, 1.
+    pub v: u8,
+    /// The card number (card seals only).
+    #[serde(default)]
+    pub number: Option<cardseal::Secret>,
+    /// 1 to 12.
+    #[serde(default)]
+    pub exp_month: Option<u8>,
+    /// Four digits.
+    #[serde(default)]
+    pub exp_year: Option<u16>,
+    /// The CVC.
+    #[serde(default)]
+    pub cvc: Option<cardseal::Secret>,
+    /// The cardholder name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Seconds since the epoch when it was sealed.
+    pub iat: i64,
+    /// A random id, single use.
+    pub jti: String,
+}
+
+impl std::fmt::Debug for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Payload(***)")
+    }
+}
+
+/// Header parameters that are refused outright: compression (a length oracle), critical
+/// extensions we do not implement, and any way for the sender to name its own key.
+const FORBIDDEN: &[&str] = &["zip", "crit", "jku", "jwk", "x5u", "x5c", "x5t", "x5t#S256"];
+
+/// Why a sealed value did not open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnsealError {
+    /// The header is unusable; the message says why.
+    Header(&'static str),
+    /// The key named by `kid` is retired, or was never this vault's.
+    KeyExpired,
+    /// Anything after the header. Deliberately one value.
+    Opaque,
+}
+
+/// A decrypted payload together with the `kid` that opened it.
+#[derive(Debug)]
+pub struct Unsealed {
+    /// The plaintext.
+    pub payload: Payload,
+    /// The key that opened it.
+    pub kid: String,
+}
+
+/// Checks a protected header; returns its `kid`.
+fn check_header(segment: &str) -> Result<String, UnsealError> {
+    const MALFORMED: UnsealError =
+        UnsealError::Header("The sealed value's JWE header is malformed.");
+    let bytes = URL_SAFE_NO_PAD.decode(segment).map_err(|_| MALFORMED)?;
+    let header: Map<String, Value> = serde_json::from_slice(&bytes).map_err(|_| MALFORMED)?;
+    if FORBIDDEN.iter().any(|p| header.contains_key(*p)) {
+        return Err(UnsealError::Header(
+            "The sealed value's JWE header has a parameter this vault refuses (zip, crit, jku, jwk, x5u, x5c or x5t).",
+        ));
+    }
+    if header.get("alg").and_then(Value::as_str) != Some("RSA-OAEP-256") {
+        return Err(UnsealError::Header(
+            "The sealed value must use alg RSA-OAEP-256.",
+        ));
+    }
+    if header.get("enc").and_then(Value::as_str) != Some("A256GCM") {
+        return Err(UnsealError::Header(
+            "The sealed value must use enc A256GCM.",
+        ));
+    }
+    match header.get("kid").and_then(Value::as_str) {
+        Some(kid) if !kid.is_empty() && kid.len() <= 128 => Ok(kid.to_owned()),
+        _ => Err(UnsealError::Header(
+            "The sealed value's JWE header must name the vault key (kid).",
+        )),
+    }
+}
+
+/// The `kid` of a compact JWE, if its header is acceptable; lets a caller refresh its keys
+/// before [`unseal`] when the `kid` is new to it.
+pub fn header_kid(jwe: &str) -> Result<String, UnsealError> {
+    let header = jwe.split('.').next().unwrap_or_default();
+    check_header(header)
+}
+
+/// Opens a compact JWE with the ring's keys, as of `now`, honouring the rotation `grace`.
+pub fn unseal(ring: &KeyRing, jwe: &str, now: i64, grace: i64) -> Result<Unsealed, UnsealError> {
+    let segments: Vec<&str> = jwe.split('.').collect();
+    let [header, ek, iv, ciphertext, tag] = segments[..] else {
+        return Err(UnsealError::Header(
+            "The sealed value is not a compact JWE (five segments).",
+        ));
+    };
+    let kid = check_header(header)?;
+    let key = match ring.lookup(&kid, now, grace) {
+        Lookup::Accepted(key) => key,
+        Lookup::Expired | Lookup::Unknown => return Err(UnsealError::KeyExpired),
+    };
+
+    let decode = |s: &str| URL_SAFE_NO_PAD.decode(s).map_err(|_| UnsealError::Opaque);
+    let ek = decode(ek)?;
+    let iv = decode(iv)?;
+    let mut in_out = Zeroizing::new(decode(ciphertext)?);
+    in_out.extend_from_slice(&decode(tag)?);
+    if iv.len() != 12 || in_out.len() < 16 {
+        return Err(UnsealError::Opaque);
+    }
+
+    let mut cek = Zeroizing::new(random_bytes::<32>());
+    let mut out = Zeroizing::new(vec![0u8; key.key.min_output_size()]);
+    if let Ok(plain) = key
+        .key
+        .decrypt(&OAEP_SHA256_MGF1SHA256, &ek, &mut out, None)
+    {
+        if plain.len() == 32 {
+            cek.copy_from_slice(plain);
+        }
+    }
+    // From here on a wrong content key (a failed RSA step) fails exactly like a forged tag.
+    let aead = UnboundKey::new(&AES_256_GCM, &*cek)
+        .map(LessSafeKey::new)
+        .map_err(|_| UnsealError::Opaque)?;
+    let nonce = Nonce::try_assume_unique_for_key(&iv).map_err(|_| UnsealError::Opaque)?;
+    let plaintext = aead
+        .open_in_place(nonce, Aad::from(header.as_bytes()), &mut in_out)
+        .map_err(|_| UnsealError::Opaque)?;
+    let payload: Payload = serde_json::from_slice(plaintext).map_err(|_| UnsealError::Opaque)?;
+    if payload.v != 1 || payload.jti.is_empty() || payload.jti.len() > 128 {
+        return Err(UnsealError::Opaque);
+    }
+    Ok(Unsealed { payload, kid })
+}
