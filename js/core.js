@@ -90,10 +90,16 @@ export function validateNumber(number) {
   };
 }
 
+// A month given as a number is a finished value, so 0 is a wrong month rather than the first
+// keystroke of "05".
+function monthText(v) {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? String(v).padStart(2, '0') : text(v);
+}
+
 /** The verdict on an expiry. `month` may also be a whole `MM / YY` field when `year` is omitted. */
 export function validateExpiry(month, year) {
   assertReady();
-  return verdict(wasm.validateExpiryPacked(text(month), text(year)));
+  return verdict(wasm.validateExpiryPacked(monthText(month), text(year)));
 }
 
 /** The verdict on a CVC, sized for `brand` when it is known. */
@@ -107,7 +113,7 @@ export function validateCard(card) {
   assertReady();
   const c = card !== null && typeof card === 'object' ? card : {};
   const optional = (v) => (v === undefined || v === null ? undefined : text(v));
-  const out = wasm.validateCardPacked(text(c.number), text(c.exp_month), text(c.exp_year), optional(c.cvc), optional(c.name));
+  const out = wasm.validateCardPacked(text(c.number), monthText(c.exp_month), text(c.exp_year), optional(c.cvc), optional(c.name));
   const errors = [];
   for (let i = 2; i < out.length; i++) {
     const e = ERRORS[out[i] - 1];

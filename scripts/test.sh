@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# `npm test`: installs what is missing, then every check CI runs, in order of speed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+# Chromium and geckodriver are found on PATH; the runner reads webdriver.json for their flags.
+export CHROMEDRIVER="${CHROMEDRIVER:-/usr/bin/chromedriver}"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "clippy (host, -D warnings)"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "clippy (wasm32, -D warnings)"
+cargo clippy -p cardseal --target wasm32-unknown-unknown --lib --test web --quiet -- -D warnings
+
+step "native tests"
+cargo test --workspace --quiet
+
+step "build the npm package"
+node scripts/build.mjs
+
+step "browser tests: wasm-bindgen-test in headless Chrome and Firefox"
+wasm-pack --quiet test --headless --chrome --firefox -- --test web
+
+step "tsc --noEmit on a TypeScript user of every export"
+tsc --noEmit -p tests/ts
+
+step "JS tests: the package in Node and in headless Chromium"
+node --test tests/js/

@@ -1,0 +1,37 @@
+// Type-checked by `tsc --noEmit -p tests/ts` in `npm test`: every export, used as documented.
+import {
+  CardSealError, ready, validateCard, validateCvc, validateExpiry, validateNumber,
+  formatCardNumber, formatExpiry, messageFor,
+  type Brand, type CardInput, type CardValidation, type ErrorCode, type FieldError,
+  type Formatted, type NumberVerdict, type Verdict,
+} from 'cardseal';
+
+export async function demo(): Promise<string> {
+  await ready();
+  const n: NumberVerdict = validateNumber('4242 4242 4242 4242');
+  const brand: Brand | null = n.brand;
+  const candidates: Brand[] = n.candidates;
+  const e: Verdict = validateExpiry(12, '2030');
+  const combined: Verdict = validateExpiry('12 / 30');
+  const c: Verdict = validateCvc('123', brand);
+  const card: CardInput = { number: '4242424242424242', exp_month: 12, exp_year: 2030, cvc: '123', name: 'Ada' };
+  const v: CardValidation = validateCard(card);
+  const errors: FieldError[] = v.errors;
+  const codes: ErrorCode[] = errors.map((x) => x.code);
+  const f: Formatted = formatCardNumber('4242424242', 4);
+  const g: Formatted = formatExpiry('1230');
+  const m: string | undefined = messageFor('invalid_number');
+  try {
+    validateNumber('x');
+  } catch (err) {
+    if (err instanceof CardSealError) {
+      const s: string = err.code + err.type + String(err.param) + String(err.status ?? '');
+      return s;
+    }
+  }
+  return [n.isValid, candidates.length, e.code, combined.isPotentiallyValid, c.isValid, codes.join(), f.value, f.caret, g.value, m].join();
+}
+
+// @ts-expect-error: brands are a closed union.
+const notABrand: Brand = 'visa-electron';
+void notABrand;
