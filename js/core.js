@@ -150,3 +150,84 @@ export function messageFor(code) {
   const e = ERRORS.find((x) => x.code === code);
   return e && e.message;
 }
+
+// Errors from the wasm layer arrive as plain `{ code, type, param, message, status?, errors? }`.
+function toCardSealError(e) {
+  if (e instanceof CardSealError) return e;
+  if (e && typeof e === 'object' && typeof e.code === 'string') {
+    const err = new CardSealError(e.code, e.message, { type: e.type, param: e.param ?? null, status: e.status });
+    if (Array.isArray(e.errors)) err.errors = e.errors.map((x) => ({ field: x.param, code: x.code, message: x.message }));
+    return err;
+  }
+  return new CardSealError('api_error', `cardseal: ${e && e.message ? e.message : String(e)}`, { type: 'api_error' });
+}
+
+// The strings the wasm layer reads from a CardInput.
+function cardArgs(card) {
+  const c = card !== null && typeof card === 'object' ? card : {};
+  const optional = (v) => (v === undefined || v === null ? undefined : text(v));
+  return [text(c.number), monthText(c.exp_month), text(c.exp_year), optional(c.cvc), optional(c.name)];
+}
+
+const CREATE = Symbol('CardSeal.create');
+
+/** Seals cards with the vault's key and tokenizes them (DESIGN.md, "JavaScript API"). */
+export class CardSeal {
+  #core;
+
+  /** Use `await CardSeal.create(options)`. */
+  constructor(token, core) {
+    if (token !== CREATE) throw new CardSealError('invalid_usage', 'cardseal: use `await CardSeal.create(options)`');
+    this.#core = core;
+  }
+
+  /**
+   * `{ vaultUrl, publishableKey, vaultKey?, timeoutMs?, retries? }`. Without `vaultKey`, the
+   * keys are fetched from `GET {vaultUrl}/v1/encryption_keys`.
+   */
+  static async create(options) {
+    await ready();
+    try {
+      return new CardSeal(CREATE, await wasm.CardSealCore.create(options ?? {}));
+    } catch (e) {
+      throw toCardSealError(e);
+    }
+  }
+
+  /** The `kid` of the vault key in use. */
+  get kid() {
+    return this.#core.kid ?? null;
+  }
+
+  /** Every field's error at once (as `validateCard`). */
+  validate(card) {
+    return validateCard(card);
+  }
+
+  /** Validates and seals a card: the compact JWE, for callers who post it themselves. */
+  seal(card) {
+    try {
+      return this.#core.seal(...cardArgs(card));
+    } catch (e) {
+      throw toCardSealError(e);
+    }
+  }
+
+  /** Validates, seals and posts the card to the vault; resolves to a single-use Token. */
+  async tokenize(card) {
+    try {
+      return await this.#core.tokenize(...cardArgs(card));
+    } catch (e) {
+      throw toCardSealError(e);
+    }
+  }
+
+  /** Seals and posts a CVC alone, to re-add it to a saved card; resolves to a Token of type `cvc`. */
+  async tokenizeCvc(cvc) {
+    try {
+      return await this.#core.tokenizeCvc(text(cvc));
+    } catch (e) {
+      throw toCardSealError(e);
+    }
+  }
+}

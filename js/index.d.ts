@@ -73,6 +73,8 @@ export class CardSealError extends Error {
   param: string | null;
   /** The HTTP status, for errors the vault answered. */
   status?: number;
+  /** For an invalid card: every field's error. */
+  errors?: FieldError[];
 }
 
 /** Loads the wasm once; idempotent. Every other export throws `not_ready` before it resolves. */
@@ -91,3 +93,60 @@ export function formatCardNumber(input: string, caret?: number): Formatted;
 export function formatExpiry(input: string, caret?: number): Formatted;
 /** The English message for an error code. */
 export function messageFor(code: string): string | undefined;
+
+/** A JWK, a JWKS, or an SPKI PEM string. */
+export type VaultKey = JsonWebKey | { keys: JsonWebKey[] } | string;
+
+/** Options of `CardSeal.create`. */
+export interface CardSealOptions {
+  /** The vault's base URL, e.g. `https://vault.example`. */
+  vaultUrl: string;
+  /** The account's publishable key (`pk_…`). */
+  publishableKey: string;
+  /** The vault's key; fetched from `GET {vaultUrl}/v1/encryption_keys` when omitted. */
+  vaultKey?: VaultKey;
+  /** Overall deadline of one `tokenize` call, in milliseconds (default 15000). */
+  timeoutMs?: number;
+  /** Retries on network errors, 429 and 5xx, with backoff and the same idempotency key (default 3). */
+  retries?: number;
+}
+
+/** The card part of a Token. */
+export interface TokenCard {
+  brand: Brand;
+  last4: string;
+  exp_month: number;
+  exp_year: number;
+  funding: string | null;
+  country: string | null;
+}
+
+/** A single-use token from the vault. */
+export interface Token {
+  id: string;
+  object: 'token';
+  type: 'card' | 'cvc';
+  card: TokenCard | null;
+  client_ip: string | null;
+  created: number;
+  expires_at: number;
+  livemode: boolean;
+  used: boolean;
+}
+
+/** Seals cards with the vault's key and tokenizes them. */
+export class CardSeal {
+  private constructor();
+  /** Checks the options and imports (or fetches) the vault key. */
+  static create(options: CardSealOptions): Promise<CardSeal>;
+  /** The `kid` of the vault key in use. */
+  readonly kid: string | null;
+  /** Every field's error at once. */
+  validate(card: CardInput): CardValidation;
+  /** Validates and seals a card: the compact JWE. Throws a `CardSealError` for an invalid card. */
+  seal(card: CardInput): string;
+  /** Validates, seals and posts the card; an invalid card rejects before any network call. */
+  tokenize(card: CardInput): Promise<Token>;
+  /** Seals and posts a CVC alone, to re-add it to a saved card. */
+  tokenizeCvc(cvc: string): Promise<Token>;
+}

@@ -13,6 +13,10 @@
 //! | 22     | `isPotentiallyValid`                              |
 //! | 23–27  | error: index in `Error::ALL` + 1, 0 for none      |
 
+mod seal;
+
+pub use seal::CardSealCore;
+
 use wasm_bindgen::prelude::*;
 
 use crate::Error;
