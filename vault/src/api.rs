@@ -288,12 +288,11 @@ impl FromRequestParts<AppState> for ClientIp {
                 return Ok(ClientIp(Some(ip.to_string())));
             }
         }
-        Ok(ClientIp(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_string()),
-        ))
+        // Through the extractor, so that tests' `MockConnectInfo` works too.
+        let peer = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
+            .await
+            .ok();
+        Ok(ClientIp(peer.map(|c| c.0.ip().to_string())))
     }
 }
 

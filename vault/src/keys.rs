@@ -141,14 +141,16 @@ impl KeyRing {
         }
     }
 
-    /// The JWKS of the keys accepted at `now`, newest (the one to seal with) first.
+    /// The JWKS of the keys accepted at `now`; the active key (the one to seal with) is last.
     pub fn jwks(&self, now: i64, grace: i64) -> Value {
         let snapshot = self.snapshot();
         let mut keys: Vec<_> = snapshot
             .values()
             .filter(|k| k.accepted(now, grace))
             .collect();
-        keys.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| b.kid.cmp(&a.kid)));
+        // Oldest first and the active key last: clients seal with the key of the greatest `iat`,
+        // and among equals with the last listed (the cardseal core's rule).
+        keys.sort_by_key(|k| (k.superseded_at.is_none(), k.created, k.superseded_at));
         json!({ "keys": keys.iter().map(|k| &k.jwk).collect::<Vec<_>>() })
     }
 }
@@ -190,8 +192,10 @@ fn open_record(master: &MasterKey, r: &SealingKeyRecord) -> Result<SealingKey, K
         .map_err(|_| KeyError::Crypto("a stored sealing key is invalid"))?;
     let key = OaepPrivateDecryptingKey::new(private)
         .map_err(|_| KeyError::Crypto("a stored sealing key is invalid"))?;
-    let jwk = serde_json::from_str(&r.public_jwk)
+    let mut jwk: Value = serde_json::from_str(&r.public_jwk)
         .map_err(|_| KeyError::Crypto("a stored public key is invalid"))?;
+    // `iat` tells clients which key is newest.
+    jwk["iat"] = json!(r.created);
     Ok(SealingKey {
         kid: r.kid.clone(),
         key,

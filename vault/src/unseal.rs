@@ -16,38 +16,7 @@ use zeroize::Zeroizing;
 use crate::ids::random_bytes;
 use crate::keys::{KeyRing, Lookup};
 
-/// The sealed plaintext, as the cardseal core writes it.
-// TODO(core): switch to `cardseal::jwe::Payload` once src/jwe.rs lands; same fields.
-#[derive(serde::Deserialize)]
-pub struct Payload {
-    /// Format version, 1.
-    pub v: u8,
-    /// The card number (card seals only).
-    #[serde(default)]
-    pub number: Option<cardseal::Secret>,
-    /// 1 to 12.
-    #[serde(default)]
-    pub exp_month: Option<u8>,
-    /// Four digits.
-    #[serde(default)]
-    pub exp_year: Option<u16>,
-    /// The CVC.
-    #[serde(default)]
-    pub cvc: Option<cardseal::Secret>,
-    /// The cardholder name.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// Seconds since the epoch when it was sealed.
-    pub iat: i64,
-    /// A random id, single use.
-    pub jti: String,
-}
-
-impl std::fmt::Debug for Payload {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Payload(***)")
-    }
-}
+pub use cardseal::jwe::Payload;
 
 /// Header parameters that are refused outright: compression (a length oracle), critical
 /// extensions we do not implement, and any way for the sender to name its own key.

@@ -1,0 +1,427 @@
+//! Shared test fixtures: an in-process vault with a movable clock, sealing helpers, a raw JWE
+//! builder for hostile inputs, and a small HTTP client for the real-server tests.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use aws_lc_rs::aead::{AES_128_GCM, AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use aws_lc_rs::rsa::{
+    OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256, OaepPublicEncryptingKey, Pkcs1PublicEncryptingKey,
+    PublicEncryptingKey,
+};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::connect_info::MockConnectInfo;
+use axum::http::{HeaderMap, Request, StatusCode};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use cardseal::Secret;
+use cardseal::jwe::{self, Payload, VaultKey};
+use cardseal_vault::accounts::{self, NewAccount};
+use cardseal_vault::clock::{Clock, ManualClock};
+use cardseal_vault::config::{Config, RateLimit};
+use cardseal_vault::crypto::MasterKey;
+use cardseal_vault::store::sqlite::SqliteStore;
+use cardseal_vault::{AppState, app};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+/// A config with the rate limits off, so that only the rate-limit tests meet them.
+pub fn unlimited() -> Config {
+    Config {
+        rate_per_key: RateLimit::OFF,
+        rate_per_ip: RateLimit::OFF,
+        ..Config::default()
+    }
+}
+
+/// An in-process vault with two accounts and a clock the test moves.
+pub struct TestVault {
+    pub state: AppState,
+    pub clock: Arc<ManualClock>,
+    pub dir: tempfile::TempDir,
+    pub store: SqliteStore,
+    /// Allowed from `https://shop.example` and `http://127.0.0.1:*`.
+    pub account: NewAccount,
+    pub other: NewAccount,
+    pub router: Router,
+}
+
+pub fn unix_now() -> i64 {
+    cardseal_vault::clock::SystemClock.now()
+}
+
+impl TestVault {
+    pub async fn new() -> Self {
+        Self::with_config(unlimited()).await
+    }
+
+    pub async fn with_config(config: Config) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let master = MasterKey::random();
+        let clock = Arc::new(ManualClock::new(unix_now()));
+        let state = AppState::new(config, Arc::new(store.clone()), master, clock.clone())
+            .await
+            .unwrap();
+        let origins = [
+            "https://shop.example".to_owned(),
+            "http://127.0.0.1:*".to_owned(),
+        ];
+        let account = accounts::create_account(
+            state.store(),
+            state.master(),
+            "shop",
+            &origins,
+            false,
+            clock.now(),
+        )
+        .await
+        .unwrap();
+        let other = accounts::create_account(
+            state.store(),
+            state.master(),
+            "other",
+            &origins,
+            false,
+            clock.now(),
+        )
+        .await
+        .unwrap();
+        let router =
+            app(state.clone()).layer(MockConnectInfo(SocketAddr::from(([203, 0, 113, 7], 40000))));
+        Self {
+            state,
+            clock,
+            dir,
+            store,
+            account,
+            other,
+            router,
+        }
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    pub fn jwks(&self) -> Value {
+        self.state
+            .keys()
+            .jwks(self.now(), self.state.config().key_grace_secs)
+    }
+
+    /// The active key's JWK.
+    pub fn jwk(&self) -> Value {
+        self.jwks()["keys"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone()
+    }
+
+    pub fn vault_key(&self) -> VaultKey {
+        VaultKey::parse(&self.jwks().to_string()).unwrap()
+    }
+
+    /// A card payload sealed now.
+    pub fn payload(&self, number: &str, month: u8, year: u16, cvc: Option<&str>) -> Payload {
+        card_payload(number, month, year, cvc, self.now())
+    }
+
+    /// Seals a card with the cardseal core.
+    pub fn seal_card(&self, number: &str, cvc: &str) -> String {
+        jwe::seal_payload(
+            &self.vault_key(),
+            &self.payload(number, 12, 2030, Some(cvc)),
+        )
+        .unwrap()
+    }
+
+    pub fn seal(&self, payload: &Payload) -> String {
+        jwe::seal_payload(&self.vault_key(), payload).unwrap()
+    }
+
+    pub async fn call(&self, req: Request<Body>) -> Reply {
+        let response = self.router.clone().oneshot(req).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn create_token(&self, key: &str, body: &Value) -> Reply {
+        self.call(post_json("/v1/tokens", key, body)).await
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> Reply {
+        self.call(
+            Request::get(path)
+                .header("authorization", format!("Bearer {key}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+    }
+}
+
+pub fn card_payload(number: &str, month: u8, year: u16, cvc: Option<&str>, iat: i64) -> Payload {
+    Payload {
+        v: 1,
+        number: Some(Secret::new(number)),
+        exp_month: Some(month),
+        exp_year: Some(year),
+        cvc: cvc.map(Secret::new),
+        name: None,
+        iat,
+        jti: jwe::new_jti().unwrap(),
+    }
+}
+
+pub fn post_json(path: &str, key: &str, body: &Value) -> Request<Body> {
+    Request::post(path)
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|_| panic!("not JSON: {:?}", self.body))
+    }
+
+    pub fn code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, kind: &str, code: &str) {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "{}",
+            String::from_utf8_lossy(&self.body)
+        );
+        let j = self.json();
+        assert_eq!(j["error"]["type"], kind, "{j}");
+        assert_eq!(j["error"]["code"], code, "{j}");
+        assert!(
+            j["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{j}"
+        );
+        let keys: Vec<_> = j["error"].as_object().unwrap().keys().cloned().collect();
+        for k in ["type", "code", "param", "message", "request_id"] {
+            assert!(keys.contains(&k.to_owned()), "{k} missing in {j}");
+        }
+    }
+}
+
+/// Key-management algorithms for hand-made JWEs.
+#[derive(Clone, Copy)]
+pub enum Alg {
+    RsaOaep256,
+    RsaOaep,
+    Rsa15,
+}
+
+/// Builds a compact JWE by hand, with any header, so tests can send what cardseal never makes.
+pub fn raw_jwe(header: &Value, jwk: &Value, alg: Alg, enc_128: bool, plaintext: &[u8]) -> String {
+    let public = public_key(jwk);
+    let rng = SystemRandom::new();
+    let cek_len = if enc_128 { 16 } else { 32 };
+    let mut cek = vec![0u8; cek_len];
+    rng.fill(&mut cek).unwrap();
+    let ek = match alg {
+        Alg::RsaOaep256 | Alg::RsaOaep => {
+            let key = OaepPublicEncryptingKey::new(public).unwrap();
+            let mut out = vec![0u8; key.ciphertext_size()];
+            let algorithm = if matches!(alg, Alg::RsaOaep256) {
+                &OAEP_SHA256_MGF1SHA256
+            } else {
+                &OAEP_SHA1_MGF1SHA1
+            };
+            key.encrypt(algorithm, &cek, &mut out, None)
+                .unwrap()
+                .to_vec()
+        }
+        Alg::Rsa15 => {
+            let key = Pkcs1PublicEncryptingKey::new(public).unwrap();
+            let mut out = vec![0u8; key.ciphertext_size()];
+            key.encrypt(&cek, &mut out).unwrap().to_vec()
+        }
+    };
+    let header_b64 = B64.encode(header.to_string());
+    let mut iv = [0u8; 12];
+    rng.fill(&mut iv).unwrap();
+    let key = LessSafeKey::new(
+        UnboundKey::new(if enc_128 { &AES_128_GCM } else { &AES_256_GCM }, &cek).unwrap(),
+    );
+    let mut in_out = plaintext.to_vec();
+    let tag = key
+        .seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(iv),
+            Aad::from(header_b64.as_bytes()),
+            &mut in_out,
+        )
+        .unwrap();
+    format!(
+        "{header_b64}.{}.{}.{}.{}",
+        B64.encode(ek),
+        B64.encode(iv),
+        B64.encode(&in_out),
+        B64.encode(tag.as_ref())
+    )
+}
+
+/// The RSA public key of a JWK, via a DER RSAPublicKey (PKCS#1) built from `n` and `e`.
+fn public_key(jwk: &Value) -> PublicEncryptingKey {
+    fn der_len(len: usize, out: &mut Vec<u8>) {
+        if len < 0x80 {
+            out.push(len as u8);
+        } else {
+            let bytes: Vec<u8> = len
+                .to_be_bytes()
+                .into_iter()
+                .skip_while(|b| *b == 0)
+                .collect();
+            out.push(0x80 | bytes.len() as u8);
+            out.extend(bytes);
+        }
+    }
+    fn der_int(bytes: &[u8], out: &mut Vec<u8>) {
+        let mut v = bytes.to_vec();
+        if v[0] & 0x80 != 0 {
+            v.insert(0, 0);
+        }
+        out.push(0x02);
+        der_len(v.len(), out);
+        out.extend(v);
+    }
+    let n = B64.decode(jwk["n"].as_str().unwrap()).unwrap();
+    let e = B64.decode(jwk["e"].as_str().unwrap()).unwrap();
+    let mut body = Vec::new();
+    der_int(&n, &mut body);
+    der_int(&e, &mut body);
+    let mut pkcs1 = vec![0x30];
+    der_len(body.len(), &mut pkcs1);
+    pkcs1.extend(body);
+    // SubjectPublicKeyInfo { rsaEncryption, NULL } wrapping the PKCS#1 key in a BIT STRING.
+    let mut spki_body = vec![
+        0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
+        0x03,
+    ];
+    der_len(pkcs1.len() + 1, &mut spki_body);
+    spki_body.push(0);
+    spki_body.extend(pkcs1);
+    let mut der = vec![0x30];
+    der_len(spki_body.len(), &mut der);
+    der.extend(spki_body);
+    PublicEncryptingKey::from_der(&der).unwrap()
+}
+
+/// A payload as JSON bytes, for [`raw_jwe`].
+pub fn payload_json(number: &str, iat: i64) -> Vec<u8> {
+    json!({"v": 1, "number": number, "exp_month": 12, "exp_year": 2030, "cvc": "123", "iat": iat, "jti": jwe::new_jti().unwrap()})
+        .to_string()
+        .into_bytes()
+}
+
+/// Seals `payload` with the npm package `jose` (an independent JOSE implementation).
+pub fn jose_seal(jwks: &Value, payload: &str) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/jose_encrypt.mjs");
+    let out = std::process::Command::new("node")
+        .arg(script)
+        .arg(jwks.to_string())
+        .arg(payload)
+        .output()
+        .expect("node must be installed (npm test installs it and the jose package)");
+    assert!(
+        out.status.success(),
+        "jose_encrypt.mjs failed (run `npm install` at the repository root): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Luhn-valid numbers: `prefix` padded with a counter to `len - 1` digits plus a check digit.
+pub fn luhn_number(prefix: &str, len: usize, counter: u64) -> String {
+    let mut body = prefix.to_owned();
+    let pad = len - 1 - prefix.len();
+    body.push_str(&format!("{counter:0pad$}"));
+    let digits: Vec<u32> = body.chars().map(|c| c.to_digit(10).unwrap()).collect();
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| {
+            if i % 2 == 0 {
+                let x = d * 2;
+                if x > 9 { x - 9 } else { x }
+            } else {
+                d
+            }
+        })
+        .sum();
+    body.push(char::from_digit((10 - sum % 10) % 10, 10).unwrap());
+    body
+}
+
+/// A minimal HTTP/1.1 client for the real-server tests (one request per connection).
+pub async fn http(addr: SocketAddr, req: Request<Body>) -> Reply {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let (mut parts, body) = req.into_parts();
+    parts
+        .headers
+        .insert("host", addr.to_string().parse().unwrap());
+    let response = sender
+        .send_request(Request::from_parts(parts, body))
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Serves `vault` on 127.0.0.1 with a real socket; returns the address.
+pub async fn serve(vault: &TestVault) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = app(vault.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
