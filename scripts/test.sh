@@ -24,8 +24,11 @@ cargo test --workspace --quiet
 step "build the npm package"
 node scripts/build.mjs
 
-step "browser tests: wasm-bindgen-test in headless Chrome and Firefox"
-wasm-pack --quiet test --headless --chrome --firefox -- --test web
+step "build cardseal-vault (the browser and end-to-end tests start it)"
+cargo build --quiet -p cardseal-vault
+
+step "browser tests: wasm-bindgen-test in headless Chrome and Firefox, against a vault on 127.0.0.1"
+node tests/support/with-servers.mjs -- wasm-pack test --headless --chrome --firefox -- --test web --test web_vault
 
 step "tsc --noEmit on a TypeScript user of every export"
 tsc --noEmit -p tests/ts

@@ -1,0 +1,162 @@
+// Servers the browser and end-to-end tests talk to, all on 127.0.0.1: a real cardseal-vault, a
+// server that never answers, and a proxy that fails on command. Used by with-servers.mjs.
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const root = fileURLToPath(new URL('../..', import.meta.url));
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitHealthy(url, child, ms = 30_000) {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (child.exitCode !== null) throw new Error(`cardseal-vault exited with ${child.exitCode}`);
+    try {
+      const r = await fetch(`${url}/healthz`);
+      if (r.ok) return;
+    } catch { /* not up yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`cardseal-vault did not become healthy at ${url}`);
+}
+
+/**
+ * Starts `cardseal-vault serve` with a fresh data dir and one test account allowed for
+ * http://127.0.0.1:* and http://localhost:*. Returns its URL, keys, captured logs and stop().
+ */
+export async function startVault({ bin = join(root, 'target/debug/cardseal-vault'), args = [], env = {}, origins } = {}) {
+  const dataDir = mkdtempSync(join(tmpdir(), 'cardseal-vault-'));
+  const allowed = origins ?? ['http://127.0.0.1:*', 'http://localhost:*'];
+  const created = JSON.parse(execFileSync(bin, ['accounts', 'create', '--data-dir', dataDir, '--name', 'test',
+    ...allowed.flatMap((o) => ['--allowed-origin', o]), '--json'], { encoding: 'utf8', env: { ...process.env, ...env } }));
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const child = spawn(bin, ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs = [];
+  child.stdout.on('data', (d) => logs.push(d.toString()));
+  child.stderr.on('data', (d) => logs.push(d.toString()));
+  await waitHealthy(url, child);
+  return {
+    url, dataDir, logs, child,
+    account: created.account,
+    pk: created.publishable_key,
+    sk: created.secret_key,
+    rk: created.restricted_key,
+    async stop({ keepData = false } = {}) {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
+      if (!keepData) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+function cors(res) {
+  res.setHeader('Access-Control-Allow-Origin', '*');
+  res.setHeader('Access-Control-Allow-Headers', 'Authorization, Content-Type, Idempotency-Key');
+  res.setHeader('Access-Control-Allow-Methods', 'GET, POST, OPTIONS');
+}
+
+/** A server that accepts connections and requests but never answers them. */
+export async function startHangServer() {
+  const pending = new Set();
+  const server = http.createServer((req, res) => { pending.add(res); });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    async stop() {
+      for (const res of pending) res.destroy();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+/**
+ * A proxy to the vault that can be told, through `POST /__control?fail=N&mode=before|after`, to
+ * answer the next N `POST /v1/tokens` with 503: `before` without forwarding, `after` once the
+ * vault has answered (so the vault did make a token). `GET /__stats` gives what it saw.
+ */
+export async function startFlakyProxy(target) {
+  let fail = 0;
+  let mode = 'before';
+  let stats = { posts: 0, idempotencyKeys: [], tokenIds: [] };
+  const server = http.createServer(async (req, res) => {
+    cors(res);
+    const u = new URL(req.url, 'http://x');
+    if (req.method === 'OPTIONS') { res.writeHead(204); res.end(); return; }
+    if (u.pathname === '/__control') {
+      fail = Number(u.searchParams.get('fail') ?? 0);
+      mode = u.searchParams.get('mode') ?? 'before';
+      stats = { posts: 0, idempotencyKeys: [], tokenIds: [] };
+      res.writeHead(204); res.end(); return;
+    }
+    if (u.pathname === '/__stats') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(stats)); return;
+    }
+    const chunks = [];
+    for await (const c of req) chunks.push(c);
+    const body = Buffer.concat(chunks);
+    const isTokenPost = req.method === 'POST' && u.pathname === '/v1/tokens';
+    if (isTokenPost) {
+      stats.posts++;
+      stats.idempotencyKeys.push(req.headers['idempotency-key'] ?? null);
+    }
+    if (isTokenPost && fail > 0 && mode === 'before') {
+      fail--;
+      res.writeHead(503, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: { type: 'api_error', code: 'service_unavailable', message: 'Try again.' } }));
+      return;
+    }
+    const headers = {};
+    for (const h of ['authorization', 'content-type', 'idempotency-key', 'origin']) {
+      if (req.headers[h]) headers[h] = req.headers[h];
+    }
+    let upstream;
+    try {
+      upstream = await fetch(target + req.url, { method: req.method, headers, body: req.method === 'GET' ? undefined : body });
+    } catch {
+      res.writeHead(502); res.end(); return;
+    }
+    const text = await upstream.text();
+    if (isTokenPost && upstream.ok) {
+      try { stats.tokenIds.push(JSON.parse(text).id); } catch { /* not JSON */ }
+    }
+    if (isTokenPost && fail > 0 && mode === 'after') {
+      fail--;
+      res.writeHead(503, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: { type: 'api_error', code: 'service_unavailable', message: 'Try again.' } }));
+      return;
+    }
+    res.writeHead(upstream.status, { 'content-type': upstream.headers.get('content-type') ?? 'application/json' });
+    res.end(text);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    async stop() {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
