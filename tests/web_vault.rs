@@ -13,17 +13,25 @@ wasm_bindgen_test_configure!(run_in_browser);
 
 const HOW: &str = "run through tests/support/with-servers.mjs, which starts the servers";
 
+/// A server address compiled in by the harness; without the harness, the test says how to run it.
+fn set(value: Option<&'static str>) -> &'static str {
+    match value {
+        Some(v) => v,
+        None => panic!("{HOW}"),
+    }
+}
+
 fn vault_url() -> &'static str {
-    option_env!("CARDSEAL_TEST_VAULT_URL").expect(HOW)
+    set(option_env!("CARDSEAL_TEST_VAULT_URL"))
 }
 fn publishable_key() -> &'static str {
-    option_env!("CARDSEAL_TEST_PK").expect(HOW)
+    set(option_env!("CARDSEAL_TEST_PK"))
 }
 fn hang_url() -> &'static str {
-    option_env!("CARDSEAL_TEST_HANG_URL").expect(HOW)
+    set(option_env!("CARDSEAL_TEST_HANG_URL"))
 }
 fn flaky_url() -> &'static str {
-    option_env!("CARDSEAL_TEST_FLAKY_URL").expect(HOW)
+    set(option_env!("CARDSEAL_TEST_FLAKY_URL"))
 }
 
 fn get(v: &JsValue, k: &str) -> JsValue {
