@@ -1,6 +1,7 @@
 // The public JS API of cardseal (DESIGN.md, "JavaScript API"), over the wasm-bindgen glue.
 // This file only normalizes inputs and decodes the packed verdicts of src/wasm.rs; every rule
 // lives in Rust.
+import { attachForm } from './attach.js';
 import init, * as wasm from './wasm/cardseal.js';
 
 let loading = null;
@@ -220,6 +221,14 @@ export class CardSeal {
     } catch (e) {
       throw toCardSealError(e);
     }
+  }
+
+  /**
+   * The snippet's form mode: formats and checks `[data-cardseal]` inputs as the customer types;
+   * on submit tokenizes, clears them, adds the hidden `cardseal_token` input and submits.
+   */
+  attach(form, options) {
+    return attachForm(this, form, options);
   }
 
   /** Seals and posts a CVC alone, to re-add it to a saved card; resolves to a Token of type `cvc`. */

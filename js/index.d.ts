@@ -149,4 +149,21 @@ export class CardSeal {
   tokenize(card: CardInput): Promise<Token>;
   /** Seals and posts a CVC alone, to re-add it to a saved card. */
   tokenizeCvc(cvc: string): Promise<Token>;
+  /** The snippet's form mode, on a `<form>` or a selector for one. */
+  attach(form: HTMLFormElement | string, options?: AttachOptions): Attachment;
+}
+
+/** Options of `CardSeal.attach`. */
+export interface AttachOptions {
+  /** Submit the form once the token is in it (default `true`). */
+  submit?: boolean;
+}
+
+/** A form that a CardSeal is attached to. */
+export interface Attachment {
+  form: HTMLFormElement;
+  /** Validates every field now and shows the errors. */
+  validate(): CardValidation;
+  /** Removes every listener. */
+  detach(): void;
 }

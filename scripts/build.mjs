@@ -46,15 +46,45 @@ mkdirSync(pkg, { recursive: true });
 for (const f of readdirSync(join(root, 'js'))) copyFileSync(join(root, 'js', f), join(pkg, f));
 copyFileSync(join(pkg, 'index.d.ts'), join(pkg, 'node.d.ts'));
 
+// The snippet: one classic script (IIFE) with the wasm's hash built in, and the wasm beside it.
+const snippetDir = join(pkg, 'snippet');
+mkdirSync(snippetDir, { recursive: true });
+copyFileSync(join(wasmOut, 'cardseal_bg.wasm'), join(snippetDir, 'cardseal_bg.wasm'));
+const { build } = await import('esbuild');
+await build({
+  entryPoints: [join(pkg, 'snippet.js')],
+  outfile: join(snippetDir, 'cardseal.js'),
+  bundle: true,
+  format: 'iife',
+  target: ['es2020'],
+  minify: true,
+  legalComments: 'none',
+  logLevel: 'error',
+  // import.meta.url is only the default wasm location; the snippet always passes its own.
+  define: { 'import.meta.url': 'undefined', __CARDSEAL_WASM_SRI__: JSON.stringify(sriOf(join(snippetDir, 'cardseal_bg.wasm'))) },
+});
+
+function sriOf(file) {
+  return 'sha384-' + createHash('sha384').update(readFileSync(file)).digest('base64');
+}
+
 const sri = (file) => 'sha384-' + createHash('sha384').update(readFileSync(file)).digest('base64');
-const shipped = ['wasm/cardseal_bg.wasm', 'wasm/cardseal.js', 'core.js', 'index.js'];
+const shipped = ['wasm/cardseal_bg.wasm', 'wasm/cardseal.js', 'core.js', 'attach.js', 'index.js'];
 let raw = 0, gz = 0;
 for (const f of shipped) {
   const bytes = readFileSync(join(pkg, f));
   raw += bytes.length;
   gz += gzipSync(bytes, { level: 9 }).length;
 }
-const summary = { rawBytes: raw, gzipBytes: gz, sri: Object.fromEntries(shipped.map((f) => [f, sri(join(pkg, f))])) };
+const snippetFiles = ['snippet/cardseal.js', 'snippet/cardseal_bg.wasm'];
+const snippetGz = snippetFiles.reduce((n, f) => n + gzipSync(readFileSync(join(pkg, f)), { level: 9 }).length, 0);
+const summary = {
+  version: JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version,
+  rawBytes: raw,
+  gzipBytes: gz,
+  snippetGzipBytes: snippetGz,
+  sri: Object.fromEntries([...shipped, ...snippetFiles].map((f) => [f, sri(join(pkg, f))])),
+};
 writeFileSync(join(pkg, 'build-info.json'), JSON.stringify(summary, null, 2) + '\n');
-log(`[build] pkg/ ready: ${raw} bytes, ${gz} bytes gzipped (wasm + glue + wrapper)`);
+log(`[build] pkg/ ready: ${raw} bytes, ${gz} bytes gzipped (wasm + glue + wrapper); snippet ${snippetGz} bytes gzipped`);
 for (const [f, h] of Object.entries(summary.sri)) log(`[build]   ${f}  integrity="${h}"`);
