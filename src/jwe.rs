@@ -10,6 +10,8 @@
 //! seal in this module's memory.
 
 mod key;
+mod monty;
+mod oaep;
 
 pub use key::VaultKey;
 
@@ -19,7 +21,6 @@ use std::io;
 use aes_gcm::aead::AeadInOut;
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
 use base64ct::{Base64UrlUnpadded, Encoding};
-use getrandom::SysRng;
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
@@ -138,22 +139,48 @@ pub fn seal_cvc(key: &VaultKey, cvc: &Cvc, iat: i64) -> Result<String, Error> {
 /// # Errors
 /// [`Error::Crypto`] if randomness or encryption fails. The cause is deliberately not kept.
 pub fn seal_payload(key: &VaultKey, payload: &Payload) -> Result<String, Error> {
+    seal_with(key, payload, |cek, seed| key.wrap_cek(cek, seed))
+}
+
+/// [`seal_payload`] with the `rsa` crate's RSA-OAEP instead of the fast path: the reference
+/// that the fast path is tested against, kept callable for tests and benchmarks.
+///
+/// # Errors
+/// As [`seal_payload`].
+#[doc(hidden)]
+pub fn seal_payload_with_rsa_crate(key: &VaultKey, payload: &Payload) -> Result<String, Error> {
+    seal_with(key, payload, |cek, _| {
+        key.wrap_cek_with_rsa_crate(cek, &mut getrandom::SysRng)
+    })
+}
+
+/// Bytes of the A256GCM content-encryption key.
+const CEK_LEN: usize = 32;
+/// Bytes of the GCM IV (RFC 7518 §5.3: 96 bits).
+const IV_LEN: usize = 12;
+
+/// Builds the compact JWE; `wrap` encrypts the CEK with the given OAEP seed.
+fn seal_with(
+    key: &VaultKey,
+    payload: &Payload,
+    wrap: impl FnOnce(&[u8], &[u8; oaep::HASH_LEN]) -> Result<Vec<u8>, Error>,
+) -> Result<String, Error> {
     let mut plaintext = SecretBuf::with_capacity(payload_capacity(payload));
     serde_json::to_writer(&mut plaintext, payload).map_err(|_| Error::Crypto)?;
     let mut buf = plaintext.0;
 
-    let mut cek = Zeroizing::new([0u8; 32]);
-    let mut iv = [0u8; 12];
-    getrandom::fill(cek.as_mut_slice()).map_err(|_| Error::Crypto)?;
-    getrandom::fill(&mut iv).map_err(|_| Error::Crypto)?;
+    // CEK, IV and OAEP seed in one CSPRNG call: in wasm each call crosses into JavaScript.
+    let mut random = Zeroizing::new([0u8; CEK_LEN + IV_LEN + oaep::HASH_LEN]);
+    getrandom::fill(random.as_mut_slice()).map_err(|_| Error::Crypto)?;
+    let (cek, rest) = random.split_at(CEK_LEN);
+    let (iv, seed) = rest.split_at(IV_LEN);
+    let iv: [u8; IV_LEN] = iv.try_into().map_err(|_| Error::Crypto)?;
+    let seed: &[u8; oaep::HASH_LEN] = seed.try_into().map_err(|_| Error::Crypto)?;
 
-    let encrypted_key = key
-        .public()
-        .oaep_encrypt_with_rng::<sha2::Sha256, _>(&mut SysRng, cek.as_slice())
-        .map_err(|_| Error::Crypto)?;
+    let encrypted_key = wrap(cek, seed)?;
 
     let header = key.protected_header();
-    let cipher = Aes256Gcm::new_from_slice(cek.as_slice()).map_err(|_| Error::Crypto)?;
+    let cipher = Aes256Gcm::new_from_slice(cek).map_err(|_| Error::Crypto)?;
     let tag = cipher
         .encrypt_inout_detached(
             &Nonce::from(iv),
@@ -299,5 +326,79 @@ mod tests {
         let json = serde_json::to_vec(&p).unwrap();
         assert!(json.len() <= payload_capacity(&p));
         assert!(serde_json::to_vec(&full()).unwrap().len() <= payload_capacity(&full()));
+    }
+}
+
+#[cfg(test)]
+mod bench {
+    use std::hint::black_box;
+    use std::time::Instant;
+
+    use super::monty::Modulus;
+    use super::monty::tests::TestRng;
+    use super::*;
+
+    fn time(name: &str, n: u32, mut f: impl FnMut()) {
+        for _ in 0..n / 10 {
+            f();
+        }
+        let start = Instant::now();
+        for _ in 0..n {
+            f();
+        }
+        eprintln!(
+            "{name:<24} {:>8.2} µs",
+            start.elapsed().as_secs_f64() * 1e6 / f64::from(n)
+        );
+    }
+
+    /// Where a seal's time goes: `cargo test --release --lib -- --ignored --nocapture seal_breakdown`.
+    #[test]
+    #[ignore = "timing; run in release"]
+    fn seal_breakdown() {
+        let mut rng = TestRng(1);
+        let n = rng.modulus(2048);
+        let m64 = Modulus::<u64>::new(&n).unwrap();
+        let m32 = Modulus::<u32>::new(&n).unwrap();
+        let mut msg = rng.bytes(256);
+        msg[0] = 0;
+        let mut out = vec![0u8; 256];
+        time("pow u64 limbs", 2000, || {
+            m64.pow_public(black_box(&msg), 65537, &mut out)
+        });
+        time("pow u32 limbs", 2000, || {
+            m32.pow_public(black_box(&msg), 65537, &mut out)
+        });
+        time("modulus::new u64", 200, || {
+            drop(black_box(Modulus::<u64>::new(&n)))
+        });
+        let mut em = vec![0u8; 256];
+        time("oaep encode", 20000, || {
+            oaep::encode(black_box(&[1; 32]), &[2; 32], &mut em).unwrap()
+        });
+        let cek = [7u8; 32];
+        let mut buf = vec![0u8; 150];
+        time("aes-gcm 150 B", 20000, || {
+            let c = Aes256Gcm::new_from_slice(&cek).unwrap();
+            black_box(
+                c.encrypt_inout_detached(
+                    &Nonce::from([0u8; 12]),
+                    b"hdr",
+                    buf.as_mut_slice().into(),
+                )
+                .unwrap(),
+            );
+        });
+        let mut r = [0u8; 76];
+        time("getrandom 76 B", 20000, || {
+            getrandom::fill(black_box(&mut r)).unwrap()
+        });
+        let payload = Payload::for_cvc(&Cvc::parse("123", None).unwrap(), 1, "x".repeat(22));
+        time("json", 20000, || {
+            drop(black_box(serde_json::to_vec(&payload)))
+        });
+        time("base64 256 B", 20000, || {
+            drop(black_box(Base64UrlUnpadded::encode_string(&out)))
+        });
     }
 }

@@ -20,7 +20,9 @@ use serde_json::{Value, json};
 use cardseal::Error;
 use cardseal::Secret;
 use cardseal::card::{Card, CardInput, Cvc, Today};
-use cardseal::jwe::{Payload, VaultKey, new_jti, seal_card, seal_cvc, seal_payload};
+use cardseal::jwe::{
+    Payload, VaultKey, new_jti, seal_card, seal_cvc, seal_payload, seal_payload_with_rsa_crate,
+};
 
 /// A vault key pair generated once per test binary.
 struct TestKey {
@@ -191,6 +193,21 @@ fn round_trip_through_rustcrypto() {
         serde_json::from_slice::<Payload>(&plaintext).unwrap(),
         payload
     );
+}
+
+#[test]
+fn the_rsa_crate_reference_path_round_trips_too() {
+    for key in [key_2048(), key_3072()] {
+        let payload = card_payload();
+        let jwe = seal_payload_with_rsa_crate(&key.vault_key("r"), &payload).unwrap();
+        let (header, plaintext) = open_aws(key, &jwe).unwrap();
+        assert_eq!(header["kid"], "r");
+        assert_eq!(
+            serde_json::from_slice::<Payload>(&plaintext).unwrap(),
+            payload
+        );
+        assert_eq!(open_rustcrypto(key, &jwe).unwrap(), plaintext);
+    }
 }
 
 #[test]

@@ -7,7 +7,10 @@ use rsa::pkcs1::{self, der::Decode};
 use rsa::pkcs8::SubjectPublicKeyInfoRef;
 use rsa::{BoxedUint, PublicKey};
 use serde_json::{Map, Value};
+use zeroize::Zeroizing;
 
+use super::monty::{FastLimb, Modulus};
+use super::oaep;
 use crate::Error;
 
 /// The only key-management algorithm a vault key may name.
@@ -35,7 +38,12 @@ const PRIVATE_MEMBERS: [&str; 6] = ["d", "p", "q", "dp", "dq", "qi"];
 pub struct VaultKey {
     kid: Option<String>,
     bits: usize,
-    public: PublicKey,
+    /// The modulus, big-endian without leading zeros.
+    n: Vec<u8>,
+    /// The public exponent: odd, at least 3, below 2^32.
+    e: u32,
+    /// `n` with its Montgomery constants, for the fast RSA operation.
+    modulus: Modulus<FastLimb>,
     /// The base64url protected header. It depends only on `kid`, so it is encoded once.
     protected: String,
 }
@@ -134,8 +142,40 @@ impl VaultKey {
         self.bits
     }
 
-    pub(crate) fn public(&self) -> &PublicKey {
-        &self.public
+    /// RSAES-OAEP-SHA-256 of `cek` with the given seed: the JWE Encrypted Key. The fast path.
+    pub(crate) fn wrap_cek(
+        &self,
+        cek: &[u8],
+        seed: &[u8; oaep::HASH_LEN],
+    ) -> Result<Vec<u8>, Error> {
+        let mut em = Zeroizing::new(vec![0u8; self.modulus.len()]);
+        oaep::encode(cek, seed, &mut em)?;
+        let mut encrypted = vec![0u8; self.modulus.len()];
+        self.modulus.pow_public(&em, self.e, &mut encrypted);
+        Ok(encrypted)
+    }
+
+    /// The same with the `rsa` crate: the reference path.
+    pub(crate) fn wrap_cek_with_rsa_crate<R>(
+        &self,
+        cek: &[u8],
+        rng: &mut R,
+    ) -> Result<Vec<u8>, Error>
+    where
+        R: rsa::rand_core::TryCryptoRng + ?Sized,
+    {
+        self.rsa_public_key()?
+            .oaep_encrypt_with_rng::<sha2::Sha256, R>(rng, cek)
+            .map_err(|_| Error::Crypto)
+    }
+
+    /// The key as the `rsa` crate's type.
+    pub(crate) fn rsa_public_key(&self) -> Result<PublicKey, Error> {
+        PublicKey::new(
+            BoxedUint::from_be_slice_vartime(&self.n),
+            BoxedUint::from(u64::from(self.e)),
+        )
+        .map_err(|_| Error::Crypto)
     }
 
     /// The base64url-encoded protected header, which is also the AAD.
@@ -242,20 +282,19 @@ impl VaultKey {
         if e.len() > 8 {
             return Err(Error::InvalidKey);
         }
-        let e_value = e.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
-        if e_value < 3 || e_value & 1 == 0 || e_value >= MAX_EXPONENT {
+        let e = e.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+        if e < 3 || e & 1 == 0 || e >= MAX_EXPONENT {
             return Err(Error::InvalidKey);
         }
-        let public = PublicKey::new(
-            BoxedUint::from_be_slice_vartime(n),
-            BoxedUint::from_be_slice_vartime(e),
-        )
-        .map_err(|_| Error::InvalidKey)?;
+        let e = u32::try_from(e).map_err(|_| Error::InvalidKey)?;
+        let modulus = Modulus::new(n).ok_or(Error::InvalidKey)?;
         let protected = protected_header(kid.as_deref())?;
         Ok(Self {
             kid,
             bits,
-            public,
+            n: n.to_vec(),
+            e,
+            modulus,
             protected,
         })
     }
@@ -315,4 +354,93 @@ fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
 fn bit_len(n: &[u8]) -> usize {
     n.first()
         .map_or(0, |b| (n.len() - 1) * 8 + (8 - b.leading_zeros() as usize))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use rsa::rand_core::{TryCryptoRng, TryRng};
+
+    use super::super::monty::tests::TestRng;
+    use super::*;
+
+    /// Hands the `rsa` crate a chosen OAEP seed, so both paths can be compared byte for byte.
+    struct Replay<'a>(&'a [u8]);
+
+    impl TryRng for Replay<'_> {
+        type Error = Infallible;
+
+        fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+            unreachable!("OAEP draws its seed with fill_bytes")
+        }
+
+        fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+            unreachable!("OAEP draws its seed with fill_bytes")
+        }
+
+        fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
+            let (head, tail) = self.0.split_at(dst.len());
+            dst.copy_from_slice(head);
+            self.0 = tail;
+            Ok(())
+        }
+    }
+
+    impl TryCryptoRng for Replay<'_> {}
+
+    fn key_from(n: &[u8], e: u32) -> VaultKey {
+        VaultKey::from_parts(n, &e.to_be_bytes(), Some("t".into())).unwrap()
+    }
+
+    fn check(rng: &mut TestRng, key: &VaultKey, msg_len: usize) {
+        let msg = rng.bytes(msg_len);
+        let mut seed = [0u8; oaep::HASH_LEN];
+        rng.fill(&mut seed);
+        let fast = key.wrap_cek(&msg, &seed).unwrap();
+        let reference = key
+            .wrap_cek_with_rsa_crate(&msg, &mut Replay(&seed))
+            .unwrap();
+        assert_eq!(fast, reference, "{} bits, e = {}", key.bits, key.e);
+    }
+
+    #[test]
+    fn fast_oaep_matches_the_rsa_crate() {
+        let mut rng = TestRng(11);
+        for bits in [2048, 2049, 2055, 2056, 2060, 2111, 3072, 4096] {
+            for _ in 0..3 {
+                let key = key_from(&rng.modulus(bits), rng.exponent());
+                let max = key.modulus.len() - 2 * oaep::HASH_LEN - 2;
+                for msg_len in [32, 0, 1, max] {
+                    check(&mut rng, &key, msg_len);
+                }
+            }
+        }
+    }
+
+    /// The exhaustive run: `cargo test --release -- --ignored fast_oaep_matches_exhaustively`.
+    #[test]
+    #[ignore = "slow; run in release"]
+    fn fast_oaep_matches_exhaustively() {
+        let mut rng = TestRng(12);
+        for bits in (2048..2120).chain([3072, 4096, 8192]) {
+            for _ in 0..20 {
+                let key = key_from(&rng.modulus(bits), rng.exponent());
+                for _ in 0..5 {
+                    check(&mut rng, &key, 32);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn too_long_messages_fail_on_both_paths() {
+        let mut rng = TestRng(13);
+        let key = key_from(&rng.modulus(2048), 65537);
+        assert_eq!(key.wrap_cek(&[0; 191], &[0; 32]), Err(Error::Crypto));
+        assert_eq!(
+            key.wrap_cek_with_rsa_crate(&[0; 191], &mut Replay(&[0; 32])),
+            Err(Error::Crypto)
+        );
+    }
 }
