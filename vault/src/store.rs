@@ -11,7 +11,7 @@ use std::fmt;
 use async_trait::async_trait;
 
 /// A storage failure.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum StoreError {
     /// A unique value (such as a `jti`) was already stored.
     Duplicate,

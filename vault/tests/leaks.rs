@@ -17,6 +17,16 @@ use support::{http, luhn_number, post_json, unix_now};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cardseal-vault");
 
+/// Kills the server even when an assertion fails first.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Every maximal run of ASCII digits in `hay`: a number or CVC in clear would be (inside) one.
 fn digit_runs(hay: &[u8]) -> Vec<&[u8]> {
     hay.split(|b| !b.is_ascii_digit())
@@ -109,7 +119,7 @@ async fn no_card_number_or_cvc_in_the_database_or_the_logs() {
     let pk = account["publishable_key"].as_str().unwrap().to_owned();
     let sk = account["secret_key"].as_str().unwrap().to_owned();
 
-    let mut server = Command::new(BIN)
+    let server = Command::new(BIN)
         .args([
             "serve",
             "--data-dir",
@@ -127,13 +137,14 @@ async fn no_card_number_or_cvc_in_the_database_or_the_logs() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = server.stderr.take().unwrap();
+    let mut server = KillOnDrop(server);
+    let mut stderr = server.0.stderr.take().unwrap();
     let logs = std::thread::spawn(move || {
         let mut buf = Vec::new();
         stderr.read_to_end(&mut buf).unwrap();
         buf
     });
-    let mut stdout = BufReader::new(server.stdout.take().unwrap());
+    let mut stdout = BufReader::new(server.0.stdout.take().unwrap());
     let mut line = String::new();
     let addr: SocketAddr = loop {
         line.clear();
@@ -208,8 +219,10 @@ async fn no_card_number_or_cvc_in_the_database_or_the_logs() {
         assert_eq!(r.status, 402);
         summaries.push(r.body.clone());
     }
-    server.kill().unwrap();
-    server.wait().unwrap();
+    // Killed, not stopped: the WAL stays as it was, unflushed frames and all. The pause lets
+    // the log writer thread catch up first.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    drop(server);
     let logs = logs.join().unwrap();
 
     let mut files = Vec::new();

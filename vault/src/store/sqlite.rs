@@ -1,11 +1,12 @@
 //! The default store: one SQLite file in the data directory, in WAL mode.
 //!
-//! One connection writes (behind a mutex, so writers queue in the process instead of spinning
-//! in SQLite's busy handler) and a few connections read. Every call runs on tokio's blocking
-//! pool.
+//! One thread writes, committing whatever jobs are waiting in one transaction (each job in its
+//! own savepoint, so one failing job does not undo the others), and a few connections read on
+//! tokio's blocking pool. A second thread checkpoints the WAL.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -90,8 +91,86 @@ pub struct SqliteStore {
 #[derive(Debug)]
 struct Inner {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    /// Work for the writer thread. (A `Mutex` only because `Sender` is not `Sync` on every
+    /// supported toolchain; it is held for the duration of one `send`.)
+    jobs: Mutex<mpsc::Sender<Job>>,
     readers: Mutex<Vec<Connection>>,
+}
+
+/// A unit of writing: runs inside the group transaction and returns what to tell its caller
+/// once the transaction has committed (or failed to).
+type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
+type Reply = Box<dyn FnOnce(StoreResult<()>) + Send>;
+
+/// Jobs committed together at most; more wait for the next transaction.
+const MAX_GROUP: usize = 256;
+
+/// How often the WAL is checkpointed into the database file, off the write path.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+fn in_savepoint<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    run_cached(conn, "SAVEPOINT job")?;
+    let result = f(conn);
+    if result.is_err() {
+        run_cached(conn, "ROLLBACK TO job")?;
+    }
+    run_cached(conn, "RELEASE job")?;
+    result
+}
+
+/// Runs a parameterless statement, parsed once per connection.
+fn run_cached(conn: &Connection, sql: &str) -> StoreResult<()> {
+    conn.prepare_cached(sql)
+        .and_then(|mut stmt| stmt.execute([]))
+        .map(drop)
+        .map_err(backend)
+}
+
+/// The writer thread: takes every job that is waiting, runs them in one transaction, commits
+/// once, then answers them all. Under load this is group commit: one WAL append and one lock
+/// round for many tokens. It ends when every `SqliteStore` is dropped.
+fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let begin = run_cached(&conn, "BEGIN IMMEDIATE");
+        if let Err(e) = begin {
+            for job in batch {
+                // The job never ran; only its reply is wanted. Run it against nothing by
+                // answering with the error straight away.
+                drop(job);
+                tracing::error!(error = %e, "cannot start a database transaction");
+            }
+            continue;
+        }
+        let replies: Vec<Reply> = batch.into_iter().map(|job| job(&conn)).collect();
+        let commit = run_cached(&conn, "COMMIT");
+        if commit.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for reply in replies {
+            reply(commit.clone());
+        }
+    }
+}
+
+/// Copies committed WAL frames into the database file every [`CHECKPOINT_EVERY`], so that the
+/// writer never stalls on a checkpoint's fsync. Ends with the store.
+fn checkpoint_loop(conn: Connection, alive: std::sync::Weak<Inner>) {
+    while alive.strong_count() > 0 {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "WAL checkpoint failed");
+        }
+    }
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -130,13 +209,34 @@ impl SqliteStore {
         create_private(path)?;
         let mut writer = open(path).map_err(backend)?;
         migrate(&mut writer)?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                path: path.to_owned(),
-                writer: Mutex::new(writer),
-                readers: Mutex::new(Vec::new()),
-            }),
-        })
+        // Checkpoints run on their own connection instead of inside some unlucky commit.
+        writer
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(backend)?;
+        let checkpointer = open(path).map_err(backend)?;
+        let (jobs, queue) = mpsc::channel();
+        let inner = Arc::new(Inner {
+            path: path.to_owned(),
+            jobs: Mutex::new(jobs),
+            readers: Mutex::new(Vec::new()),
+        });
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.to_owned())
+                .spawn(f)
+                .map(drop)
+                .map_err(|e| StoreError::Backend(format!("cannot start the {name} thread: {e}")))
+        };
+        spawn(
+            "sqlite-writer",
+            Box::new(move || writer_loop(writer, queue)),
+        )?;
+        let alive = Arc::downgrade(&inner);
+        spawn(
+            "sqlite-checkpoint",
+            Box::new(move || checkpoint_loop(checkpointer, alive)),
+        )?;
+        Ok(Self { inner })
     }
 
     /// The database file.
@@ -144,14 +244,26 @@ impl SqliteStore {
         &self.inner.path
     }
 
+    /// Runs `f` on the writer thread, inside a savepoint of the current group transaction,
+    /// and answers once that transaction has committed.
     async fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+        f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || f(&mut lock(&inner.writer)))
+        let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |conn: &Connection| {
+            let result = in_savepoint(conn, f);
+            Box::new(move |commit: StoreResult<()>| {
+                // The caller may have gone away (a dropped request); nothing to do then.
+                let _ = reply_tx.send(commit.and(result));
+            })
+        });
+        lock(&self.inner.jobs)
+            .send(job)
+            .map_err(|_| StoreError::Backend("the database writer has stopped".into()))?;
+        reply_rx
             .await
-            .map_err(backend)?
+            .map_err(|_| StoreError::Backend("the database writer has stopped".into()))?
     }
 
     async fn read<T: Send + 'static>(
@@ -316,13 +428,12 @@ impl Store for SqliteStore {
 
     async fn add_sealing_key(&self, key: SealingKeyRecord) -> StoreResult<()> {
         self.write(move |c| {
-            let tx = c.transaction().map_err(backend)?;
-            tx.execute(
+            c.execute(
                 "UPDATE sealing_keys SET superseded_at = ?1 WHERE superseded_at IS NULL",
                 params![key.created],
             )
             .map_err(backend)?;
-            tx.execute(
+            c.execute(
                 "INSERT INTO sealing_keys (kid, private_key, public_jwk, created, superseded_at)
                  VALUES (?1, ?2, ?3, ?4, NULL)",
                 params![
@@ -333,7 +444,7 @@ impl Store for SqliteStore {
                 ],
             )
             .map_err(backend)?;
-            tx.commit().map_err(backend)
+            Ok(())
         })
         .await
     }
@@ -344,8 +455,7 @@ impl Store for SqliteStore {
         keys: Vec<ApiKeyRecord>,
     ) -> StoreResult<()> {
         self.write(move |c| {
-            let tx = c.transaction().map_err(backend)?;
-            tx.execute(
+            c.execute(
                 "INSERT INTO accounts (id, name, allowed_origins, data_key, fingerprint_key, demo, created)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
@@ -365,7 +475,7 @@ impl Store for SqliteStore {
                 e => backend(e),
             })?;
             for k in &keys {
-                tx.execute(
+                c.execute(
                     "INSERT INTO api_keys (key_hash, account_id, kind, scopes, wrapped_key, created)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     params![
@@ -379,7 +489,7 @@ impl Store for SqliteStore {
                 )
                 .map_err(backend)?;
             }
-            tx.commit().map_err(backend)
+            Ok(())
         })
         .await
     }
@@ -431,8 +541,7 @@ impl Store for SqliteStore {
 
     async fn add_token(&self, token: TokenRecord, jti: JtiRecord) -> StoreResult<()> {
         self.write(move |c| {
-            let tx = c.transaction().map_err(backend)?;
-            let fresh = tx
+            let fresh = c
                 .prepare_cached(
                     "INSERT OR IGNORE INTO seen_jtis (jti_hash, expires_at, account_id, token_id, idempotency_key)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -450,7 +559,7 @@ impl Store for SqliteStore {
                 return Err(StoreError::Duplicate);
             }
             let card = token.card.as_ref();
-            tx.prepare_cached(&format!(
+            c.prepare_cached(&format!(
                 "INSERT INTO tokens ({TOKEN_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
             ))
             .map_err(backend)?
@@ -471,7 +580,7 @@ impl Store for SqliteStore {
                 token.used_at
             ])
             .map_err(backend)?;
-            tx.commit().map_err(backend)
+            Ok(())
         })
         .await
     }
@@ -535,17 +644,15 @@ impl Store for SqliteStore {
 
     async fn purge(&self, now: i64) -> StoreResult<u64> {
         self.write(move |c| {
-            let tx = c.transaction().map_err(backend)?;
-            let jtis = tx
+            let jtis = c
                 .execute("DELETE FROM seen_jtis WHERE expires_at <= ?1", params![now])
                 .map_err(backend)?;
-            let tokens = tx
+            let tokens = c
                 .execute(
                     "UPDATE tokens SET sealed = NULL WHERE sealed IS NOT NULL AND expires_at <= ?1",
                     params![now],
                 )
                 .map_err(backend)?;
-            tx.commit().map_err(backend)?;
             Ok(u64::try_from(jtis + tokens).unwrap_or(u64::MAX))
         })
         .await
