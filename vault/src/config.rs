@@ -53,8 +53,8 @@ impl Default for Config {
                 burst: 200.0,
             },
             rate_per_ip: RateLimit {
-                per_second: 5.0,
-                burst: 30.0,
+                per_second: 10.0,
+                burst: 60.0,
             },
             trust_forwarded_for: false,
         }

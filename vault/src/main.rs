@@ -78,10 +78,10 @@ struct ServeArgs {
     #[arg(long, env = "CARDSEAL_KEY_BURST", default_value_t = 200.0)]
     key_burst: f64,
     /// Token creations per second per client IP (0 disables the limit).
-    #[arg(long, env = "CARDSEAL_IP_RATE", default_value_t = 5.0)]
+    #[arg(long, env = "CARDSEAL_IP_RATE", default_value_t = 10.0)]
     ip_rate: f64,
     /// Burst size per client IP.
-    #[arg(long, env = "CARDSEAL_IP_BURST", default_value_t = 30.0)]
+    #[arg(long, env = "CARDSEAL_IP_BURST", default_value_t = 60.0)]
     ip_burst: f64,
     /// Take the client IP from X-Forwarded-For (only behind a proxy you run).
     #[arg(long, env = "CARDSEAL_TRUST_FORWARDED_FOR")]
