@@ -8,6 +8,22 @@ let loading = null;
 let loaded = false;
 let BRANDS = [];
 let ERRORS = [];
+let memory = null;
+let inputAddress = 0;
+let inputCapacity = 0;
+let inputView = null;
+
+// Short inputs are written as UTF-16 straight into a buffer in wasm memory (see src/wasm.rs,
+// `INPUT`): one call instead of malloc, encode, call and free.
+function packNumber(s) {
+  if (s.length > inputCapacity) return wasm.validateNumberPacked(s);
+  if (inputView === null || inputView.buffer !== memory.buffer) {
+    // Memory growth replaces the buffer; the view is made again after it.
+    inputView = new Uint16Array(memory.buffer, inputAddress, inputCapacity);
+  }
+  for (let i = 0; i < s.length; i++) inputView[i] = s.charCodeAt(i);
+  return wasm.validateNumberInput(s.length);
+}
 
 /** The error every failure of the package is: `code`, `type`, `param` and, for HTTP, `status`. */
 export class CardSealError extends Error {
@@ -29,7 +45,10 @@ export class CardSealError extends Error {
 export function ready(source) {
   if (!loading) {
     const module_or_path = source ?? new URL('./wasm/cardseal_bg.wasm', import.meta.url);
-    loading = init({ module_or_path }).then(() => {
+    loading = init({ module_or_path }).then((exports) => {
+      memory = exports.memory;
+      inputAddress = wasm.inputBuffer();
+      inputCapacity = wasm.inputCapacity();
       BRANDS = wasm.brandTable();
       const t = wasm.errorTable();
       ERRORS = [];
@@ -76,7 +95,7 @@ function verdict(bits) {
 /** The as-you-type verdict on a card number. */
 export function validateNumber(number) {
   assertReady();
-  const bits = wasm.validateNumberPacked(text(number));
+  const bits = packNumber(text(number));
   const b = (bits >>> 16) & 31;
   const candidates = [];
   for (let m = bits & 0xffff, i = 0; m !== 0; m >>>= 1, i++) {

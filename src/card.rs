@@ -11,12 +11,14 @@ pub mod format;
 pub mod name;
 pub mod number;
 
-pub use brand::{BRANDS, Brand, BrandInfo};
+pub use brand::{BRANDS, Brand, BrandInfo, Heads};
 pub use cvc::{Cvc, validate_cvc};
 pub use expiry::{Expiry, Today, split_expiry, validate_expiry};
 pub use format::{Formatted, format_card_number, format_expiry};
 pub use name::Name;
-pub use number::{BrandSet, CardNumber, NumberVerdict, luhn, validate_number};
+pub use number::{
+    BrandSet, CardNumber, NumberVerdict, luhn, validate_number, validate_number_chars,
+};
 
 use crate::error::Field;
 use crate::{Error, Secret};
@@ -101,10 +103,10 @@ impl Card {
         let number = CardNumber::parse(input.number.expose());
         let brand = number.as_ref().ok().map(CardNumber::brand);
         let expiry = Expiry::parse(&input.exp_month, &input.exp_year, today);
+        // A CVC that was collected but left empty is incomplete; `None` means "not collected".
         let cvc = input
             .cvc
             .as_ref()
-            .filter(|c| !c.expose().trim().is_empty())
             .map(|c| Cvc::parse(c.expose(), brand))
             .transpose();
         let name = input

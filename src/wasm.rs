@@ -17,6 +17,8 @@ mod seal;
 
 pub use seal::CardSealCore;
 
+use std::sync::atomic::{AtomicU16, Ordering};
+
 use wasm_bindgen::prelude::*;
 
 use crate::Error;
@@ -80,10 +82,42 @@ pub fn error_table() -> Vec<String> {
         .collect()
 }
 
+/// UTF-16 code units of the last `validateNumber` input, written by JS straight into wasm
+/// memory: a short string then crosses with one call, without the allocation, UTF-8 encoding
+/// and free of a `&str` argument. Atomics, because JS writes them behind Rust's back (single
+/// threaded, so Relaxed is enough).
+static INPUT: [AtomicU16; INPUT_CAPACITY] = [const { AtomicU16::new(0) }; INPUT_CAPACITY];
+const INPUT_CAPACITY: usize = 64;
+
+/// Where JS writes `validateNumber` input: the address of a `u16` buffer in wasm memory.
+#[wasm_bindgen(js_name = "inputBuffer")]
+pub fn input_buffer() -> u32 {
+    INPUT.as_ptr() as usize as u32
+}
+
+/// How many UTF-16 code units the input buffer holds; longer strings take the `&str` path.
+#[wasm_bindgen(js_name = "inputCapacity")]
+pub fn input_capacity() -> u32 {
+    INPUT_CAPACITY as u32
+}
+
+/// `validateNumber` of the first `len` code units of the input buffer, packed. The buffer is
+/// wiped as it is read, so no card number lingers in wasm memory.
+#[wasm_bindgen(js_name = "validateNumberInput")]
+pub fn validate_number_input(len: u32) -> u32 {
+    let len = (len as usize).min(INPUT_CAPACITY);
+    let units = INPUT[..len].iter().map(|u| u.swap(0, Ordering::Relaxed));
+    let chars = char::decode_utf16(units).map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER));
+    number_bits(card::validate_number_chars(chars))
+}
+
 /// `validateNumber`, packed (see the module docs).
 #[wasm_bindgen(js_name = "validateNumberPacked")]
 pub fn validate_number_packed(number: &str) -> u32 {
-    let v = card::validate_number(number);
+    number_bits(card::validate_number(number))
+}
+
+fn number_bits(v: card::NumberVerdict) -> u32 {
     let mut bits = v.candidates.bits() | brand_bits(v.brand) | code_bits(v.code);
     if v.is_valid {
         bits |= VALID_BIT;

@@ -346,6 +346,16 @@ fn whole_card() {
         ]
     );
 
+    // A collected but empty CVC is incomplete; an absent one is fine.
+    let empty = validate_card(
+        &input("4242424242424242", "12", "30", Some(" "), None),
+        today(),
+    );
+    assert_eq!(
+        empty.errors.iter().map(|e| e.code).collect::<Vec<_>>(),
+        [Error::IncompleteCvc]
+    );
+
     // CVC and name are optional; a blank name is absent.
     let card = Card::parse(
         &input("5555555555554444", "1", "2030", None, Some("  ")),

@@ -161,12 +161,8 @@ function onSubmit(event) {
     name: value('name').trim() === '' ? undefined : value('name'),
   };
   const result = validateCard(card);
-  const errors = [...result.errors];
-  // validateCard treats an empty CVC as "not collected"; this checkout collects it.
-  if (card.cvc.trim() === '' && !errors.some((e) => e.field === 'cvc')) {
-    errors.push({ field: 'cvc', code: 'incomplete_cvc', message: messageFor('incomplete_cvc') });
-  }
-  errors.sort((a, b) => FIELD_ORDER.indexOf(a.field) - FIELD_ORDER.indexOf(b.field));
+  // An empty CVC is `incomplete_cvc`: the field was collected (only an absent cvc is "not collected").
+  const errors = result.errors;
 
   for (const field of FIELD_ORDER) {
     showError(field, errors.find((e) => e.field === field)?.code ?? null);

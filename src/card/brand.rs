@@ -6,6 +6,7 @@
 //! - the brands' own published test numbers are in the tests.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 /// A card brand. The wire names (`as_str`) are stable.
 #[non_exhaustive]
@@ -419,32 +420,105 @@ impl fmt::Display for Brand {
     }
 }
 
+/// Longest prefix in the table, in digits (Hiper's `63737423`).
+const MAX_PREFIX_DIGITS: usize = 8;
+
+const POW10: [u32; MAX_PREFIX_DIGITS + 1] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+];
+
+/// The leading digits of a number as integers, computed once per verdict: `value(n)` is the
+/// number formed by the first `n` digits. Matching the table then costs two comparisons a rule.
+#[derive(Clone, Copy, Debug)]
+pub struct Heads {
+    values: [u32; MAX_PREFIX_DIGITS + 1],
+    len: usize,
+}
+
+impl Heads {
+    /// The heads of `digits` (ASCII).
+    pub fn of(digits: &[u8]) -> Heads {
+        let mut values = [0u32; MAX_PREFIX_DIGITS + 1];
+        let len = digits.len().min(MAX_PREFIX_DIGITS);
+        for (i, d) in digits[..len].iter().enumerate() {
+            values[i + 1] = values[i] * 10 + u32::from(d.wrapping_sub(b'0') % 10);
+        }
+        Heads { values, len }
+    }
+}
+
 impl Prefix {
     /// How this rule matches the typed digits: `None` if the number can never fall in it,
     /// `Some(0)` if it still might (too few digits typed), or `Some(digits)` when it matches
     /// fully (the strength: longer prefixes are more specific).
-    pub fn matches(&self, digits: &[u8]) -> Option<u8> {
+    pub fn matches(&self, heads: &Heads) -> Option<u8> {
         let n = usize::from(self.digits);
-        let head = digits.get(..n.min(digits.len())).unwrap_or_default();
-        let value = head
-            .iter()
-            .fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0'));
-        let (lo, hi) = (u64::from(self.lo), u64::from(self.hi));
-        if head.len() == n {
-            (lo..=hi).contains(&value).then_some(self.digits)
+        if heads.len >= n {
+            (self.lo..=self.hi)
+                .contains(&heads.values[n])
+                .then_some(self.digits)
         } else {
             // The typed digits span [value·10^k, (value+1)·10^k − 1]; does it meet the range?
-            let scale = 10u64.pow(u32::try_from(n - head.len()).unwrap_or(0));
-            let (from, to) = (value * scale, (value + 1) * scale - 1);
-            (from <= hi && to >= lo).then_some(0)
+            let scale = POW10[n - heads.len];
+            let from = heads.values[heads.len] * scale;
+            let to = from + (scale - 1);
+            (from <= self.hi && to >= self.lo).then_some(0)
         }
     }
 }
 
+/// One prefix rule with the row of its brand.
+#[derive(Clone, Copy, Debug)]
+pub struct Rule {
+    /// Row of the brand in [`BRANDS`].
+    pub brand_index: u8,
+    /// The rule.
+    pub prefix: Prefix,
+}
+
+/// The rules whose numbers can start with digit `first` (0–9). Indexing by the first digit
+/// leaves about a tenth of the table to test per keystroke.
+pub fn rules_starting_with(first: u8) -> &'static [Rule] {
+    static BY_FIRST_DIGIT: OnceLock<[Vec<Rule>; 10]> = OnceLock::new();
+    let table = BY_FIRST_DIGIT.get_or_init(|| {
+        let mut t: [Vec<Rule>; 10] = Default::default();
+        for (i, info) in BRANDS.iter().enumerate() {
+            for prefix in info.prefixes {
+                let scale = POW10[usize::from(prefix.digits) - 1];
+                let (lo, hi) = (prefix.lo / scale, prefix.hi / scale);
+                for d in lo..=hi.min(9) {
+                    t[d as usize].push(Rule {
+                        brand_index: i as u8,
+                        prefix: *prefix,
+                    });
+                }
+            }
+        }
+        t
+    });
+    table.get(usize::from(first)).map_or(&[], Vec::as_slice)
+}
+
 impl BrandInfo {
     /// The best match of this brand's prefixes against typed digits (see [`Prefix::matches`]).
-    pub fn matches(&self, digits: &[u8]) -> Option<u8> {
-        self.prefixes.iter().filter_map(|p| p.matches(digits)).max()
+    pub fn matches(&self, heads: &Heads) -> Option<u8> {
+        let mut best = None;
+        for p in self.prefixes {
+            if let Some(s) = p.matches(heads) {
+                if best.is_none_or(|b| s > b) {
+                    best = Some(s);
+                }
+            }
+        }
+        best
     }
 }
 
@@ -473,6 +547,8 @@ mod tests {
             Brand::Humo,
         ];
         assert!(BRANDS.len() >= 15);
+        // src/wasm.rs packs the candidate set into 16 bits and a brand row into 5.
+        assert!(BRANDS.len() <= 16);
         assert_eq!(BRANDS.len(), all.len());
         for b in all {
             assert_eq!(BRANDS.iter().filter(|i| i.brand == b).count(), 1, "{b}");
@@ -496,21 +572,55 @@ mod tests {
                     .all(|g| usize::from(*g) < info.brand.max_length())
             );
             assert!(matches!(info.cvc_size, 3 | 4));
+            assert!(
+                info.prefixes
+                    .iter()
+                    .all(|p| usize::from(p.digits) <= MAX_PREFIX_DIGITS)
+            );
+        }
+    }
+
+    #[test]
+    fn the_first_digit_index_holds_every_rule_that_can_match() {
+        // Brute force over every 1- to 3-digit start: a rule matches only if it is indexed.
+        for v in 0u32..1000 {
+            for len in 1..=3 {
+                let s = format!("{v:03}");
+                let d = &s.as_bytes()[..len];
+                let heads = Heads::of(d);
+                for (i, info) in BRANDS.iter().enumerate() {
+                    for p in info.prefixes {
+                        if p.matches(&heads).is_some() {
+                            assert!(
+                                rules_starting_with(d[0] - b'0')
+                                    .iter()
+                                    .any(|r| usize::from(r.brand_index) == i && r.prefix == *p),
+                                "{s} {p:?}"
+                            );
+                        }
+                    }
+                }
+            }
         }
     }
 
     #[test]
     fn prefix_matching_is_partial_then_full() {
         let mc = r(2221, 2720);
-        assert_eq!(mc.matches(b"2"), Some(0));
-        assert_eq!(mc.matches(b"22"), Some(0));
-        assert_eq!(mc.matches(b"222"), Some(0));
-        assert_eq!(mc.matches(b"2220"), None);
-        assert_eq!(mc.matches(b"2221"), Some(4));
-        assert_eq!(mc.matches(b"2720"), Some(4));
-        assert_eq!(mc.matches(b"2721"), None);
-        assert_eq!(mc.matches(b"28"), None);
-        assert_eq!(mc.matches(b""), Some(0));
-        assert_eq!(p(4).matches(b"4242"), Some(1));
+        let mc = |d: &[u8]| mc.matches(&Heads::of(d));
+        assert_eq!(mc(b"2"), Some(0));
+        assert_eq!(mc(b"22"), Some(0));
+        assert_eq!(mc(b"222"), Some(0));
+        assert_eq!(mc(b"2220"), None);
+        assert_eq!(mc(b"2221"), Some(4));
+        assert_eq!(mc(b"22219999"), Some(4));
+        assert_eq!(mc(b"2720"), Some(4));
+        assert_eq!(mc(b"2721"), None);
+        assert_eq!(mc(b"28"), None);
+        assert_eq!(mc(b""), Some(0));
+        assert_eq!(p(4).matches(&Heads::of(b"4242")), Some(1));
+        assert_eq!(p(63737423).matches(&Heads::of(b"6373742")), Some(0));
+        assert_eq!(p(63737423).matches(&Heads::of(b"6373742399")), Some(8));
+        assert_eq!(p(63737423).matches(&Heads::of(b"6373742499")), None);
     }
 }

@@ -4,7 +4,7 @@ use std::fmt;
 
 use zeroize::Zeroize;
 
-use super::brand::{BRANDS, Brand};
+use super::brand::{BRANDS, Brand, Heads, rules_starting_with};
 use crate::{Error, Secret};
 
 /// The longest card number any brand issues (ISO/IEC 7812).
@@ -84,24 +84,45 @@ impl Digits {
 }
 
 /// Reads the digits of a typed number. Spaces and dashes between digits are allowed, as is
-/// surrounding whitespace; anything else (letters, non-ASCII digits) or a 20th digit is an error.
-fn scan(input: &str) -> Result<Digits, Error> {
+/// surrounding whitespace; anything else (letters, non-ASCII digits, other whitespace between
+/// digits) or a 20th digit is an error. Equivalent to scanning `input.trim()`, but in one pass
+/// over `char`s, so the wasm layer can feed it UTF-16 without building a string.
+fn scan_chars(chars: impl Iterator<Item = char>) -> Result<Digits, Error> {
     let mut digits = Digits {
         buf: [0; MAX_DIGITS],
         len: 0,
     };
-    for &b in input.trim().as_bytes() {
-        match b {
-            b'0'..=b'9' => {
+    let mut started = false;
+    // Whitespace other than ' ' seen after the start: fine if only whitespace follows (it was
+    // trailing), an error if anything else does (it was inside the number).
+    let mut pending_space = false;
+    for c in chars {
+        if c == ' ' {
+            continue;
+        }
+        if c.is_whitespace() {
+            pending_space |= started;
+            continue;
+        }
+        if pending_space {
+            return Err(Error::InvalidNumber);
+        }
+        started = true;
+        match c {
+            '0'..='9' => {
                 let slot = digits.buf.get_mut(digits.len).ok_or(Error::InvalidNumber)?;
-                *slot = b;
+                *slot = c as u8;
                 digits.len += 1;
             }
-            b' ' | b'-' => {}
+            '-' => {}
             _ => return Err(Error::InvalidNumber),
         }
     }
     Ok(digits)
+}
+
+fn scan(input: &str) -> Result<Digits, Error> {
+    scan_chars(input.chars())
 }
 
 /// The Luhn (mod 10) check over ASCII digits.
@@ -122,26 +143,37 @@ pub fn luhn(digits: &[u8]) -> bool {
 
 fn detect(digits: &[u8]) -> (Option<Brand>, BrandSet) {
     let mut candidates = BrandSet::default();
-    let mut best: Option<(u8, Brand)> = None;
-    let mut all_full = true;
-    if digits.is_empty() {
+    let Some(&first) = digits.first() else {
         return (None, candidates);
-    }
-    for (i, info) in BRANDS.iter().enumerate() {
-        if let Some(strength) = info.matches(digits) {
-            candidates.insert(i);
-            if strength == 0 {
-                all_full = false;
-            } else if best.is_none_or(|(s, _)| strength > s) {
-                best = Some((strength, info.brand));
+    };
+    let heads = Heads::of(digits);
+    // Per brand row: its strongest match (0 = only partially typed so far).
+    let mut strength = [None::<u8>; 32];
+    for rule in rules_starting_with(first - b'0') {
+        if let Some(s) = rule.prefix.matches(&heads) {
+            let slot = &mut strength[usize::from(rule.brand_index) % 32];
+            if slot.is_none_or(|b| s > b) {
+                *slot = Some(s);
             }
+        }
+    }
+    let mut best: Option<(u8, usize)> = None;
+    let mut all_full = true;
+    for (i, s) in strength.iter().enumerate().take(BRANDS.len()) {
+        let Some(s) = *s else { continue };
+        candidates.insert(i);
+        if s == 0 {
+            all_full = false;
+        } else if best.is_none_or(|(b, _)| s > b) {
+            best = Some((s, i));
         }
     }
     let brand = match candidates.len() {
         1 => candidates.iter().next(),
         // Several brands fit: pick the most specific prefix, but only once every candidate's
         // prefix has been typed in full (so "4" stays open while Elo's 401178 is possible).
-        _ if all_full => best.map(|(_, b)| b),
+        // Ties go to the earlier row of the table.
+        _ if all_full => best.map(|(_, i)| BRANDS[i].brand),
         _ => None,
     };
     (brand, candidates)
@@ -149,7 +181,12 @@ fn detect(digits: &[u8]) -> (Option<Brand>, BrandSet) {
 
 /// The as-you-type verdict for any string (never panics).
 pub fn validate_number(input: &str) -> NumberVerdict {
-    let digits = match scan(input) {
+    validate_number_chars(input.chars())
+}
+
+/// [`validate_number`] over a stream of characters (e.g. decoded UTF-16).
+pub fn validate_number_chars(input: impl Iterator<Item = char>) -> NumberVerdict {
+    let digits = match scan_chars(input) {
         Ok(d) => d,
         Err(code) => return NumberVerdict::invalid(BrandSet::default(), code),
     };
@@ -309,6 +346,51 @@ mod tests {
         assert!(matches!(scan("4242x"), Err(Error::InvalidNumber)));
         assert!(scan("12345678901234567890").is_err());
         assert!(scan("١٢٣٤").is_err());
+    }
+
+    /// The reference: the documented rule, written the obvious way.
+    fn scan_reference(input: &str) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        for b in input.trim().bytes() {
+            match b {
+                b'0'..=b'9' => out.push(b),
+                b' ' | b'-' => {}
+                _ => return None,
+            }
+        }
+        (out.len() <= MAX_DIGITS).then_some(out)
+    }
+
+    #[test]
+    fn one_pass_scan_equals_trim_then_scan() {
+        let pieces = [
+            "4", "2", " ", "-", "\t", "\n", "\u{a0}", "\u{2003}", "a", "٤", "\u{0}", "😀", "  ",
+        ];
+        // Every string of up to 5 pieces: 13^5 = 371,293 cases.
+        let mut idx = [0usize; 5];
+        for len in 0..=5 {
+            idx.iter_mut().for_each(|i| *i = 0);
+            loop {
+                let s: String = idx[..len].iter().map(|&i| pieces[i]).collect();
+                let got = scan(&s).ok().map(|d| d.as_slice().to_vec());
+                assert_eq!(got, scan_reference(&s), "{s:?}");
+                let mut k = 0;
+                while k < len {
+                    idx[k] += 1;
+                    if idx[k] < pieces.len() {
+                        break;
+                    }
+                    idx[k] = 0;
+                    k += 1;
+                }
+                if k == len {
+                    break;
+                }
+            }
+        }
+        let long = "4".repeat(19);
+        assert!(scan(&long).is_ok());
+        assert!(scan(&format!("{long}4")).is_err());
     }
 
     #[test]

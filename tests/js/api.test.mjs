@@ -129,6 +129,18 @@ test('every export answers hostile and random input with a verdict, never a thro
   }
 });
 
+test('the UTF-16 buffer path and the string path agree', () => {
+  // Up to 64 code units go through the shared buffer; trailing spaces are ignored by the rules,
+  // so padding a string past 64 sends the same number through the &str path.
+  const r = rng(7);
+  const inputs = [...HOSTILE.filter((x) => x.length <= 64), '4242 4242 4242 4242', '\ud83d4242', '4242\ud800'];
+  for (let i = 0; i < 3000; i++) inputs.push(randomString(r));
+  for (let i = 0; i < 3000; i++) inputs.push(String(Math.floor(r() * 1e16)).padStart(16, '4'));
+  for (const x of inputs.filter((s) => s.length <= 64)) {
+    assert.deepEqual(validateNumber(x), validateNumber(x + ' '.repeat(65)), JSON.stringify(x));
+  }
+});
+
 test('CardSealError carries code, type and param', () => {
   const e = new CardSealError('invalid_number', 'bad', { type: 'validation_error', param: 'number', status: 402 });
   assert.ok(e instanceof Error);
