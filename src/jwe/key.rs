@@ -9,7 +9,7 @@ use rsa::{BoxedUint, PublicKey};
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
-use super::monty::{FastLimb, Modulus};
+use super::monty::Modulus;
 use super::oaep;
 use crate::Error;
 
@@ -43,7 +43,7 @@ pub struct VaultKey {
     /// The public exponent: odd, at least 3, below 2^32.
     e: u32,
     /// `n` with its Montgomery constants, for the fast RSA operation.
-    modulus: Modulus<FastLimb>,
+    modulus: Modulus,
     /// The base64url protected header. It depends only on `kid`, so it is encoded once.
     protected: String,
 }
@@ -181,6 +181,12 @@ impl VaultKey {
     /// The base64url-encoded protected header, which is also the AAD.
     pub(crate) fn protected_header(&self) -> &str {
         &self.protected
+    }
+
+    #[cfg(test)]
+    pub(crate) fn from_parts_for_tests(n: &[u8]) -> Self {
+        #[allow(clippy::unwrap_used)]
+        Self::from_parts(n, &[1, 0, 1], Some("t".into())).unwrap()
     }
 
     fn from_jwks_map(set: &Map<String, Value>, kid: Option<&str>) -> Result<Self, Error> {
