@@ -456,20 +456,17 @@ pub(crate) mod tests {
         }
     }
 
-    /// Around the limb boundaries of both limb sizes, the 28/26-bit switch (3556 bits), and
-    /// the usual key sizes.
-    const SIZES: [usize; 16] = [
-        57, 64, 127, 2047, 2048, 2049, 2056, 2072, 2073, 3072, 3556, 3557, 3584, 4096, 4097, 6144,
-    ];
-
     #[test]
     fn pow_matches_the_rsa_crate() {
-        check_sizes(&SIZES, 2, 1);
+        // Around limb boundaries and the usual key sizes, with 28-bit limbs…
+        check_sizes(&[57, 64, 127, 2047, 2048, 2049, 2056, 2072, 2073, 3072], 2, 1);
+        // …and across the switch to 26-bit limbs above 3556 bits.
+        check_sizes(&[3556, 3557, 4096], 1, 2);
     }
 
     #[test]
     fn pow_matches_the_rsa_crate_at_8192_bits() {
-        check_sizes(&[8191, 8192], 1, 3);
+        check_sizes(&[8192], 1, 3);
     }
 
     /// The exhaustive run: `cargo test --release --lib -- --ignored pow_matches_exhaustively`.
