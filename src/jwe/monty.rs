@@ -459,7 +459,11 @@ pub(crate) mod tests {
     #[test]
     fn pow_matches_the_rsa_crate() {
         // Around limb boundaries and the usual key sizes, with 28-bit limbs…
-        check_sizes(&[57, 64, 127, 2047, 2048, 2049, 2056, 2072, 2073, 3072], 2, 1);
+        check_sizes(
+            &[57, 64, 127, 2047, 2048, 2049, 2056, 2072, 2073, 3072],
+            2,
+            1,
+        );
         // …and across the switch to 26-bit limbs above 3556 bits.
         check_sizes(&[3556, 3557, 4096], 1, 2);
     }
