@@ -97,6 +97,32 @@ fn openssl_sign_per_sec(seconds: u32) -> Option<f64> {
     fields.get(column + 3)?.parse().ok()
 }
 
+/// aws-lc-rs RSA-OAEP-256 decryptions per second on one thread: the vault's own RSA work,
+/// with nothing around it.
+fn aws_lc_decrypt_per_sec(seconds: f64) -> f64 {
+    use aws_lc_rs::rsa::{
+        KeySize, OAEP_SHA256_MGF1SHA256, OaepPrivateDecryptingKey, OaepPublicEncryptingKey,
+        PrivateDecryptingKey,
+    };
+    let private = PrivateDecryptingKey::generate(KeySize::Rsa2048).unwrap();
+    let public = OaepPublicEncryptingKey::new(private.public_key()).unwrap();
+    let key = OaepPrivateDecryptingKey::new(private).unwrap();
+    let mut ciphertext = vec![0u8; public.ciphertext_size()];
+    let ciphertext = public
+        .encrypt(&OAEP_SHA256_MGF1SHA256, &[7u8; 32], &mut ciphertext, None)
+        .unwrap()
+        .to_vec();
+    let mut out = vec![0u8; key.min_output_size()];
+    let start = Instant::now();
+    let mut n = 0u32;
+    while start.elapsed().as_secs_f64() < seconds {
+        key.decrypt(&OAEP_SHA256_MGF1SHA256, &ciphertext, &mut out, None)
+            .unwrap();
+        n += 1;
+    }
+    f64::from(n) / start.elapsed().as_secs_f64()
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -292,6 +318,12 @@ fn main() {
         None => println!("openssl speed rsa2048: not available"),
     }
 
+    let aws_lc = aws_lc_decrypt_per_sec(f64::from(o.openssl_seconds));
+    println!(
+        "aws-lc-rs RSA-OAEP-256 decrypt alone: {aws_lc:.0}/s (one core, {:.0} µs each)",
+        1e6 / aws_lc
+    );
+
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
     let created = Command::new(BIN)
@@ -377,9 +409,14 @@ fn main() {
         let throughput = latencies.len() as f64 / elapsed.as_secs_f64();
         let cpu_us_per_token = cpu * 1e6 / latencies.len() as f64;
         println!(
-            "vault CPU: {cpu:.2} s over {:.2} s ({:.0}% of one core), {cpu_us_per_token:.0} µs per token",
+            "vault CPU: {cpu:.2} s over {:.2} s ({:.0}% of one core), {cpu_us_per_token:.0} µs per token, {:.0}% of it RSA",
             elapsed.as_secs_f64(),
-            100.0 * cpu / elapsed.as_secs_f64()
+            100.0 * cpu / elapsed.as_secs_f64(),
+            100.0 * (1e6 / aws_lc) / cpu_us_per_token,
+        );
+        println!(
+            "  so {vault_cores} idle cores would make {:.0} tokens/s",
+            vault_cores as f64 * 1e6 / cpu_us_per_token
         );
         println!(
             "saturation: {} tokens in {:.2} s = {throughput:.0} tokens/s; p50 {:.2} ms, p99 {:.2} ms; {errors} errors",
@@ -403,8 +440,13 @@ fn main() {
             "openssl_rsa2048_sign_per_s": openssl,
             "vault_cores": vault_cores,
             "target_tokens_per_s": target,
+            "vault_cores_used_measured": cpu / elapsed.as_secs_f64(),
+            "target_for_cores_used": openssl.map(|s| 0.8 * s * cpu / elapsed.as_secs_f64()),
             "tokens_per_s": throughput,
             "vault_cpu_us_per_token": cpu_us_per_token,
+            "aws_lc_decrypt_per_s": aws_lc,
+            "rsa_share_of_vault_cpu": (1e6 / aws_lc) / cpu_us_per_token,
+            "projected_tokens_per_s_on_idle_cores": vault_cores as f64 * 1e6 / cpu_us_per_token,
             "p50_ms": ms(percentile(&latencies, 0.5)),
             "p99_ms": ms(percentile(&latencies, 0.99)),
             "errors": errors + half_errors,
@@ -432,6 +474,18 @@ fn main() {
             if p99 < 25.0 { "met" } else { "NOT met" },
         );
         report["target_met"] = json!(tput >= target && p99 < 25.0);
+        // On a machine this small the load generator shares the vault's cores; judged against
+        // the CPU the vault actually got, the same run reads:
+        if let (Some(used), Some(t)) = (
+            report["vault_cores_used_measured"].as_f64(),
+            report["target_for_cores_used"].as_f64(),
+        ) {
+            println!(
+                "  against the {used:.2} cores the vault actually got: ≥ {t:.0} tokens/s: {} ({:.0}%)",
+                if tput >= t { "met" } else { "NOT met" },
+                100.0 * tput / (t / 0.8),
+            );
+        }
     }
     println!("BENCH_JSON {report}");
 }

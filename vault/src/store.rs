@@ -234,14 +234,10 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// `jti` was seen before (and then nothing is stored).
     async fn add_token(&self, token: TokenRecord, jti: JtiRecord) -> StoreResult<()>;
 
-    /// The token made from `jti_hash` by the same account with the same idempotency key: the
-    /// answer to a retried request whose first response was lost.
-    async fn replayed_token(
-        &self,
-        jti_hash: [u8; 32],
-        account_id: &str,
-        idempotency_key: [u8; 32],
-    ) -> StoreResult<Option<TokenRecord>>;
+    /// The token made earlier from this `jti` (same expiry and hash) by the same account with
+    /// the same idempotency key: the answer to a retried request whose first response was
+    /// lost. `None` when `jti` has no idempotency key.
+    async fn replayed_token(&self, jti: JtiRecord) -> StoreResult<Option<TokenRecord>>;
 
     /// The account's token with this id.
     async fn token(&self, account_id: &str, id: &str) -> StoreResult<Option<TokenRecord>>;

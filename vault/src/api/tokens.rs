@@ -193,7 +193,6 @@ async fn create_inner(
         .seal_record(&principal.account_id, RECORD_KIND, &id, plaintext)
         .map_err(internal("sealing a token failed"))?;
 
-    let jti_hash = sha256(payload.jti.as_bytes());
     let idempotency_key = headers.get("idempotency-key").map(|v| sha256(v.as_bytes()));
     let record = TokenRecord {
         id: id.clone(),
@@ -207,25 +206,23 @@ async fn create_inner(
         used_at: None,
     };
     let jti = JtiRecord {
-        jti_hash,
+        jti_hash: sha256(payload.jti.as_bytes()),
         // No request with this jti passes the iat check after this.
         expires_at: payload.iat + window + 1,
         account_id: principal.account_id.clone(),
         token_id: id,
         idempotency_key,
     };
-    match state.store().add_token(record.clone(), jti).await {
+    match state.store().add_token(record.clone(), jti.clone()).await {
         Ok(()) => Ok(record),
         Err(StoreError::Duplicate) => {
-            if let Some(key) = idempotency_key {
-                let earlier = state
-                    .store()
-                    .replayed_token(jti_hash, &principal.account_id, key)
-                    .await
-                    .map_err(internal("reading a replayed token failed"))?;
-                if let Some(t) = earlier {
-                    return Ok(t);
-                }
+            let earlier = state
+                .store()
+                .replayed_token(jti)
+                .await
+                .map_err(internal("reading a replayed token failed"))?;
+            if let Some(t) = earlier {
+                return Ok(t);
             }
             Err(ApiError::conflict(
                 "replayed_request",
