@@ -209,7 +209,7 @@ describe('cardseal in headless Chromium', () => {
     page.on('pageerror', (e) => problems.push(e.message));
     page.on('console', (m) => m.type() === 'error' && problems.push(m.text()));
     try {
-      await page.goto(shop.url);
+      await page.goto(shop.url + 'validate.html');
       await page.waitForFunction(() => !document.getElementById('pay').disabled, null, { timeout: 15000 });
       const inputs = await page.$$eval('input', (els) => els.map((e) => e.getAttribute('name')));
       assert.deepEqual(inputs, [null, null, null, null], 'card inputs carry no name');
