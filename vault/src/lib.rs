@@ -76,7 +76,8 @@ struct Inner {
     key_limiter: RateLimiter,
     ip_limiter: RateLimiter,
     principals: RwLock<HashMap<[u8; 32], Arc<Principal>>>,
-    /// Serialises key reloads and remembers when the last one ran.
+    /// Serialises key reloads and remembers when the last one asked for by an unknown `kid`
+    /// ran.
     reload: AsyncMutex<Option<Instant>>,
 }
 
@@ -173,10 +174,8 @@ impl AppState {
 
     /// Re-reads the sealing keys from the store.
     pub async fn reload_keys(&self) -> Result<(), KeyError> {
-        let mut last = self.inner.reload.lock().await;
-        self.inner.keys.reload(self.store(), self.master()).await?;
-        *last = Some(Instant::now());
-        Ok(())
+        let _serial = self.inner.reload.lock().await;
+        self.inner.keys.reload(self.store(), self.master()).await
     }
 
     /// Re-reads the keys unless that was done very recently; for an unknown `kid`.

@@ -1,5 +1,6 @@
 //! `cardseal-vault`: configuration, logging, and the server loop. Everything else is in the
 //! library, so tests drive the same code.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -110,8 +111,9 @@ enum AccountsCommand {
         #[arg(long)]
         name: String,
         /// An origin publishable keys may be used from, e.g. https://shop.example or
-        /// http://127.0.0.1:* (any port). Repeat or list several.
-        #[arg(long = "allowed-origin", num_args = 1.., required = true)]
+        /// http://127.0.0.1:* (any port). Repeat or list several. Without one, the
+        /// publishable key works only outside browsers.
+        #[arg(long = "allowed-origin", num_args = 1..)]
         allowed_origins: Vec<String>,
         /// Print one JSON object.
         #[arg(long)]
