@@ -28,6 +28,8 @@ impl Drop for Server {
     }
 }
 
+// The child is killed and waited for by `Server`'s `Drop`, also on panics.
+#[allow(clippy::zombie_processes)]
 fn serve(data: &str, extra: &[&str]) -> Server {
     let mut child = Command::new(BIN)
         .args(["serve", "--data-dir", data, "--listen", "127.0.0.1:0"])
