@@ -5,7 +5,6 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, Headers, Request, RequestInit, Response};
@@ -72,17 +71,130 @@ fn connection_error(code: &str, message: &str) -> JsValue {
     error_object(code, "api_connection_error", None, message, None)
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// The options of `CardSeal.create`, read from the JS object member by member. (This once went
+/// through serde-wasm-bindgen; reading them by hand took about 15 KB off the gzipped wasm, mostly
+/// core's float formatting that its error messages pulled in. The rules are the same.)
 struct CreateOptions {
     vault_url: String,
     publishable_key: String,
-    #[serde(default)]
-    vault_key: Option<serde_json::Value>,
-    #[serde(default)]
+    /// The key as text: a string as given, anything else as JSON.
+    vault_key: Option<String>,
     timeout_ms: Option<f64>,
-    #[serde(default)]
     retries: Option<f64>,
+}
+
+/// Deeper than serde_json's nesting limit (128), so cutting a `vaultKey` off here changes no
+/// verdict; it only stops a cyclic object from overflowing the stack.
+const MAX_KEY_DEPTH: u32 = 200;
+
+impl CreateOptions {
+    /// `None` when `options` is not an object or a member has the wrong type: strings for
+    /// `vaultUrl` and `publishableKey`; for the rest `null`, `undefined` or absent, or a number
+    /// (`timeoutMs`, `retries`), a string or JSON-like value (`vaultKey`, see [`write_json`]).
+    /// Members are read in that order, inherited ones included, and reading stops at the first
+    /// bad one.
+    fn read(options: &JsValue) -> Option<Self> {
+        if !options.is_object() {
+            return None;
+        }
+        let get = |name: &str| js_sys::Reflect::get(options, &JsValue::from_str(name)).ok();
+        let optional = |name: &str| get(name).map(|v| (!v.loose_eq(&JsValue::NULL)).then_some(v));
+        let vault_url = get("vaultUrl")?.as_string()?;
+        let publishable_key = get("publishableKey")?.as_string()?;
+        let vault_key = match optional("vaultKey")? {
+            None => None,
+            Some(v) => Some(match v.as_string() {
+                Some(text) => text,
+                None => {
+                    let mut json = Vec::new();
+                    write_json(&v, 0, &mut json)?;
+                    String::from_utf8(json).ok()?
+                }
+            }),
+        };
+        let number = |name: &str| match optional(name)? {
+            None => Some(None),
+            Some(v) => v.as_f64().map(Some),
+        };
+        let timeout_ms = number("timeoutMs")?;
+        let retries = number("retries")?;
+        Some(Self {
+            vault_url,
+            publishable_key,
+            vault_key,
+            timeout_ms,
+            retries,
+        })
+    }
+}
+
+/// Writes a JS value as JSON: `null` and `undefined` as `null`; booleans; numbers (a safe
+/// integer as an integer, any other finite number as a float, `NaN` and infinities as `null`);
+/// BigInts within 64 bits; strings; arrays (holes as `null`); `Map`s with string keys and other
+/// non-iterable objects by their own enumerable members. `None` for anything else (functions,
+/// symbols, `Set`s, bytes, larger BigInts, …).
+fn write_json(v: &JsValue, depth: u32, out: &mut Vec<u8>) -> Option<()> {
+    if depth > MAX_KEY_DEPTH || v.loose_eq(&JsValue::NULL) {
+        out.extend_from_slice(b"null");
+    } else if let Some(b) = v.as_bool() {
+        out.extend_from_slice(if b { b"true" } else { b"false" });
+    } else if v.is_bigint() {
+        let text = match i64::try_from(v.clone()) {
+            Ok(i) => i.to_string(),
+            Err(v) => u64::try_from(v).ok()?.to_string(),
+        };
+        out.extend_from_slice(text.as_bytes());
+    } else if let Some(n) = v.as_f64() {
+        if js_sys::Number::is_safe_integer(v) {
+            out.extend_from_slice((n as i64).to_string().as_bytes());
+        } else if n.is_finite() {
+            // JavaScript's own shortest form; `.0` keeps a large whole number a float.
+            let text: String = js_sys::Number::to_string_with_radix(v.unchecked_ref(), 10)
+                .ok()?
+                .into();
+            out.extend_from_slice(text.as_bytes());
+            if !text.contains(['.', 'e']) {
+                out.extend_from_slice(b".0");
+            }
+        } else {
+            out.extend_from_slice(b"null");
+        }
+    } else if let Some(s) = v.as_string() {
+        serde_json::to_writer(&mut *out, &s).ok()?;
+    } else if let Some(array) = v.dyn_ref::<js_sys::Array>() {
+        out.push(b'[');
+        for (i, item) in array.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_json(&item, depth + 1, out)?;
+        }
+        out.push(b']');
+    } else if v.is_instance_of::<js_sys::Uint8Array>() || v.is_instance_of::<js_sys::ArrayBuffer>()
+    {
+        return None;
+    } else if v.is_object()
+        && (!js_sys::Symbol::iterator().js_in(v) || v.is_instance_of::<js_sys::Map>())
+    {
+        let entries = match js_sys::try_iter(v).ok()? {
+            Some(iter) => iter.collect::<Result<Vec<_>, _>>().ok()?,
+            None => js_sys::Object::entries(v.unchecked_ref()).to_vec(),
+        };
+        out.push(b'{');
+        for (i, entry) in entries.iter().enumerate() {
+            let entry: &js_sys::Array = entry.unchecked_ref();
+            if i > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut *out, &entry.get(0).as_string()?).ok()?;
+            out.push(b':');
+            write_json(&entry.get(1), depth + 1, out)?;
+        }
+        out.push(b'}');
+    } else {
+        return None;
+    }
+    Some(())
 }
 
 struct Inner {
@@ -104,13 +216,6 @@ impl std::fmt::Debug for CardSealCore {
         f.debug_struct("CardSealCore")
             .field("vault_url", &self.inner.vault_url)
             .finish_non_exhaustive()
-    }
-}
-
-fn key_from_value(v: &serde_json::Value) -> Result<VaultKey, Error> {
-    match v {
-        serde_json::Value::String(s) => VaultKey::parse(s),
-        other => VaultKey::parse(&other.to_string()),
     }
 }
 
@@ -164,6 +269,65 @@ async fn vault_error(resp: &Response) -> JsValue {
         &message,
         Some(status),
     )
+}
+
+/// A `Retry-After` of seconds, in milliseconds; `None` for an HTTP-date or anything else.
+///
+/// The header holds whole seconds (RFC 9110 §10.2.3). This reads what `str::parse::<f64>` did
+/// before, without core's float parser and its 10 KB of tables: fractions, exponents and `inf`
+/// too. A negative value or NaN is `None`, which the caller treated the same anyway (it only
+/// ever waits longer than the backoff, never shorter).
+fn retry_after_ms(header: &str) -> Option<f64> {
+    let s = header.trim();
+    let s = s.strip_prefix('+').unwrap_or(s);
+    if s.eq_ignore_ascii_case("inf") || s.eq_ignore_ascii_case("infinity") {
+        return Some(f64::INFINITY);
+    }
+    let (mantissa, exponent) = match s.split_once(['e', 'E']) {
+        Some((m, e)) => (m, Some(e)),
+        None => (s, None),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if whole.is_empty() && fraction.is_empty() {
+        return None;
+    }
+    // Digits as an integer times a power of ten, milliseconds included.
+    let (mut digits, mut scale) = (0u64, 3i32);
+    for (i, b) in whole.bytes().chain(fraction.bytes()).enumerate() {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        if digits < 1 << 60 {
+            digits = digits * 10 + u64::from(b - b'0');
+            scale -= i32::from(i >= whole.len());
+        } else {
+            scale += i32::from(i < whole.len());
+        }
+    }
+    if let Some(e) = exponent {
+        let (negative, e) = match e.strip_prefix('-') {
+            Some(e) => (true, e),
+            None => (false, e.strip_prefix('+').unwrap_or(e)),
+        };
+        if e.is_empty() || !e.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        // Saturate: 10^±10000 is already infinite or zero.
+        let e = e
+            .bytes()
+            .fold(0i32, |n, b| (n * 10 + i32::from(b - b'0')).min(10_000));
+        scale += if negative { -e } else { e };
+    }
+    if digits == 0 {
+        return Some(0.0);
+    }
+    Some(digits as f64 * 10f64.powi(scale))
+}
+
+/// The `/v1/tokens` request body, `{"card":"…"}` or `{"cvc":"…"}`. A compact JWE is base64url
+/// and dots, so it needs no JSON escaping.
+fn token_body(member: &str, jwe: &str) -> String {
+    format!(r#"{{"{member}":"{jwe}"}}"#)
 }
 
 fn code_of(err: &JsValue) -> Option<String> {
@@ -280,8 +444,7 @@ impl Inner {
                         .get("Retry-After")
                         .ok()
                         .flatten()
-                        .and_then(|s| s.trim().parse::<f64>().ok())
-                        .map(|s| s * 1000.0);
+                        .and_then(|s| retry_after_ms(&s));
                     let err = vault_error(&resp).await;
                     if code_of(&err).as_deref() == Some("encryption_key_expired") && !refetched {
                         // The vault rotated its key: fetch the new one once, seal again, and send
@@ -367,7 +530,7 @@ fn invalid_card(errors: &[crate::card::FieldError]) -> JsValue {
 impl CardSealCore {
     /// Checks the options and imports the vault key, fetching it from the vault if not given.
     pub async fn create(options: JsValue) -> Result<CardSealCore, JsValue> {
-        let opts: CreateOptions = serde_wasm_bindgen::from_value(options).map_err(|_| {
+        let opts = CreateOptions::read(&options).ok_or_else(|| {
             request_error(
                 "invalid_options",
                 "options",
@@ -412,7 +575,7 @@ impl CardSealCore {
             }
         };
         let key = match &opts.vault_key {
-            Some(v) => key_from_value(v).map_err(core_error)?,
+            Some(text) => VaultKey::parse(text).map_err(core_error)?,
             None => Inner::fetch_keys(&url, &opts.publishable_key, timeout_ms).await?,
         };
         Ok(CardSealCore {
@@ -461,8 +624,7 @@ impl CardSealCore {
             // An invalid card rejects here, before any network call.
             let card = parsed.map_err(|e| invalid_card(&e))?;
             let body = |key: &VaultKey| {
-                jwe::seal_card(key, &card, now_seconds())
-                    .map(|jwe| serde_json::json!({ "card": jwe }).to_string())
+                jwe::seal_card(key, &card, now_seconds()).map(|jwe| token_body("card", &jwe))
             };
             inner.post_token(&body).await
         })
@@ -476,10 +638,89 @@ impl CardSealCore {
         wasm_bindgen_futures::future_to_promise(async move {
             let cvc = parsed.map_err(|e| invalid_card(&[e.into()]))?;
             let body = |key: &VaultKey| {
-                jwe::seal_cvc(key, &cvc, now_seconds())
-                    .map(|jwe| serde_json::json!({ "cvc": jwe }).to_string())
+                jwe::seal_cvc(key, &cvc, now_seconds()).map(|jwe| token_body("cvc", &jwe))
             };
             inner.post_token(&body).await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wasm_bindgen_test::wasm_bindgen_test;
+
+    use super::*;
+
+    /// What the code did before: `str::parse::<f64>`, in milliseconds. A negative or NaN wait
+    /// never mattered (the backoff is always longer), so those count as `None`.
+    fn with_f64_parse(header: &str) -> Option<f64> {
+        let ms = header.trim().parse::<f64>().ok()? * 1000.0;
+        (ms > 0.0).then_some(ms)
+    }
+
+    #[wasm_bindgen_test]
+    fn retry_after_reads_what_the_f64_parse_read() {
+        let inputs = [
+            "0",
+            "1",
+            " 2 ",
+            "120",
+            "+3",
+            "1.5",
+            "0.25",
+            ".5",
+            "5.",
+            "1e2",
+            "1E+2",
+            "15e-1",
+            "2.5e-3",
+            "inf",
+            "+Infinity",
+            "INF",
+            "99999999999999999999",
+            "1e400",
+            "1e-400",
+            "0e99999",
+            "00000000000000000000000000001",
+            "1.000000000000000000000001",
+            "-1",
+            "-inf",
+            "nan",
+            "NaN",
+            "",
+            " ",
+            ".",
+            "e5",
+            "1e",
+            "1e+",
+            "1.5.3",
+            "1e5e3",
+            "0x10",
+            "1_000",
+            "٣",
+            "Wed, 21 Oct 2015 07:28:00 GMT",
+            "infinit",
+            "infinityy",
+        ];
+        for input in inputs {
+            let new = retry_after_ms(input).filter(|ms| *ms > 0.0);
+            let old = with_f64_parse(input);
+            match (new, old) {
+                (Some(a), Some(b)) => assert!(
+                    a == b || (a - b).abs() <= b * 1e-12,
+                    "{input:?}: {a} != {b}"
+                ),
+                (a, b) => assert_eq!(a, b, "{input:?}"),
+            }
+        }
+    }
+
+    #[wasm_bindgen_test]
+    fn token_bodies_are_json() {
+        assert_eq!(token_body("card", "a.b-_.c"), r#"{"card":"a.b-_.c"}"#);
+        assert_eq!(
+            token_body("cvc", "x"),
+            serde_json::json!({ "cvc": "x" }).to_string()
+        );
     }
 }
