@@ -97,21 +97,37 @@ fn cards() -> Vec<TestCard> {
         seed ^= seed << 17;
         seed
     };
-    for i in 0..50 {
-        let number = match i % 4 {
+    let numbers: Vec<String> = (0..50)
+        .map(|i| match i % 4 {
             0 => luhn_number("37", 15, next() % 1_000_000_000_000),
             2 => luhn_number("34", 15, next() % 1_000_000_000_000),
             1 => luhn_number("4", 16, next() % 100_000_000_000_000),
             _ => luhn_number("53", 16, next() % 10_000_000_000_000),
-        };
+        })
+        .collect();
+    // The first six and last four digits are stored (side by side) and shown in clear, so a
+    // CVC inside them would be found for the wrong reason.
+    let clear: Vec<String> = numbers
+        .iter()
+        .map(|n| format!("{}{}{}", &n[n.len() - 4..], &n[..6], &n[n.len() - 4..]))
+        .collect();
+    for number in &numbers {
         let amex = number.len() == 15;
-        // CVCs from 3000-8999 never look like a year, a port or a timestamp's leading digits.
-        let cvc = if amex {
-            format!("{}", 3000 + next() % 6000)
-        } else {
-            format!("{:03}", next() % 1000)
+        let cvc = loop {
+            // CVCs from 3000-8999 never look like a year, a port or a timestamp's leading digits.
+            let cvc = if amex {
+                format!("{}", 3000 + next() % 6000)
+            } else {
+                format!("{:03}", next() % 1000)
+            };
+            if !clear.iter().any(|c| c.contains(&cvc)) {
+                break cvc;
+            }
         };
-        cards.push(TestCard { number, cvc });
+        cards.push(TestCard {
+            number: number.clone(),
+            cvc,
+        });
     }
     cards
 }
@@ -289,6 +305,7 @@ async fn no_card_number_or_cvc_in_the_database_or_the_logs() {
     assert!(isolated_digit_runs(probe.as_bytes()).contains(&cards[1].cvc.as_bytes()));
     assert!(!isolated_digit_runs(b"req_ab1234cd").contains(&&b"1234"[..]));
 
+    let mut db_cvcs = std::collections::BTreeSet::new();
     for (name, bytes) in &files {
         let runs = digit_runs(bytes);
         let isolated = isolated_digit_runs(bytes);
@@ -301,21 +318,25 @@ async fn no_card_number_or_cvc_in_the_database_or_the_logs() {
                     .any(|r| r.windows(number.len()).any(|w| w == number)),
                 "card number in {name}"
             );
-            // 4-digit CVCs are searched for anywhere, as a whole digit run. The database files
-            // are mostly random bytes (ciphertext), which hold a given 4-digit run by chance
-            // about once in a few hundred runs; every CVC here is stored twice (card and CVC
-            // token), so a leak shows at least twice there.
-            // Logs and responses are text: there only digit runs that stand alone count.
+            // 4-digit CVCs. Logs and responses are text: any stand-alone digit run equal to a
+            // CVC fails. The database files are mostly ciphertext, where a given 4-digit run
+            // turns up by chance about once in a few hundred runs (and then again in every WAL
+            // copy of its page), so there the CVCs found are counted below: a leak shows all
+            // 25 of them, chance one or two.
             if c.cvc.len() == 4 {
-                let (seen, allowed) = if name.contains("sqlite3") {
-                    (runs.iter().filter(|r| **r == c.cvc.as_bytes()).count(), 1)
+                if name.contains("sqlite3") {
+                    // Within runs: SQLite stores a record's text columns side by side.
+                    let cvc = c.cvc.as_bytes();
+                    if runs.iter().any(|r| r.windows(cvc.len()).any(|w| w == cvc)) {
+                        db_cvcs.insert(c.cvc.clone());
+                    }
                 } else {
-                    (
-                        isolated.iter().filter(|r| **r == c.cvc.as_bytes()).count(),
-                        0,
-                    )
-                };
-                assert!(seen <= allowed, "CVC {} {seen} times in {name}", c.cvc);
+                    assert!(
+                        !isolated.contains(&c.cvc.as_bytes()),
+                        "CVC {} in {name}",
+                        c.cvc
+                    );
+                }
             }
             assert!(
                 !cvc_values.contains(&c.cvc.as_bytes()),
@@ -324,4 +345,8 @@ async fn no_card_number_or_cvc_in_the_database_or_the_logs() {
             );
         }
     }
+    assert!(
+        db_cvcs.len() <= 2,
+        "CVCs in the database files: {db_cvcs:?}"
+    );
 }
