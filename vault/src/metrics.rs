@@ -14,7 +14,7 @@ const BUCKETS: [f64; 12] = [
 /// The vault's metrics.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, &'static str, u16), u64>>,
+    requests: Mutex<BTreeMap<(&'static str, &'static str, u16), u64>>,
     latency: Mutex<BTreeMap<&'static str, Histogram>>,
     tokens_created: [AtomicU64; 2],
     tokens_rejected: Mutex<BTreeMap<&'static str, u64>>,
@@ -34,8 +34,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Metrics {
     /// Counts a finished request. `route` is the route template, never the raw path.
     pub fn request(&self, method: &str, route: &'static str, status: u16, elapsed: Duration) {
+        let method = ["GET", "POST", "DELETE", "OPTIONS", "HEAD", "PUT", "PATCH"]
+            .into_iter()
+            .find(|m| *m == method)
+            .unwrap_or("other");
         *lock(&self.requests)
-            .entry((method.to_owned(), route, status))
+            .entry((method, route, status))
             .or_default() += 1;
         let secs = elapsed.as_secs_f64();
         let mut latency = lock(&self.latency);

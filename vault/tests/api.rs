@@ -826,3 +826,33 @@ async fn a_token_is_used_at_most_once_under_concurrency() {
             .is_none()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_jwe_posted_concurrently_makes_one_token() {
+    let v = std::sync::Arc::new(TestVault::new().await);
+    let body = json!({ "card": v.seal_card(VISA, "123") });
+    let mut tasks = Vec::new();
+    for _ in 0..24 {
+        let (v, body) = (v.clone(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            v.create_token(&v.account.publishable_key, &body)
+                .await
+                .status
+                .as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        23,
+        "{statuses:?}"
+    );
+}
