@@ -232,14 +232,29 @@ impl AppState {
         Ok(Some(principal))
     }
 
-    /// Periodic upkeep for a server: reloads keys rotated by `keys rotate` and purges expired
-    /// replay records and token data. Runs until the task is dropped.
+    /// Destroys the private keys whose grace period is over: a retired key can then never
+    /// open anything again, even from a stolen database and master key. Returns how many.
+    pub async fn retire_keys(&self) -> Result<u64, KeyError> {
+        let before = self.now().saturating_sub(self.config().key_grace_secs);
+        let n = self.store().delete_sealing_keys(before).await?;
+        if n > 0 {
+            tracing::info!(keys = n, "destroyed retired sealing keys");
+            self.reload_keys().await?;
+        }
+        Ok(n)
+    }
+
+    /// Periodic upkeep for a server: reloads keys rotated by `keys rotate`, destroys retired
+    /// keys, and purges expired replay records and token data. Runs until the task is dropped.
     pub async fn maintain(self, every: Duration) {
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
             if let Err(e) = self.reload_keys().await {
                 tracing::error!(error = %e, "reloading sealing keys failed");
+            }
+            if let Err(e) = self.retire_keys().await {
+                tracing::error!(error = %e, "retiring sealing keys failed");
             }
             match self.store().purge(self.now()).await {
                 Ok(0) => {}

@@ -253,4 +253,8 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Deletes expired `jti`s and the card data of expired tokens. Returns rows touched.
     async fn purge(&self, now: i64) -> StoreResult<u64>;
+
+    /// Destroys the sealing keys superseded before `before` (their grace period is over), never
+    /// the active key. Returns how many.
+    async fn delete_sealing_keys(&self, before: i64) -> StoreResult<u64>;
 }

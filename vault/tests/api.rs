@@ -749,7 +749,24 @@ async fn key_rotation_across_the_grace_period() {
         .iter()
         .map(|k| k["kid"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(kids, [new_kid]);
+    assert_eq!(kids, std::slice::from_ref(&new_kid));
+    // Upkeep then destroys the retired private key; the answer stays the same.
+    assert_eq!(v.state.retire_keys().await.unwrap(), 1);
+    assert_eq!(v.state.retire_keys().await.unwrap(), 0);
+    use cardseal_vault::store::Store;
+    let stored: Vec<String> = v
+        .store
+        .sealing_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.kid)
+        .collect();
+    assert_eq!(stored, [new_kid]);
+    let r = v
+        .create_token(&v.account.publishable_key, &json!({ "card": seal_old(&v) }))
+        .await;
+    r.assert_error(400, "invalid_request_error", "encryption_key_expired");
     let r = v
         .create_token(
             &v.account.publishable_key,

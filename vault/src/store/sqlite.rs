@@ -672,4 +672,17 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn delete_sealing_keys(&self, before: i64) -> StoreResult<u64> {
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "DELETE FROM sealing_keys WHERE superseded_at IS NOT NULL AND superseded_at < ?1",
+                    params![before],
+                )
+                .map_err(backend)?;
+            Ok(u64::try_from(n).unwrap_or(u64::MAX))
+        })
+        .await
+    }
 }
