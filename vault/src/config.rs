@@ -39,6 +39,10 @@ pub struct Config {
     pub rate_per_ip: RateLimit,
     /// Take the client IP from the last `X-Forwarded-For` entry (behind a trusted proxy).
     pub trust_forwarded_for: bool,
+    /// Issuer metadata for cards (`--bin-table`); `None` leaves those fields null.
+    pub bin_table: Option<std::sync::Arc<crate::bins::BinTable>>,
+    /// Serve the raw-card API (`--allow-raw-card-api`).
+    pub allow_raw_card_api: bool,
 }
 
 impl Default for Config {
@@ -57,6 +61,8 @@ impl Default for Config {
                 burst: 60.0,
             },
             trust_forwarded_for: false,
+            bin_table: None,
+            allow_raw_card_api: false,
         }
     }
 }

@@ -3,12 +3,15 @@
 
 pub mod accounts;
 pub mod api;
+pub mod bins;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod events;
 pub mod ids;
 pub mod keys;
 pub mod metrics;
+pub mod processor;
 pub mod ratelimit;
 pub mod store;
 pub mod unseal;

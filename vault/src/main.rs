@@ -187,7 +187,9 @@ fn init_logs(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
-        .finish(std::io::stderr());
+        // Buffered: the writer thread flushes whenever it has drained its queue, so a burst of
+        // lines costs one write(2) and an idle vault's lines still appear at once.
+        .finish(std::io::BufWriter::new(std::io::stderr()));
     // Colours only for a terminal: escape codes in a log file are noise, and cost time.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -4,6 +4,7 @@
 //! Records hold card data only as AES-256-GCM blobs made by [`crate::crypto::AccountKeys`]; the
 //! store never sees a key.
 
+pub mod ledger;
 pub mod sqlite;
 
 use std::fmt;
@@ -210,7 +211,7 @@ pub struct JtiRecord {
 /// Everything the vault stores. Implementations must be safe to share between threads, and
 /// every method is one atomic unit.
 #[async_trait]
-pub trait Store: Send + Sync + fmt::Debug {
+pub trait Store: ledger::Ledger + Send + Sync + fmt::Debug {
     /// All sealing keys, oldest first.
     async fn sealing_keys(&self) -> StoreResult<Vec<SealingKeyRecord>>;
 

@@ -19,9 +19,10 @@ use super::{
 /// The database file's name inside the data directory.
 pub const DB_FILE: &str = "cardseal-vault.sqlite3";
 
+pub mod ledger;
+
 /// Ordered migrations; `PRAGMA user_version` counts how many ran. Append only: a shipped
-/// migration never changes. Saved cards, CVCs, charges, events and idempotency keys come as
-/// later entries.
+/// migration never changes.
 const MIGRATIONS: &[&str] = &[
     // 1: keys, accounts, tokens and replay protection.
     "
@@ -80,6 +81,8 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (expires_at, jti_hash)
     ) STRICT, WITHOUT ROWID;
     ",
+    // 2: saved cards, CVCs, charges, the audit log and idempotency keys.
+    ledger::MIGRATION,
 ];
 
 /// How many read connections to keep.
