@@ -1,6 +1,10 @@
 //! The HTTP API: routes, request ids and logs, authentication and CORS.
 
+mod cards;
+mod charges;
+mod detokenize;
 mod error;
+mod events;
 mod tokens;
 
 use std::net::SocketAddr;
@@ -42,6 +46,13 @@ const ROUTES: &[&str] = &[
     "/v1/encryption_keys",
     "/v1/tokens",
     "/v1/tokens/{id}",
+    "/v1/cards",
+    "/v1/cards/{id}",
+    "/v1/cards/{id}/cvc",
+    "/v1/charges",
+    "/v1/charges/{id}",
+    "/v1/detokenize",
+    "/v1/events",
 ];
 
 pub(crate) fn router(state: AppState) -> Router {
@@ -52,6 +63,16 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/encryption_keys", get(encryption_keys))
         .route("/v1/tokens", axum::routing::post(tokens::create))
         .route("/v1/tokens/{id}", get(tokens::retrieve))
+        .route("/v1/cards", get(cards::list).post(cards::create))
+        .route("/v1/cards/{id}", get(cards::retrieve).delete(cards::delete))
+        .route("/v1/cards/{id}/cvc", axum::routing::post(cards::add_cvc))
+        .route("/v1/charges", axum::routing::post(charges::create))
+        .route("/v1/charges/{id}", get(charges::retrieve))
+        .route(
+            "/v1/detokenize",
+            axum::routing::post(detokenize::detokenize),
+        )
+        .route("/v1/events", get(events::list))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))

@@ -61,7 +61,12 @@ impl BinTable {
     /// Parses binlist CSV text.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut lines = text.lines();
-        let header = split_csv(lines.next().ok_or("the file is empty")?.trim_start_matches('\u{feff}'));
+        let header = split_csv(
+            lines
+                .next()
+                .ok_or("the file is empty")?
+                .trim_start_matches('\u{feff}'),
+        );
         let col = |name: &str| {
             header
                 .iter()
@@ -103,14 +108,17 @@ impl BinTable {
                 end: last.parse().map_err(|_| bad())?,
                 info: IssuerInfo {
                     issuer: get(bank).map(str::to_owned),
-                    currency: country_code.as_deref().and_then(currency_of).map(str::to_owned),
+                    currency: country_code
+                        .as_deref()
+                        .and_then(currency_of)
+                        .map(str::to_owned),
                     country: country_code,
                     funding,
                 },
             });
         }
         // Longest prefixes first, so the first match is the most specific.
-        ranges.sort_by(|a, b| b.len.cmp(&a.len));
+        ranges.sort_by_key(|r| std::cmp::Reverse(r.len));
         Ok(Self { ranges })
     }
 
@@ -150,23 +158,101 @@ pub fn currency_of(country: &str) -> Option<&'static str> {
         return Some("eur");
     }
     const OTHERS: &[(&str, &str)] = &[
-        ("US", "usd"), ("GB", "gbp"), ("CA", "cad"), ("AU", "aud"), ("NZ", "nzd"), ("JP", "jpy"),
-        ("CN", "cny"), ("HK", "hkd"), ("SG", "sgd"), ("IN", "inr"), ("BR", "brl"), ("MX", "mxn"),
-        ("AR", "ars"), ("CL", "clp"), ("CO", "cop"), ("PE", "pen"), ("CH", "chf"), ("SE", "sek"),
-        ("NO", "nok"), ("DK", "dkk"), ("PL", "pln"), ("CZ", "czk"), ("HU", "huf"), ("RO", "ron"),
-        ("BG", "bgn"), ("TR", "try"), ("RU", "rub"), ("UA", "uah"), ("IL", "ils"), ("AE", "aed"),
-        ("SA", "sar"), ("QA", "qar"), ("KW", "kwd"), ("ZA", "zar"), ("NG", "ngn"), ("KE", "kes"),
-        ("EG", "egp"), ("KR", "krw"), ("TW", "twd"), ("TH", "thb"), ("MY", "myr"), ("ID", "idr"),
-        ("PH", "php"), ("VN", "vnd"), ("PK", "pkr"), ("IS", "isk"), ("RS", "rsd"), ("BY", "byn"),
-        ("KZ", "kzt"), ("MA", "mad"), ("PR", "usd"), ("EC", "usd"), ("PA", "pab"), ("UY", "uyu"),
-        ("VE", "ves"), ("BO", "bob"), ("PY", "pyg"), ("CR", "crc"), ("GT", "gtq"), ("DO", "dop"),
-        ("JM", "jmd"), ("TT", "ttd"), ("BS", "bsd"), ("BM", "bmd"), ("LB", "lbp"), ("JO", "jod"),
-        ("BH", "bhd"), ("OM", "omr"), ("LK", "lkr"), ("BD", "bdt"), ("NP", "npr"), ("GH", "ghs"),
-        ("MU", "mur"), ("GE", "gel"), ("AM", "amd"), ("AZ", "azn"), ("MD", "mdl"), ("MK", "mkd"),
-        ("AL", "all"), ("BA", "bam"), ("MO", "mop"), ("MN", "mnt"), ("KH", "khr"), ("TN", "tnd"),
-        ("DZ", "dzd"), ("SV", "usd"), ("HN", "hnl"), ("NI", "nio"), ("BZ", "bzd"), ("BB", "bbd"),
+        ("US", "usd"),
+        ("GB", "gbp"),
+        ("CA", "cad"),
+        ("AU", "aud"),
+        ("NZ", "nzd"),
+        ("JP", "jpy"),
+        ("CN", "cny"),
+        ("HK", "hkd"),
+        ("SG", "sgd"),
+        ("IN", "inr"),
+        ("BR", "brl"),
+        ("MX", "mxn"),
+        ("AR", "ars"),
+        ("CL", "clp"),
+        ("CO", "cop"),
+        ("PE", "pen"),
+        ("CH", "chf"),
+        ("SE", "sek"),
+        ("NO", "nok"),
+        ("DK", "dkk"),
+        ("PL", "pln"),
+        ("CZ", "czk"),
+        ("HU", "huf"),
+        ("RO", "ron"),
+        ("BG", "bgn"),
+        ("TR", "try"),
+        ("RU", "rub"),
+        ("UA", "uah"),
+        ("IL", "ils"),
+        ("AE", "aed"),
+        ("SA", "sar"),
+        ("QA", "qar"),
+        ("KW", "kwd"),
+        ("ZA", "zar"),
+        ("NG", "ngn"),
+        ("KE", "kes"),
+        ("EG", "egp"),
+        ("KR", "krw"),
+        ("TW", "twd"),
+        ("TH", "thb"),
+        ("MY", "myr"),
+        ("ID", "idr"),
+        ("PH", "php"),
+        ("VN", "vnd"),
+        ("PK", "pkr"),
+        ("IS", "isk"),
+        ("RS", "rsd"),
+        ("BY", "byn"),
+        ("KZ", "kzt"),
+        ("MA", "mad"),
+        ("PR", "usd"),
+        ("EC", "usd"),
+        ("PA", "pab"),
+        ("UY", "uyu"),
+        ("VE", "ves"),
+        ("BO", "bob"),
+        ("PY", "pyg"),
+        ("CR", "crc"),
+        ("GT", "gtq"),
+        ("DO", "dop"),
+        ("JM", "jmd"),
+        ("TT", "ttd"),
+        ("BS", "bsd"),
+        ("BM", "bmd"),
+        ("LB", "lbp"),
+        ("JO", "jod"),
+        ("BH", "bhd"),
+        ("OM", "omr"),
+        ("LK", "lkr"),
+        ("BD", "bdt"),
+        ("NP", "npr"),
+        ("GH", "ghs"),
+        ("MU", "mur"),
+        ("GE", "gel"),
+        ("AM", "amd"),
+        ("AZ", "azn"),
+        ("MD", "mdl"),
+        ("MK", "mkd"),
+        ("AL", "all"),
+        ("BA", "bam"),
+        ("MO", "mop"),
+        ("MN", "mnt"),
+        ("KH", "khr"),
+        ("TN", "tnd"),
+        ("DZ", "dzd"),
+        ("SV", "usd"),
+        ("HN", "hnl"),
+        ("NI", "nio"),
+        ("BZ", "bzd"),
+        ("BB", "bbd"),
     ];
-    OTHERS.iter().find(|(c, _)| *c == country).map(|(_, cur)| *cur)
+    OTHERS
+        .iter()
+        .find(|(c, _)| *c == country)
+        .map(|(_, cur)| *cur)
 }
 
 #[cfg(test)]
@@ -185,7 +271,10 @@ mod tests {
         let a = t.lookup("4242424242424242");
         assert_eq!(a.issuer.as_deref(), Some("Other Bank"));
         assert_eq!(a.currency.as_deref(), Some("gbp"));
-        assert_eq!(t.lookup("4242000000000000").issuer.as_deref(), Some("BANK, N.A."));
+        assert_eq!(
+            t.lookup("4242000000000000").issuer.as_deref(),
+            Some("BANK, N.A.")
+        );
         let m = t.lookup("5100500000000000");
         assert_eq!(m.funding.as_deref(), Some("prepaid"));
         assert_eq!(m.currency.as_deref(), Some("eur"));

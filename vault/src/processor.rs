@@ -57,7 +57,10 @@ impl Interaction {
 
     /// Merchant-initiated: never carries a CVC, always the setup reference.
     pub fn is_merchant_initiated(self) -> bool {
-        matches!(self, Interaction::CofRecurring | Interaction::CofUnscheduled)
+        matches!(
+            self,
+            Interaction::CofRecurring | Interaction::CofUnscheduled
+        )
     }
 }
 
@@ -79,6 +82,16 @@ pub struct Authorization<'a> {
     pub interaction: Interaction,
     /// The setup charge's network transaction id, for card-on-file charges.
     pub reference: Option<&'a str>,
+}
+
+impl std::fmt::Debug for Authorization<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authorization")
+            .field("amount", &self.amount)
+            .field("currency", &self.currency)
+            .field("interaction", &self.interaction)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The processor's answer.
@@ -116,9 +129,7 @@ impl Processor for TestProcessor {
             _ if expired => Some("expired_card"),
             _ => None,
         };
-        let cvc_check = auth
-            .cvc
-            .map(|_| declined != Some("incorrect_cvc"));
+        let cvc_check = auth.cvc.map(|_| declined != Some("incorrect_cvc"));
         Decision {
             approved: declined.is_none(),
             decline_code: declined,
@@ -156,18 +167,23 @@ mod tests {
         };
         assert!(p.authorize(&auth("4242424242424242", 2030), now).approved);
         assert_eq!(
-            p.authorize(&auth("4000000000009995", 2030), now).decline_code,
+            p.authorize(&auth("4000000000009995", 2030), now)
+                .decline_code,
             Some("insufficient_funds")
         );
         assert_eq!(
-            p.authorize(&auth("4242424242424242", 2024), now).decline_code,
+            p.authorize(&auth("4242424242424242", 2024), now)
+                .decline_code,
             Some("expired_card")
         );
         assert_eq!(
             p.authorize(&auth("4000000000000127", 2030), now).cvc_check,
             Some(false)
         );
-        assert_eq!(Interaction::parse("COF_RECURRING"), Some(Interaction::CofRecurring));
+        assert_eq!(
+            Interaction::parse("COF_RECURRING"),
+            Some(Interaction::CofRecurring)
+        );
         assert_eq!(Interaction::CofRecurring.as_str(), "COF_RECURRING");
     }
 }

@@ -37,8 +37,6 @@ const CUSTOMER_LEN: usize = 255;
 #[derive(Deserialize, Default)]
 pub(crate) struct CardData {
     pub number: Option<Secret>,
-    pub exp_month: Option<u8>,
-    pub exp_year: Option<u16>,
     pub cvc: Option<Secret>,
     pub name: Option<String>,
 }
@@ -73,7 +71,12 @@ fn crypto_failed<T>(_: T) -> TxError<ApiError> {
 }
 
 /// A new audit event.
-pub(crate) fn event(account_id: &str, event_type: &str, data: serde_json::Value, now: i64) -> NewEvent {
+pub(crate) fn event(
+    account_id: &str,
+    event_type: &str,
+    data: serde_json::Value,
+    now: i64,
+) -> NewEvent {
     NewEvent {
         id: ids::new_id("evt_"),
         account_id: account_id.to_owned(),
@@ -130,7 +133,12 @@ pub(crate) fn use_token(
     };
     let plain = principal
         .keys
-        .open_record(&principal.account_id, super::tokens::RECORD_KIND, &token.id, sealed)
+        .open_record(
+            &principal.account_id,
+            super::tokens::RECORD_KIND,
+            &token.id,
+            sealed,
+        )
         .map_err(crypto_failed)?;
     let data: CardData = serde_json::from_slice(&plain).map_err(crypto_failed)?;
     Ok((token, data))
@@ -154,7 +162,11 @@ pub(crate) fn card_key(principal: &Principal, card: &CardRecord) -> TxResult<Blo
 }
 
 /// Opens a saved card's number and expiry.
-pub(crate) fn open_card(principal: &Principal, card: &CardRecord, key: &BlobKey) -> TxResult<CardData> {
+pub(crate) fn open_card(
+    principal: &Principal,
+    card: &CardRecord,
+    key: &BlobKey,
+) -> TxResult<CardData> {
     let Some(sealed) = card.sealed.as_deref() else {
         return abort(ApiError::not_found(Some("id")));
     };
@@ -165,7 +177,12 @@ pub(crate) fn open_card(principal: &Principal, card: &CardRecord, key: &BlobKey)
 }
 
 /// Seals a CVC with the card's key.
-pub(crate) fn seal_cvc(account_id: &str, card_id: &str, key: &BlobKey, cvc: &Secret) -> TxResult<Vec<u8>> {
+pub(crate) fn seal_cvc(
+    account_id: &str,
+    card_id: &str,
+    key: &BlobKey,
+    cvc: &Secret,
+) -> TxResult<Vec<u8>> {
     key.seal(
         &card_aad(account_id, card_id, "cvc"),
         Zeroizing::new(cvc.expose().as_bytes().to_vec()),
@@ -174,7 +191,12 @@ pub(crate) fn seal_cvc(account_id: &str, card_id: &str, key: &BlobKey, cvc: &Sec
 }
 
 /// Opens a CVC sealed by [`seal_cvc`].
-pub(crate) fn open_cvc(account_id: &str, card_id: &str, key: &BlobKey, blob: &[u8]) -> TxResult<Secret> {
+pub(crate) fn open_cvc(
+    account_id: &str,
+    card_id: &str,
+    key: &BlobKey,
+    blob: &[u8],
+) -> TxResult<Secret> {
     let plain = key
         .open(&card_aad(account_id, card_id, "cvc"), blob)
         .map_err(crypto_failed)?;
@@ -239,7 +261,8 @@ pub(crate) struct CreateCard {
 }
 
 fn check_metadata(m: Option<BTreeMap<String, serde_json::Value>>) -> Result<String, ApiError> {
-    let invalid = |msg: &'static str| ApiError::invalid_request("parameter_invalid", msg).param("metadata");
+    let invalid =
+        |msg: &'static str| ApiError::invalid_request("parameter_invalid", msg).param("metadata");
     let m = m.unwrap_or_default();
     if m.len() > METADATA_KEYS {
         return Err(invalid("metadata holds at most 50 keys."));
@@ -250,7 +273,11 @@ fn check_metadata(m: Option<BTreeMap<String, serde_json::Value>>) -> Result<Stri
         }
         match v.as_str() {
             Some(s) if s.chars().count() <= METADATA_VALUE_LEN => {}
-            _ => return Err(invalid("metadata values are strings of at most 500 characters.")),
+            _ => {
+                return Err(invalid(
+                    "metadata values are strings of at most 500 characters.",
+                ));
+            }
         }
     }
     serde_json::to_string(&m).map_err(internal("encoding metadata failed"))
@@ -266,7 +293,10 @@ pub(crate) async fn create(
         ApiError::invalid_request("parameter_missing", "Send `token`: a card token.").param("token")
     })?;
     let customer = body.customer.filter(|c| !c.is_empty());
-    if customer.as_ref().is_some_and(|c| c.chars().count() > CUSTOMER_LEN) {
+    if customer
+        .as_ref()
+        .is_some_and(|c| c.chars().count() > CUSTOMER_LEN)
+    {
         return Err(ApiError::invalid_request(
             "parameter_invalid",
             "customer is at most 255 characters.",
@@ -280,13 +310,21 @@ pub(crate) async fn create(
     let (card, until) = ledger::write(state.store(), move |tx| {
         let (token, data) = use_token(tx, &principal, &token_id, TokenType::Card, "token", now)?;
         let (Some(summary), Some(number)) = (token.card.clone(), data.number.as_ref()) else {
-            return abort(ApiError::invalid_request("token_expired", "This token has expired.").param("token"));
+            return abort(
+                ApiError::invalid_request("token_expired", "This token has expired.")
+                    .param("token"),
+            );
         };
         let id = ids::new_id("card_");
         let raw_key = Zeroizing::new(ids::random_bytes::<32>());
         let wrapped_key = principal
             .keys
-            .seal_record(&principal.account_id, "card-key", &id, Zeroizing::new(raw_key.to_vec()))
+            .seal_record(
+                &principal.account_id,
+                "card-key",
+                &id,
+                Zeroizing::new(raw_key.to_vec()),
+            )
             .map_err(crypto_failed)?;
         let key = BlobKey::new(&raw_key);
         let mut plain = Zeroizing::new(Vec::with_capacity(256));
@@ -321,7 +359,12 @@ pub(crate) async fn create(
         };
         tx.insert_card(&card)?;
         let acct = &principal.account_id;
-        tx.append_event(&event(acct, "token.used", json!({"token": token.id, "used_for": id}), now))?;
+        tx.append_event(&event(
+            acct,
+            "token.used",
+            json!({"token": token.id, "used_for": id}),
+            now,
+        ))?;
         tx.append_event(&event(
             acct,
             "card.created",
@@ -376,9 +419,14 @@ pub(crate) struct ListParams {
 pub(crate) fn page_limit(limit: Option<&str>) -> Result<usize, ApiError> {
     match limit {
         None => Ok(10),
-        Some(s) => s.parse::<usize>().ok().filter(|n| (1..=100).contains(n)).ok_or_else(|| {
-            ApiError::invalid_request("parameter_invalid", "limit must be between 1 and 100.").param("limit")
-        }),
+        Some(s) => s
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid_request("parameter_invalid", "limit must be between 1 and 100.")
+                    .param("limit")
+            }),
     }
 }
 
@@ -410,7 +458,10 @@ pub(crate) async fn list(
     .await
     .map_err(tx_error("listing cards failed"))?;
     let data: Vec<CardObject<'_>> = cards.iter().map(|(c, u)| CardObject::new(c, *u)).collect();
-    Ok(Json(json!({"object": "list", "url": "/v1/cards", "data": data, "has_more": has_more})).into_response())
+    Ok(
+        Json(json!({"object": "list", "url": "/v1/cards", "data": data, "has_more": has_more}))
+            .into_response(),
+    )
 }
 
 pub(crate) async fn delete(
@@ -429,7 +480,12 @@ pub(crate) async fn delete(
         if !tx.delete_card(&account, &card_id, now)? {
             return abort(ApiError::not_found(Some("id")));
         }
-        tx.append_event(&event(&account, "card.deleted", json!({"card": card_id}), now))?;
+        tx.append_event(&event(
+            &account,
+            "card.deleted",
+            json!({"card": card_id}),
+            now,
+        ))?;
         Ok(())
     })
     .await
@@ -466,7 +522,10 @@ pub(crate) async fn add_cvc(
         let key = card_key(&principal, &card)?;
         let (token, data) = use_token(tx, &principal, &token_id, TokenType::Cvc, "token", now)?;
         let Some(cvc) = data.cvc.as_ref() else {
-            return abort(ApiError::invalid_request("token_expired", "This token has expired.").param("token"));
+            return abort(
+                ApiError::invalid_request("token_expired", "This token has expired.")
+                    .param("token"),
+            );
         };
         let brand = cardseal::card::Brand::from_name(&card.summary.brand);
         if let Err(e) = cardseal::card::Cvc::parse(cvc.expose(), brand) {
@@ -474,8 +533,18 @@ pub(crate) async fn add_cvc(
         }
         let blob = seal_cvc(&acct, &id, &key, cvc)?;
         tx.put_cvc(&acct, &id, &blob, now + CVC_TTL_SECS)?;
-        tx.append_event(&event(&acct, "token.used", json!({"token": token.id, "used_for": id}), now))?;
-        tx.append_event(&event(&acct, "card.cvc_added", json!({"card": id, "token": token.id}), now))?;
+        tx.append_event(&event(
+            &acct,
+            "token.used",
+            json!({"token": token.id, "used_for": id}),
+            now,
+        ))?;
+        tx.append_event(&event(
+            &acct,
+            "card.cvc_added",
+            json!({"card": id, "token": token.id}),
+            now,
+        ))?;
         Ok(card)
     })
     .await

@@ -140,8 +140,13 @@ pub trait Tx {
     /// Erases the card's key and data and any CVC; `false` if there was no such card.
     fn delete_card(&self, account_id: &str, id: &str, now: i64) -> StoreResult<bool>;
     /// Stores (replacing any) the card's CVC, sealed, until `expires_at`.
-    fn put_cvc(&self, account_id: &str, card_id: &str, sealed: &[u8], expires_at: i64)
-    -> StoreResult<()>;
+    fn put_cvc(
+        &self,
+        account_id: &str,
+        card_id: &str,
+        sealed: &[u8],
+        expires_at: i64,
+    ) -> StoreResult<()>;
     /// Deletes the card's CVC and returns it if it had not expired at `now`.
     fn take_cvc(&self, account_id: &str, card_id: &str, now: i64) -> StoreResult<Option<Vec<u8>>>;
     /// Until when the card's CVC is kept, if it has one at `now`.
@@ -232,7 +237,9 @@ where
             ),
             Err(TxError::Store(e)) => (None, Err(e)),
         };
-        *slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = keep;
+        *slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = keep;
         result
     })
 }

@@ -146,6 +146,9 @@ pub fn chain_hash(prev: &[u8], body: &str) -> [u8; 32] {
     sha256(&buf)
 }
 
+/// An idempotency key's row: request hash, status, body, locked until, expires at.
+type KeyRow = (Vec<u8>, Option<u16>, Option<Vec<u8>>, i64, i64);
+
 struct SqlTx<'a>(&'a Connection);
 
 impl Tx for SqlTx<'_> {
@@ -422,7 +425,7 @@ impl Tx for SqlTx<'_> {
         now: i64,
         lock_secs: i64,
     ) -> StoreResult<Claim> {
-        let existing: Option<(Vec<u8>, Option<u16>, Option<Vec<u8>>, i64, i64)> = self
+        let existing: Option<KeyRow> = self
             .0
             .prepare_cached(
                 "SELECT request_hash, status, body, locked_until, expires_at FROM idempotency_keys
@@ -497,10 +500,7 @@ impl Tx for SqlTx<'_> {
     fn purge_ledger(&self, now: i64) -> StoreResult<u64> {
         let cvcs = self
             .0
-            .execute(
-                "DELETE FROM card_cvcs WHERE expires_at <= ?1",
-                params![now],
-            )
+            .execute("DELETE FROM card_cvcs WHERE expires_at <= ?1", params![now])
             .map_err(backend)?;
         let keys = self
             .0
