@@ -5,6 +5,7 @@ mod charges;
 mod detokenize;
 mod error;
 mod events;
+mod idempotency;
 mod tokens;
 
 use std::net::SocketAddr;
@@ -75,6 +76,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/events", get(events::list))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::layer,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)

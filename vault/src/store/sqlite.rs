@@ -598,6 +598,7 @@ impl Store for SqliteStore {
                 token.used_at
             ])
             .map_err(backend)?;
+            ledger::token_created(c, &token)?;
             Ok(())
         })
         .await

@@ -151,6 +151,17 @@ type KeyRow = (Vec<u8>, Option<u16>, Option<Vec<u8>>, i64, i64);
 
 struct SqlTx<'a>(&'a Connection);
 
+/// Appends `token.created` in the transaction that stores the token.
+pub(super) fn token_created(c: &Connection, token: &TokenRecord) -> StoreResult<()> {
+    SqlTx(c).append_event(&NewEvent {
+        id: crate::ids::new_id("evt_"),
+        account_id: token.account_id.clone(),
+        event_type: "token.created".to_owned(),
+        data: serde_json::json!({"token": token.id, "type": token.token_type.as_str()}),
+        created: token.created,
+    })
+}
+
 impl Tx for SqlTx<'_> {
     fn use_token(&self, account_id: &str, id: &str, now: i64) -> StoreResult<Option<TokenRecord>> {
         self.0

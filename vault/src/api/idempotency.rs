@@ -1,0 +1,169 @@
+//! `Idempotency-Key` on every POST, as Stripe defines it.
+//!
+//! Keys are scoped to the account. The first request with a key runs and its response is kept
+//! for 24 hours; the same key with the same method, path and body replays that response (with
+//! `Idempotent-Replayed: true`) without running anything, so a retried `POST /v1/tokens` gets
+//! the same token before any decryption happens. The same key with another request is
+//! `idempotency_key_mismatch`; a duplicate that arrives while the first still runs is 409
+//! `idempotency_key_in_use`. Responses that ask for a retry (5xx, 429) are not kept, so the
+//! retry runs. `POST /v1/detokenize` is never kept: its answer holds a card number.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use super::ApiError;
+use super::cards::tx_error;
+use crate::crypto::sha256;
+use crate::store::ledger::{self, Claim};
+use crate::{AppState, Principal};
+
+/// How long a kept response is replayed.
+const KEEP_SECS: i64 = 24 * 3600;
+
+/// After this long in flight, a key's first request is presumed dead and the key is free.
+const LOCK_SECS: i64 = 60;
+
+/// Longest key accepted (Stripe's limit).
+const MAX_KEY_LEN: usize = 255;
+
+/// Largest response body kept for replay; larger ones are answered but not kept.
+const MAX_KEPT_BODY: usize = 64 * 1024;
+
+fn mismatch() -> ApiError {
+    ApiError {
+        kind: "idempotency_error",
+        ..ApiError::invalid_request(
+            "idempotency_key_mismatch",
+            "This Idempotency-Key was already used with a different request; use a new key for a new request.",
+        )
+    }
+}
+
+pub(crate) async fn layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.method() != Method::POST || req.uri().path() == "/v1/detokenize" {
+        return next.run(req).await;
+    }
+    let (Some(key), Some(principal)) = (
+        req.headers().get("idempotency-key").cloned(),
+        req.extensions().get::<Arc<Principal>>().cloned(),
+    ) else {
+        return next.run(req).await;
+    };
+    match run(&state, key, principal, req, next).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn run(
+    state: &AppState,
+    key: HeaderValue,
+    principal: Arc<Principal>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
+        return Err(ApiError::invalid_request(
+            "parameter_invalid",
+            "Idempotency-Key must be 1 to 255 characters.",
+        ));
+    }
+    let limit = state.config().body_limit;
+    let (parts, body) = req.into_parts();
+    let bytes = Limited::new(body, limit)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<LengthLimitError>().is_some() {
+                ApiError::too_large(limit)
+            } else {
+                ApiError::invalid_request("invalid_body", "The request body could not be read.")
+            }
+        })?
+        .to_bytes();
+    let mut request = Vec::with_capacity(bytes.len() + 64);
+    request.extend_from_slice(parts.method.as_str().as_bytes());
+    request.push(b' ');
+    request.extend_from_slice(parts.uri.path().as_bytes());
+    request.push(b'\n');
+    request.extend_from_slice(&bytes);
+    let request_hash = sha256(&request);
+    drop(request);
+    let key_hash = sha256(key.as_bytes());
+    let account = principal.account_id.clone();
+    let now = state.now();
+
+    let acct = account.clone();
+    let claim = ledger::write(state.store(), move |tx| {
+        Ok(tx.claim_key(&acct, &key_hash, &request_hash, now, LOCK_SECS)?)
+    })
+    .await
+    .map_err(tx_error("claiming an idempotency key failed"))?;
+    match claim {
+        Claim::Done { status, body } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            let mut response = (status, body).into_response();
+            let h = response.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            h.insert("idempotent-replayed", HeaderValue::from_static("true"));
+            return Ok(response);
+        }
+        Claim::InFlight => {
+            return Err(ApiError::conflict(
+                "idempotency_key_in_use",
+                "A request with this Idempotency-Key is still running; retry after it finishes.",
+            ));
+        }
+        Claim::Mismatch => return Err(mismatch()),
+        Claim::Fresh => {}
+    }
+
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    let status = response.status();
+    let (parts, body) = response.into_parts();
+    let body = match body.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            release(state, account, key_hash).await;
+            return Err(super::internal("reading a response failed")(e));
+        }
+    };
+    let retryable = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
+    if retryable || body.len() > MAX_KEPT_BODY {
+        release(state, account, key_hash).await;
+    } else {
+        let kept = body.to_vec();
+        let code = status.as_u16();
+        let done = ledger::write(state.store(), move |tx| {
+            Ok(tx.finish_key(&account, &key_hash, code, &kept, now + KEEP_SECS)?)
+        })
+        .await;
+        if let Err(e) = done {
+            // The request's effect is committed; only the replay copy is missing. The lock
+            // lapses, and a retry then runs again (a token retry gets `replayed_request`).
+            tx_error("keeping an idempotent response failed")(e);
+        }
+    }
+    Ok(Response::from_parts(parts, Body::from(body)))
+}
+
+async fn release(state: &AppState, account: String, key_hash: [u8; 32]) {
+    let released = ledger::write(state.store(), move |tx| {
+        Ok(tx.release_key(&account, &key_hash)?)
+    })
+    .await;
+    if let Err(e) = released {
+        tx_error("releasing an idempotency key failed")(e);
+    }
+}
