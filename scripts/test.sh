@@ -21,6 +21,9 @@ cargo clippy -p cardseal --target wasm32-unknown-unknown --lib --test web --quie
 step "native tests"
 cargo test --workspace --quiet
 
+step "wasm unit tests of the bindings (Node)"
+CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner cargo test -p cardseal --target wasm32-unknown-unknown --lib
+
 step "build the npm package"
 node scripts/build.mjs
 
