@@ -6,6 +6,7 @@ mod detokenize;
 mod error;
 mod events;
 mod idempotency;
+mod raw_card;
 mod tokens;
 
 use std::net::SocketAddr;
@@ -54,6 +55,8 @@ const ROUTES: &[&str] = &[
     "/v1/charges/{id}",
     "/v1/detokenize",
     "/v1/events",
+    "/v1/card",
+    "/v1/card/{id}",
 ];
 
 pub(crate) fn router(state: AppState) -> Router {
@@ -74,6 +77,8 @@ pub(crate) fn router(state: AppState) -> Router {
             axum::routing::post(detokenize::detokenize),
         )
         .route("/v1/events", get(events::list))
+        .route("/v1/card", axum::routing::post(raw_card::create))
+        .route("/v1/card/{id}", axum::routing::post(raw_card::add_cvv))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(

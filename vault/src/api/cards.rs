@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 
 use super::{ApiError, Auth, JsonBody, internal};
 use crate::crypto::BlobKey;
-use crate::store::ledger::{self, CardRecord, NewEvent, Tx, TxError};
+use crate::store::ledger::{self, CardRecord, IssuerInfo, NewEvent, Tx, TxError};
 use crate::store::{CardSummary, TokenRecord, TokenType};
 use crate::{AppState, Principal, ids};
 
@@ -283,6 +283,69 @@ fn check_metadata(m: Option<BTreeMap<String, serde_json::Value>>) -> Result<Stri
     serde_json::to_string(&m).map_err(internal("encoding metadata failed"))
 }
 
+/// A card to save, already validated.
+pub(crate) struct NewCard<'a> {
+    pub summary: CardSummary,
+    pub number: &'a Secret,
+    pub name: Option<&'a str>,
+    pub cvc: Option<&'a Secret>,
+    pub customer: Option<String>,
+    pub metadata: String,
+    pub issuer: IssuerInfo,
+}
+
+/// Stores a new card under its own key, with its CVC (if any) for an hour. Returns the card
+/// and until when its CVC is kept.
+pub(crate) fn insert_new_card(
+    tx: &dyn Tx,
+    principal: &Principal,
+    new: NewCard<'_>,
+    now: i64,
+) -> TxResult<(CardRecord, Option<i64>)> {
+    let acct = &principal.account_id;
+    let id = ids::new_id("card_");
+    let raw_key = Zeroizing::new(ids::random_bytes::<32>());
+    let wrapped_key = principal
+        .keys
+        .seal_record(acct, "card-key", &id, Zeroizing::new(raw_key.to_vec()))
+        .map_err(crypto_failed)?;
+    let key = BlobKey::new(&raw_key);
+    let mut plain = Zeroizing::new(Vec::with_capacity(256));
+    serde_json::to_writer(
+        &mut *plain,
+        &SavedCard {
+            number: new.number.expose(),
+            exp_month: new.summary.exp_month,
+            exp_year: new.summary.exp_year,
+            name: new.name,
+        },
+    )
+    .map_err(crypto_failed)?;
+    let sealed = key
+        .seal(&card_aad(acct, &id, "data"), plain)
+        .map_err(crypto_failed)?;
+    let card = CardRecord {
+        id: id.clone(),
+        account_id: acct.clone(),
+        customer: new.customer,
+        summary: new.summary,
+        issuer: new.issuer,
+        metadata: new.metadata,
+        wrapped_key: Some(wrapped_key),
+        sealed: Some(sealed),
+        network_transaction_id: None,
+        created: now,
+    };
+    tx.insert_card(&card)?;
+    let mut until = None;
+    if let Some(cvc) = new.cvc {
+        let blob = seal_cvc(acct, &id, &key, cvc)?;
+        tx.put_cvc(acct, &id, &blob, now + CVC_TTL_SECS)?;
+        until = Some(now + CVC_TTL_SECS);
+    }
+    Ok((card, until))
+}
+
 pub(crate) async fn create(
     State(state): State<AppState>,
     auth: Auth,
@@ -315,68 +378,35 @@ pub(crate) async fn create(
                     .param("token"),
             );
         };
-        let id = ids::new_id("card_");
-        let raw_key = Zeroizing::new(ids::random_bytes::<32>());
-        let wrapped_key = principal
-            .keys
-            .seal_record(
-                &principal.account_id,
-                "card-key",
-                &id,
-                Zeroizing::new(raw_key.to_vec()),
-            )
-            .map_err(crypto_failed)?;
-        let key = BlobKey::new(&raw_key);
-        let mut plain = Zeroizing::new(Vec::with_capacity(256));
-        serde_json::to_writer(
-            &mut *plain,
-            &SavedCard {
-                number: number.expose(),
-                exp_month: summary.exp_month,
-                exp_year: summary.exp_year,
+        let (card, until) = insert_new_card(
+            tx,
+            &principal,
+            NewCard {
+                summary,
+                number,
                 name: data.name.as_deref(),
+                cvc: data.cvc.as_ref(),
+                customer,
+                metadata,
+                issuer: bins
+                    .as_ref()
+                    .map(|b| b.lookup(number.expose()))
+                    .unwrap_or_default(),
             },
-        )
-        .map_err(crypto_failed)?;
-        let sealed = key
-            .seal(&card_aad(&principal.account_id, &id, "data"), plain)
-            .map_err(crypto_failed)?;
-        let issuer = bins
-            .as_ref()
-            .map(|b| b.lookup(number.expose()))
-            .unwrap_or_default();
-        let card = CardRecord {
-            id: id.clone(),
-            account_id: principal.account_id.clone(),
-            customer,
-            summary,
-            issuer,
-            metadata,
-            wrapped_key: Some(wrapped_key),
-            sealed: Some(sealed),
-            network_transaction_id: None,
-            created: now,
-        };
-        tx.insert_card(&card)?;
-        let acct = &principal.account_id;
+            now,
+        )?;
         tx.append_event(&event(
-            acct,
+            &principal.account_id,
             "token.used",
-            json!({"token": token.id, "used_for": id}),
+            json!({"token": token.id, "used_for": card.id}),
             now,
         ))?;
         tx.append_event(&event(
-            acct,
+            &principal.account_id,
             "card.created",
-            json!({"card": id, "token": token.id, "customer": card.customer}),
+            json!({"card": card.id, "token": token.id, "customer": card.customer}),
             now,
         ))?;
-        let mut until = None;
-        if let Some(cvc) = data.cvc.as_ref() {
-            let blob = seal_cvc(acct, &id, &key, cvc)?;
-            tx.put_cvc(acct, &id, &blob, now + CVC_TTL_SECS)?;
-            until = Some(now + CVC_TTL_SECS);
-        }
         Ok((card, until))
     })
     .await

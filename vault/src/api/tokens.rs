@@ -61,12 +61,18 @@ struct TokenCard<'a> {
     last4: &'a str,
     exp_month: u8,
     exp_year: u16,
-    funding: Option<&'a str>,
-    country: Option<&'a str>,
+    funding: Option<String>,
+    country: Option<String>,
 }
 
 impl<'a> TokenObject<'a> {
-    pub(crate) fn new(t: &'a TokenRecord) -> Self {
+    /// The token as the API shows it; issuer metadata comes from the BIN table by the
+    /// stored six-digit BIN.
+    pub(crate) fn new(t: &'a TokenRecord, bins: Option<&crate::bins::BinTable>) -> Self {
+        let issuer = match (bins, t.card.as_ref()) {
+            (Some(b), Some(c)) => b.lookup(&c.bin),
+            _ => crate::store::ledger::IssuerInfo::default(),
+        };
         Self {
             id: &t.id,
             object: "token",
@@ -76,8 +82,8 @@ impl<'a> TokenObject<'a> {
                 last4: &c.last4,
                 exp_month: c.exp_month,
                 exp_year: c.exp_year,
-                funding: None,
-                country: None,
+                funding: issuer.funding,
+                country: issuer.country,
             }),
             client_ip: t.client_ip.as_deref(),
             created: t.created,
@@ -114,7 +120,8 @@ pub(crate) async fn create(
             .token_created(t.token_type == TokenType::Cvc),
         Err(e) => state.metrics().token_rejected(e.code),
     }
-    result.map(|t| Json(TokenObject::new(&t)).into_response())
+    let bins = state.config().bin_table.as_deref();
+    result.map(|t| Json(TokenObject::new(&t, bins)).into_response())
 }
 
 async fn create_inner(
@@ -322,5 +329,9 @@ pub(crate) async fn retrieve(
         .await
         .map_err(internal("reading a token failed"))?
         .ok_or_else(|| ApiError::not_found(Some("id")))?;
-    Ok(Json(TokenObject::new(&token)).into_response())
+    Ok(Json(TokenObject::new(
+        &token,
+        state.config().bin_table.as_deref(),
+    ))
+    .into_response())
 }

@@ -1,0 +1,218 @@
+//! The raw-card API of older vaults, for merchants who capture cards themselves:
+//! `POST /v1/card` saves a card sent in clear, `POST /v1/card/{id}` re-adds its CVV.
+//!
+//! It is off unless the vault runs with `--allow-raw-card-api` (then both answer 404 like any
+//! unknown URL): a caller that handles card numbers is in full PCI DSS scope. The card is
+//! validated by the cardseal core, as a sealed card is, and saved like `POST /v1/cards` saves
+//! one, so charges, CVC rules, deletion and the audit log all apply.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use cardseal::Secret;
+use cardseal::card::{Brand, Card, CardInput, Cvc, Today};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::cards::{
+    CVC_TTL_SECS, NewCard, TxResult, card_key, event, insert_new_card, seal_cvc, tx_error,
+};
+use super::{ApiError, Auth, JsonBody};
+use crate::store::CardSummary;
+use crate::store::ledger::{self, CardRecord, TxError};
+use crate::{AppState, ids};
+
+/// No `Debug`: it holds the number and CVV.
+#[derive(Deserialize)]
+pub(crate) struct RawCard {
+    card_number: Option<Secret>,
+    cvv: Option<Secret>,
+    expiry_month: Option<Value>,
+    expiry_year: Option<Value>,
+    organisation: Option<String>,
+}
+
+/// No `Debug`: it holds the CVV.
+#[derive(Deserialize)]
+pub(crate) struct RawCvv {
+    cvv: Option<Secret>,
+    organisation: Option<String>,
+}
+
+/// The answer, in the older vaults' shape.
+#[derive(Serialize)]
+struct RawCardObject<'a> {
+    #[serde(rename = "_id")]
+    id: &'a str,
+    organisation: &'a str,
+    brand: &'a str,
+    last4: &'a str,
+    expiry_month: u8,
+    expiry_year: u16,
+    issuer: Option<&'a str>,
+    issuer_country: Option<&'a str>,
+    currency: Option<&'a str>,
+    #[serde(rename = "type")]
+    funding: Option<&'a str>,
+    cvv_available_until: Option<i64>,
+}
+
+impl<'a> RawCardObject<'a> {
+    fn new(c: &'a CardRecord, until: Option<i64>) -> Self {
+        Self {
+            id: &c.id,
+            organisation: &c.account_id,
+            brand: &c.summary.brand,
+            last4: &c.summary.last4,
+            expiry_month: c.summary.exp_month,
+            expiry_year: c.summary.exp_year,
+            issuer: c.issuer.issuer.as_deref(),
+            issuer_country: c.issuer.country.as_deref(),
+            currency: c.issuer.currency.as_deref(),
+            funding: c.issuer.funding.as_deref(),
+            cvv_available_until: until,
+        }
+    }
+}
+
+/// 404 unless enabled; then a secret key of the named organisation.
+fn gate(state: &AppState, auth: &Auth, organisation: Option<&str>) -> Result<(), ApiError> {
+    if !state.config().allow_raw_card_api {
+        return Err(ApiError {
+            message: "Unrecognized request URL.".into(),
+            ..ApiError::not_found(None)
+        });
+    }
+    auth.require_secret("cards_write")?;
+    let organisation = organisation.ok_or_else(|| {
+        ApiError::invalid_request("parameter_missing", "Send `organisation`: your account id.")
+            .param("organisation")
+    })?;
+    if organisation != auth.0.account_id {
+        return Err(ApiError::permission(
+            "organisation_mismatch",
+            "organisation must be the account of the API key.",
+        ));
+    }
+    Ok(())
+}
+
+fn text(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn card_error(e: cardseal::Error) -> ApiError {
+    ApiError::card(
+        e.code(),
+        e.field().map_or("number", |f| f.as_str()),
+        e.message(),
+    )
+}
+
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    auth: Auth,
+    JsonBody(body): JsonBody<RawCard>,
+) -> Result<Response, ApiError> {
+    gate(&state, &auth, body.organisation.as_deref())?;
+    let now = state.now();
+    let input = CardInput {
+        number: body.card_number.unwrap_or_default(),
+        exp_month: text(body.expiry_month.as_ref()),
+        exp_year: text(body.expiry_year.as_ref()),
+        cvc: body.cvv,
+        name: None,
+    };
+    let card = Card::parse(&input, Today::from_unix(now)).map_err(|errors| {
+        errors
+            .first()
+            .map_or_else(ApiError::internal, |e| card_error(e.code))
+    })?;
+    drop(input);
+    let principal = Arc::clone(&auth.0);
+    let bins = state.config().bin_table.clone();
+    let (record, until) = ledger::write(state.store(), move |tx| {
+        let number = Secret::new(card.number.expose());
+        let cvc = card.cvc.as_ref().map(|c| Secret::new(c.expose()));
+        let summary = CardSummary {
+            brand: card.number.brand().as_str().to_owned(),
+            bin: card.number.bin().to_owned(),
+            last4: card.number.last4().to_owned(),
+            exp_month: card.expiry.month(),
+            exp_year: card.expiry.year(),
+            fingerprint: principal.keys.fingerprint(number.expose()),
+        };
+        let (record, until) = insert_new_card(
+            tx,
+            &principal,
+            NewCard {
+                summary,
+                number: &number,
+                name: None,
+                cvc: cvc.as_ref(),
+                customer: None,
+                metadata: "{}".to_owned(),
+                issuer: bins
+                    .as_ref()
+                    .map(|b| b.lookup(number.expose()))
+                    .unwrap_or_default(),
+            },
+            now,
+        )?;
+        tx.append_event(&event(
+            &principal.account_id,
+            "card.created",
+            json!({"card": record.id, "via": "raw_card_api"}),
+            now,
+        ))?;
+        Ok((record, until))
+    })
+    .await
+    .map_err(tx_error("saving a raw card failed"))?;
+    Ok(Json(RawCardObject::new(&record, until)).into_response())
+}
+
+pub(crate) async fn add_cvv(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<RawCvv>,
+) -> Result<Response, ApiError> {
+    gate(&state, &auth, body.organisation.as_deref())?;
+    if !ids::is_id(&id, "card_") {
+        return Err(ApiError::not_found(Some("id")));
+    }
+    let cvv = body.cvv.ok_or_else(|| {
+        ApiError::invalid_request("parameter_missing", "Send `cvv`.").param("cvv")
+    })?;
+    let principal = Arc::clone(&auth.0);
+    let now = state.now();
+    let record = ledger::write(state.store(), move |tx| -> TxResult<CardRecord> {
+        let acct = principal.account_id.clone();
+        let Some(card) = tx.card(&acct, &id)? else {
+            return Err(TxError::Abort(ApiError::not_found(Some("id"))));
+        };
+        let brand = Brand::from_name(&card.summary.brand);
+        let cvc = Cvc::parse(cvv.expose(), brand)
+            .map_err(|e| TxError::Abort(ApiError::card(e.code(), "cvv", e.message())))?;
+        let key = card_key(&principal, &card)?;
+        let blob = seal_cvc(&acct, &id, &key, &Secret::new(cvc.expose()))?;
+        tx.put_cvc(&acct, &id, &blob, now + CVC_TTL_SECS)?;
+        tx.append_event(&event(
+            &acct,
+            "card.cvc_added",
+            json!({"card": id, "via": "raw_card_api"}),
+            now,
+        ))?;
+        Ok(card)
+    })
+    .await
+    .map_err(tx_error("adding a raw CVV failed"))?;
+    Ok(Json(RawCardObject::new(&record, Some(now + CVC_TTL_SECS))).into_response())
+}
