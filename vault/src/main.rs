@@ -13,9 +13,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
 use cardseal_vault::accounts::{self, NewAccount};
+use cardseal_vault::bins::BinTable;
 use cardseal_vault::clock::{Clock, SystemClock};
 use cardseal_vault::config::{Config, RateLimit};
 use cardseal_vault::crypto::MasterKey;
+use cardseal_vault::events;
 use cardseal_vault::store::Store;
 use cardseal_vault::store::sqlite::SqliteStore;
 use cardseal_vault::{AppState, app, keys};
@@ -41,6 +43,18 @@ enum Command {
     /// Manage the RSA sealing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Check the audit log.
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Recompute the audit log's hash chain; exits non-zero naming the first broken event.
+    Verify {
+        #[command(flatten)]
+        storage: Storage,
+    },
 }
 
 #[derive(Args)]
@@ -286,6 +300,19 @@ async fn run(command: Command) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
             print_account(&account, json)
         }
+        Command::Events(EventsCommand::Verify { storage }) => {
+            let (store, _master) = open_storage(&storage).await?;
+            match events::verify(store.as_ref()).await? {
+                Ok(n) => {
+                    print_line(&format!("ok: {n} events, hash chain intact"));
+                    Ok(())
+                }
+                Err(b) => Err(format!(
+                    "event {} (seq {}) is broken: {}; every later event is unverified",
+                    b.id, b.seq, b.reason
+                )),
+            }
+        }
         Command::Keys(KeysCommand::Rotate { storage }) => {
             let (store, master) = open_storage(&storage).await?;
             let had_keys = !store
@@ -320,17 +347,21 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             burst: args.ip_burst,
         },
         trust_forwarded_for: args.trust_forwarded_for,
+        bin_table: match &args.bin_table {
+            Some(path) => {
+                let table = BinTable::load(path)?;
+                tracing::info!(path = %path.display(), ranges = table.len(), "BIN table loaded");
+                Some(Arc::new(table))
+            }
+            None => None,
+        },
+        allow_raw_card_api: args.allow_raw_card_api,
         ..Config::default()
     };
-    if let Some(path) = &args.bin_table {
-        // Issuer metadata is filled in by the saved-card and charge endpoints; for now the
-        // file is only checked so that a wrong path fails at start, not later.
-        std::fs::metadata(path)
-            .map_err(|e| format!("cannot read the BIN table {}: {e}", path.display()))?;
-        tracing::info!(path = %path.display(), "BIN table found");
-    }
     if args.allow_raw_card_api {
-        tracing::warn!("--allow-raw-card-api is set, but this build has no raw-card endpoints yet");
+        tracing::warn!(
+            "the raw-card API is on: its callers handle card numbers and are in full PCI DSS scope"
+        );
     }
     let state = AppState::new(config, store, master, Arc::new(SystemClock))
         .await
