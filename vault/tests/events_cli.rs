@@ -38,7 +38,11 @@ async fn events_verify_names_the_first_edited_event() {
         assert_eq!(r.status, 200);
     }
     let out = verify(v.dir.path());
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok: 9 events"));
 
     let db = rusqlite::Connection::open(v.dir.path().join("cardseal-vault.sqlite3")).unwrap();
@@ -57,7 +61,10 @@ async fn events_verify_names_the_first_edited_event() {
     let out = verify(v.dir.path());
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&id) && err.contains(&format!("seq {seq}")), "{err}");
+    assert!(
+        err.contains(&id) && err.contains(&format!("seq {seq}")),
+        "{err}"
+    );
 
     // Deleting a row is caught too.
     db.execute("DELETE FROM events WHERE seq = 2", []).unwrap();
