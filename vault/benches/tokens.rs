@@ -430,7 +430,14 @@ fn main() {
         let half_rate = target.unwrap_or(throughput) / 2.0;
         let half_n = (half_rate * o.half_seconds).max(100.0) as usize;
         let bodies = seal_bodies(&key, half_n);
+        let (vault_before, self_before, t) = (cpu_seconds(pid), cpu_seconds(std::process::id()), Instant::now());
         let (half, half_errors) = open_loop(addr, &pk, bodies, half_rate, o.clients).await;
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "  (half load CPU: vault {:.0}% of one core, load generator {:.0}%)",
+            100.0 * (cpu_seconds(pid) - vault_before) / secs,
+            100.0 * (cpu_seconds(std::process::id()) - self_before) / secs,
+        );
         println!(
             "half load: {half_n} tokens at {half_rate:.0}/s (open loop): p50 {:.2} ms, p99 {:.2} ms; {half_errors} errors",
             ms(percentile(&half, 0.5)),
