@@ -264,6 +264,17 @@ impl AppState {
                 Ok(n) => tracing::debug!(rows = n, "purged expired records"),
                 Err(e) => tracing::error!(error = %e, "purge failed"),
             }
+            // Expired CVCs and idempotency keys: a CVC is unusable after its hour anyway; this
+            // removes its sealed bytes too.
+            let now = self.now();
+            let purged = store::ledger::write(self.store(), move |tx| {
+                tx.purge_ledger(now)
+                    .map_err(store::ledger::TxError::<()>::Store)
+            })
+            .await;
+            if let Err(store::ledger::TxError::Store(e)) = purged {
+                tracing::error!(error = %e, "purging CVCs and idempotency keys failed");
+            }
         }
     }
 }
