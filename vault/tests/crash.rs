@@ -1,0 +1,254 @@
+//! Crash safety: `kill -9` the vault during a load of charges and card saves, restart it, and
+//! check that every acknowledged charge and card is there, that every spent token has the
+//! charge or card that spent it, and that nothing is half-written.
+
+#[path = "support/helpers.rs"]
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::body::Body;
+use axum::http::Request;
+use cardseal::jwe::{self, VaultKey};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use support::{card_payload, http, post_json, unix_now};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cardseal-vault");
+const REQUESTS: usize = 300;
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    stdout: Vec<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// The child is killed and waited for by `Server`'s `Drop`, also on panics.
+#[allow(clippy::zombie_processes)]
+fn serve(data: &str) -> Server {
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--data-dir",
+            data,
+            "--listen",
+            "127.0.0.1:0",
+            "--demo",
+        ])
+        .args(["--key-rate", "0", "--ip-rate", "0"])
+        .env_remove("CARDSEAL_MASTER_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut stdout = Vec::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "exited: {stdout:?}"
+        );
+        if let Some(a) = line.trim().strip_prefix("listening on http://") {
+            return Server {
+                child,
+                addr: a.parse().unwrap(),
+                stdout,
+            };
+        }
+        stdout.push(line.trim().to_owned());
+    }
+}
+
+fn key_from(lines: &[String], name: &str) -> String {
+    lines
+        .iter()
+        .find_map(|l| {
+            l.strip_prefix(name)
+                .map(|k| k.split_whitespace().next().unwrap().to_owned())
+        })
+        .unwrap()
+}
+
+/// Like `http`, but a dropped connection is `None` instead of a panic.
+async fn try_http(addr: SocketAddr, req: Request<Body>) -> Option<(u16, Value)> {
+    let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .ok()?;
+    tokio::spawn(conn);
+    let (mut parts, body) = req.into_parts();
+    parts
+        .headers
+        .insert("host", addr.to_string().parse().unwrap());
+    let response = sender
+        .send_request(Request::from_parts(parts, body))
+        .await
+        .ok()?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.ok()?.to_bytes();
+    Some((status, serde_json::from_slice(&body).ok()?))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_work_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let mut server = serve(data);
+    let pk = key_from(&server.stdout, "publishable_key");
+    let sk = key_from(&server.stdout, "secret_key");
+    let addr = server.addr;
+
+    let jwks = http(
+        addr,
+        Request::get("/.well-known/jwks.json")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await
+    .json();
+    let key = VaultKey::parse(&jwks.to_string()).unwrap();
+    let mut tokens = Vec::new();
+    for _ in 0..REQUESTS {
+        let sealed = jwe::seal_payload(
+            &key,
+            &card_payload("4242424242424242", 12, 2030, Some("123"), unix_now()),
+        )
+        .unwrap();
+        let r = http(
+            addr,
+            post_json("/v1/tokens", &pk, &json!({ "card": sealed })),
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        tokens.push(r.json()["id"].as_str().unwrap().to_owned());
+    }
+
+    let acked = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for (i, tok) in tokens.iter().enumerate() {
+        let (sk, tok, counter) = (sk.clone(), tok.clone(), Arc::clone(&acked));
+        tasks.push(tokio::spawn(async move {
+            let req = if i % 2 == 0 {
+                post_json(
+                    "/v1/charges",
+                    &sk,
+                    &json!({"amount": 100, "currency": "eur", "source": tok}),
+                )
+            } else {
+                post_json("/v1/cards", &sk, &json!({"token": tok}))
+            };
+            let reply = try_http(addr, req).await;
+            if matches!(reply, Some((200, _))) {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+            (tok, reply)
+        }));
+        if i % 8 == 7 {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        if acked.load(Ordering::SeqCst) >= REQUESTS / 4 {
+            break;
+        }
+    }
+    // SIGKILL, in the middle of the load.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let mut replies = Vec::new();
+    for t in tasks {
+        replies.push(t.await.unwrap());
+    }
+    let ok: Vec<_> = replies
+        .iter()
+        .filter_map(|(tok, r)| match r {
+            Some((200, v)) => Some((tok.clone(), v.clone())),
+            _ => None,
+        })
+        .collect();
+    assert!(!ok.is_empty());
+    // Killed with requests in flight: some were sent and never answered.
+    let lost = replies.iter().filter(|(_, r)| r.is_none()).count();
+    eprintln!("{} acknowledged, {lost} cut off by the kill", ok.len());
+
+    let server = serve(data);
+    let addr = server.addr;
+    for (tok, obj) in &ok {
+        let id = obj["id"].as_str().unwrap();
+        let path = if id.starts_with("ch_") {
+            format!("/v1/charges/{id}")
+        } else {
+            format!("/v1/cards/{id}")
+        };
+        let get = |p: &str| {
+            Request::get(p)
+                .header("authorization", format!("Bearer {sk}"))
+                .body(Body::empty())
+                .unwrap()
+        };
+        let r = http(addr, get(&path)).await;
+        assert_eq!(r.status, 200, "acknowledged {id} is gone");
+        assert_eq!(&r.json(), obj);
+        let t = http(addr, get(&format!("/v1/tokens/{tok}"))).await;
+        assert_eq!(t.json()["used"], true);
+    }
+
+    // Every spent token has the object that spent it; nothing is half-written.
+    let db = rusqlite::Connection::open(dir.path().join("cardseal-vault.sqlite3")).unwrap();
+    let orphans: i64 = db
+        .query_row(
+            "SELECT count(*) FROM tokens t WHERE t.used_at IS NOT NULL AND NOT EXISTS (
+                 SELECT 1 FROM events e
+                 WHERE e.type = 'token.used' AND json_extract(e.body, '$.data.token') = t.id
+                   AND (EXISTS (SELECT 1 FROM charges c WHERE c.id = json_extract(e.body, '$.data.used_for'))
+                        OR EXISTS (SELECT 1 FROM cards k WHERE k.id = json_extract(e.body, '$.data.used_for'))))",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(orphans, 0, "a token was spent without its charge or card");
+    let (used, objects): (i64, i64) = db
+        .query_row(
+            "SELECT (SELECT count(*) FROM tokens WHERE used_at IS NOT NULL),
+                    (SELECT count(*) FROM charges) + (SELECT count(*) FROM cards)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(used, objects);
+    assert!(usize::try_from(used).unwrap() >= ok.len());
+    let incomplete: i64 = db
+        .query_row(
+            "SELECT count(*) FROM cards WHERE card_key IS NULL OR sealed IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(incomplete, 0);
+    let integrity: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok");
+    drop(server);
+    let out = Command::new(BIN)
+        .args(["events", "verify", "--data-dir", data])
+        .env_remove("CARDSEAL_MASTER_KEY")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
