@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod api;
+pub mod assets;
 pub mod bins;
 pub mod clock;
 pub mod config;

@@ -20,7 +20,7 @@ use cardseal_vault::crypto::MasterKey;
 use cardseal_vault::events;
 use cardseal_vault::store::Store;
 use cardseal_vault::store::sqlite::SqliteStore;
-use cardseal_vault::{AppState, app, keys};
+use cardseal_vault::{AppState, app, assets, keys};
 
 #[derive(Parser)]
 #[command(
@@ -84,6 +84,10 @@ struct ServeArgs {
     /// and print its keys.
     #[arg(long, env = "CARDSEAL_DEMO")]
     demo: bool,
+    /// Serve the cardseal snippet and its wasm from this directory (the build's `pkg/snippet/`)
+    /// at `/js/{version}/cardseal.js`.
+    #[arg(long, env = "CARDSEAL_SNIPPET_DIR")]
+    snippet_dir: Option<PathBuf>,
     /// How long a rotated-out sealing key still decrypts (e.g. 90s, 30m, 24h, 7d).
     #[arg(long, env = "CARDSEAL_KEY_GRACE", default_value = "24h", value_parser = parse_duration)]
     key_grace: i64,
@@ -379,10 +383,21 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tokio::spawn(state.clone().maintain(Duration::from_secs(10)));
     tracing::info!(%addr, "listening");
+    let mut router = app(state);
+    if let Some(dir) = &args.snippet_dir {
+        let assets = assets::Assets::load(dir, env!("CARGO_PKG_VERSION"))?;
+        let name = "cardseal.js";
+        print_line(&format!(
+            "snippet          http://{addr}{} integrity={}",
+            assets.path(name),
+            assets.integrity(name).unwrap_or_default()
+        ));
+        router = router.merge(assets::routes(Arc::new(assets)));
+    }
     print_line(&format!("listening on http://{addr}"));
     axum::serve(
         listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+        router.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown())
     .await
