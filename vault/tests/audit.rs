@@ -186,11 +186,21 @@ async fn events_are_chained_and_edits_are_caught() {
         .json();
     assert_eq!(next["data"][0]["type"], "token.used");
 
+    // Another account's event interleaves: chains are per account.
+    let r = v
+        .create_token(
+            &v.other.publishable_key,
+            &json!({ "card": v.seal_card(VISA, "123") }),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let theirs = v.get("/v1/events", &v.other.secret_key).await.json();
+    assert_eq!(theirs["data"].as_array().unwrap().len(), 1);
     assert_eq!(
         cardseal_vault::events::verify(v.state.store())
             .await
             .unwrap(),
-        Ok(4)
+        Ok(5)
     );
     // Edit one row: the chain breaks exactly there.
     let db = rusqlite::Connection::open(v.dir.path().join("cardseal-vault.sqlite3")).unwrap();

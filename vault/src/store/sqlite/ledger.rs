@@ -113,13 +113,13 @@ fn event_from_row(r: &Row<'_>) -> rusqlite::Result<EventRecord> {
     })
 }
 
-/// The canonical JSON of an event: fixed member order, which the hash covers.
-pub fn canonical_event(seq: i64, e: &NewEvent) -> StoreResult<String> {
+/// The canonical JSON of an event: fixed member order, which the hash covers. It holds no
+/// global position, so an account learns nothing about other accounts' activity.
+pub fn canonical_event(e: &NewEvent) -> StoreResult<String> {
     #[derive(serde::Serialize)]
     struct Body<'a> {
         id: &'a str,
         object: &'static str,
-        seq: i64,
         account: &'a str,
         #[serde(rename = "type")]
         event_type: &'a str,
@@ -129,7 +129,6 @@ pub fn canonical_event(seq: i64, e: &NewEvent) -> StoreResult<String> {
     serde_json::to_string(&Body {
         id: &e.id,
         object: "event",
-        seq,
         account: &e.account_id,
         event_type: &e.event_type,
         created: e.created,
@@ -364,28 +363,26 @@ impl Tx for SqlTx<'_> {
     }
 
     fn append_event(&self, e: &NewEvent) -> StoreResult<()> {
-        // One writer at a time (the transaction holds SQLite's write lock), so the tail read
-        // here is still the tail when the row goes in.
-        let tail: Option<(i64, Vec<u8>)> = self
+        // Each account has its own chain. One writer at a time (the transaction holds SQLite's
+        // write lock), so the tail read here is still the tail when the row goes in.
+        let prev: Vec<u8> = self
             .0
-            .prepare_cached("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")
+            .prepare_cached(
+                "SELECT hash FROM events WHERE account_id = ?1 ORDER BY seq DESC LIMIT 1",
+            )
             .map_err(backend)?
-            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(params![e.account_id], |r| r.get(0))
             .optional()
-            .map_err(backend)?;
-        let (seq, prev) = match tail {
-            Some((seq, hash)) => (seq + 1, hash),
-            None => (1, vec![0u8; 32]),
-        };
-        let body = canonical_event(seq, e)?;
+            .map_err(backend)?
+            .unwrap_or_else(|| vec![0u8; 32]);
+        let body = canonical_event(e)?;
         let hash = chain_hash(&prev, &body);
         self.0
             .prepare_cached(&format!(
-                "INSERT INTO events ({EVENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                "INSERT INTO events ({EVENT_COLS}) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6)"
             ))
             .map_err(backend)?
             .execute(params![
-                seq,
                 e.id,
                 e.account_id,
                 e.event_type,
