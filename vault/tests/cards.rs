@@ -5,6 +5,7 @@ mod support;
 
 use axum::body::Body;
 use axum::http::Request;
+use cardseal_vault::store::ledger::{self, TxError};
 use serde_json::{Value, json};
 use support::*;
 
@@ -423,6 +424,22 @@ async fn a_cvc_is_used_once_and_kept_at_most_an_hour() {
         v.get(&format!("/v1/cards/{id}"), &sk).await.json()["cvc_available_until"],
         Value::Null
     );
+    // The upkeep deletes the expired sealed bytes too.
+    let cvcs = |v: &TestVault| -> i64 {
+        rusqlite::Connection::open(v.dir.path().join("cardseal-vault.sqlite3"))
+            .unwrap()
+            .query_row("SELECT count(*) FROM card_cvcs", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(cvcs(&v), 1);
+    let now = v.now();
+    let purged = ledger::write(v.state.store(), move |tx| {
+        tx.purge_ledger(now).map_err(TxError::<()>::Store)
+    })
+    .await
+    .unwrap();
+    assert_eq!(purged, 1);
+    assert_eq!(cvcs(&v), 0);
     assert!(!cvc_used(
         &charge(&v, id, Some("COF_ONSESSION")).await.json()
     ));
