@@ -44,7 +44,8 @@ function pickPort(name, port, notes) {
 function startVault(port) {
   const bin = join(repoRoot, 'target/debug/cardseal-vault');
   mkdirSync(dataDir, { recursive: true });
-  const child = spawn(bin, ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--demo'], {
+  const args = ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--demo', '--snippet-dir', join(repoRoot, 'pkg/snippet')];
+  const child = spawn(bin, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const keys = {};
@@ -55,6 +56,8 @@ function startVault(port) {
       for (const line of out.split('\n')) {
         const m = line.match(/^(account|publishable_key|secret_key|restricted_key)\s+(\S+)/);
         if (m) keys[m[1]] = m[2];
+        const s = line.match(/^snippet\s+(\S+) integrity=(\S+)/);
+        if (s) keys.snippet = { src: s[1], integrity: s[2] };
         const l = line.match(/listening on (http:\/\/\S+)/);
         if (l && keys.publishable_key && keys.secret_key) {
           child.stdout.off('data', onData);
@@ -103,6 +106,7 @@ try {
     vaultUrl: vault.url,
     publishableKey: vault.keys.publishable_key,
     secretKey: vault.keys.secret_key,
+    snippet: vault.keys.snippet,
     quiet: false,
   });
   running.push({ name: 'shop', close: shop.close });
@@ -111,6 +115,8 @@ try {
 
     Open the shop:   ${shop.url}/
     Vault:           ${vault.url}   (data in ${dataDir})
+    Snippet:         <script src="${vault.keys.snippet.src}"
+                             integrity="${vault.keys.snippet.integrity}" crossorigin="anonymous" …>
 
   Demo account ${vault.keys.account}
     publishable key  ${vault.keys.publishable_key}

@@ -38,3 +38,6 @@ tsc --noEmit -p tests/ts
 
 step "JS tests: the package in Node and in headless Chromium"
 node --test tests/js/
+
+step "end-to-end: the demo shop with a real vault, in headless Chromium"
+node --test tests/e2e/

@@ -1,0 +1,255 @@
+// End to end, in headless Chromium (playwright-core): a customer pays in the demo shop, and
+// the shop's back end — which records every request it receives — never sees card data.
+// Starts its own vault (target/debug/cardseal-vault) and shop on 127.0.0.1.
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
+import { chromium } from 'playwright-core';
+
+import { startShop } from '../../www/shop.mjs';
+import { root, startVault } from '../support/servers.mjs';
+
+const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
+const year = String((new Date().getUTCFullYear() + 3) % 100).padStart(2, '0');
+
+let vault;
+let shop;
+let browser;
+
+let strictShop;
+
+before(async () => {
+  vault = await startVault({ args: ['--snippet-dir', join(root, 'pkg/snippet')] });
+  // The vault prints where it serves the snippet and the integrity= value to use.
+  const line = vault.logs.join('').match(/snippet\s+(\S+) integrity=(\S+)/);
+  assert.ok(line, 'the vault prints the snippet tag');
+  // The shop loads the snippet from the vault (as DESIGN.md's snippet does) …
+  shop = await startShop({ vaultUrl: vault.url, publishableKey: vault.pk, secretKey: vault.sk, snippet: { src: line[1], integrity: line[2] } });
+  // … and a second shop serves its own copy under exactly `script-src 'self' 'wasm-unsafe-eval'`.
+  strictShop = await startShop({ vaultUrl: vault.url, publishableKey: vault.pk, secretKey: vault.sk });
+  browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium', args: CHROMIUM_ARGS });
+});
+
+after(async () => {
+  await browser?.close();
+  await shop?.close();
+  await strictShop?.close();
+  await vault?.stop();
+});
+
+/** A fresh page that records every request the browser makes and every console error. */
+async function openPage(path, on = shop, prepare = async () => {}) {
+  const page = await browser.newPage();
+  await prepare(page);
+  const sent = [];
+  const problems = [];
+  page.on('request', (r) => sent.push({ url: r.url(), method: r.method(), body: r.postData() ?? '' }));
+  page.on('pageerror', (e) => problems.push(e.message));
+  page.on('console', (m) => m.type() === 'error' && problems.push(m.text()));
+  const response = await page.goto(on.url + path);
+  return { page, sent, problems, response };
+}
+
+async function formReady(page) {
+  await page.waitForFunction(() => window.cardseal && window.cardseal.instance, null, { timeout: 20_000 });
+}
+
+async function typeCard(page, { number, expiry = `12${year}`, cvc = '123' }) {
+  await page.click('[data-cardseal="number"]');
+  await page.keyboard.type(number);
+  await page.click('[data-cardseal="expiry"]');
+  await page.keyboard.type(expiry);
+  await page.click('[data-cardseal="cvc"]');
+  await page.keyboard.type(cvc);
+}
+
+function assertNoCardData(records, { number, cvc }) {
+  const digits = number.replace(/\D/g, '');
+  const spaced = digits.replace(/(\d{4})(?=\d)/g, '$1 ');
+  const middle = digits.slice(6, -4);
+  for (const r of records) {
+    const text = `${r.method} ${r.url}\n${JSON.stringify(r.headers ?? {})}\n${r.body ?? ''}`;
+    const decoded = decodeURIComponent(text.replace(/\+/g, ' '));
+    for (const needle of [digits, spaced, middle, `cvc=${cvc}`, `"cvc":"${cvc}"`]) {
+      assert.ok(!text.includes(needle) && !decoded.includes(needle), `${r.method} ${r.url} holds card data (${needle.length} chars)`);
+    }
+  }
+}
+
+describe('the demo shop', () => {
+  it('takes a payment: the receipt shows success and the last4, and the shop never saw the card', async () => {
+    const { page, sent, problems } = await openPage('/checkout?product=notebook');
+    const before = shop.requests.length;
+    await formReady(page);
+    await typeCard(page, { number: '4242424242424242', cvc: '123' });
+    assert.equal(await page.inputValue('[data-cardseal="number"]'), '4242 4242 4242 4242');
+    assert.equal(await page.inputValue('[data-cardseal="expiry"]'), `12 / ${year}`);
+    await Promise.all([page.waitForURL(/\/receipt\//), page.click('button[type="submit"]')]);
+    assert.match(await page.textContent('h2'), /Payment successful/);
+    assert.match(await page.textContent('[data-receipt-card]'), /Visa •••• 4242/);
+    const shopSaw = shop.requests.slice(before);
+    const pay = shopSaw.find((r) => r.method === 'POST' && r.url === '/pay');
+    assert.ok(pay, 'the shop received the form');
+    assert.match(pay.body, /cardseal_token=tok_[A-Za-z0-9]{22}/);
+    assertNoCardData(shopSaw, { number: '4242424242424242', cvc: '123' });
+    // The card went to the vault, sealed: the browser's request to it holds a JWE, not the number.
+    const toVault = sent.filter((r) => r.url.startsWith(vault.url) && r.method === 'POST');
+    assert.equal(toVault.length, 1);
+    assert.match(JSON.parse(toVault[0].body).card, /^[\w-]+\.[\w-]+\.[\w-]+\.[\w-]+\.[\w-]+$/);
+    assertNoCardData(toVault, { number: '4242424242424242', cvc: '123' });
+    assert.deepEqual(problems, []);
+    await saveScreenshot(page, 'receipt.png');
+    await page.close();
+  });
+
+  it('shows inline errors for an invalid number and an expired date, and sends nothing', async () => {
+    const { page, sent } = await openPage('/checkout?product=notebook');
+    const before = shop.requests.length;
+    await formReady(page);
+    await typeCard(page, { number: '4242424242424241', expiry: '0120', cvc: '123' });
+    await page.click('button[type="submit"]');
+    await page.waitForSelector('[data-cardseal="number"][aria-invalid="true"]');
+    assert.equal(await page.textContent('[data-cardseal-error="number"]'), 'Your card number is invalid.');
+    assert.equal(await page.getAttribute('[data-cardseal="expiry"]', 'aria-invalid'), 'true');
+    assert.equal(await page.textContent('[data-cardseal-error="expiry"]'), "Your card's expiration date is in the past.");
+    const describedBy = await page.getAttribute('[data-cardseal="number"]', 'aria-describedby');
+    assert.equal(await page.getAttribute(`#${describedBy}`, 'data-cardseal-error'), 'number');
+    assert.equal(sent.filter((r) => r.url.startsWith(vault.url) && r.method === 'POST').length, 0, 'no request reached the vault');
+    assert.equal(shop.requests.slice(before).filter((r) => r.method === 'POST').length, 0, 'nothing was submitted');
+    await page.close();
+  });
+
+  it('shows the decline message for a declined test card', async () => {
+    const { page } = await openPage('/checkout?product=notebook');
+    await formReady(page);
+    await typeCard(page, { number: '4000000000009995' });
+    await Promise.all([page.waitForURL(/\/receipt\//), page.click('button[type="submit"]')]);
+    assert.match(await page.textContent('h2'), /declined/i);
+    assert.equal(await page.textContent('[data-receipt-message]'), 'Your card has insufficient funds.');
+    await page.close();
+  });
+
+  it('saves a card, then pays again with only the CVC re-entered', async () => {
+    const { page } = await openPage('/checkout?product=notebook');
+    const before = shop.requests.length;
+    await formReady(page);
+    await typeCard(page, { number: '5555555555554444', cvc: '321' });
+    await page.check('input[name="save_card"]');
+    await Promise.all([page.waitForURL(/\/receipt\//), page.click('button[type="submit"]')]);
+    assert.match(await page.textContent('h2'), /Payment successful/);
+    await page.goto(shop.url + '/account');
+    const again = page.locator('.saved-card', { hasText: '4444' }).locator('a.button');
+    await Promise.all([page.waitForURL(/\/pay-again/), again.first().click()]);
+    await formReady(page);
+    await page.fill('[data-cvc-again]', '321');
+    await Promise.all([page.waitForURL(/\/receipt\//), page.click('button[type="submit"]')]);
+    assert.match(await page.textContent('h2'), /Payment successful/);
+    assert.match(await page.textContent('[data-receipt-card]'), /Mastercard •••• 4444/);
+    assert.match(await page.textContent('dd code'), /^ch_/);
+    assertNoCardData(shop.requests.slice(before), { number: '5555555555554444', cvc: '321' });
+    await page.close();
+  });
+
+  it('subscribes with SETUP_COF_RECURRING and renews with COF_RECURRING', async () => {
+    const { page } = await openPage('/checkout?product=membership');
+    await formReady(page);
+    await typeCard(page, { number: '4242424242424242' });
+    await Promise.all([page.waitForURL(/\/receipt\//), page.click('button[type="submit"]')]);
+    assert.match(await page.textContent('.receipt'), /SETUP_COF_RECURRING/);
+    await page.goto(shop.url + '/account');
+    const renew = page.locator('form[action="/renew"] button').first();
+    await Promise.all([page.waitForURL(/\/receipt\//), renew.click()]);
+    assert.match(await page.textContent('h2'), /Payment successful/);
+    assert.match(await page.textContent('.receipt'), /COF_RECURRING/);
+    await page.close();
+  });
+
+  it('works by keyboard alone: Tab through the fields and submit with Enter', async () => {
+    const { page } = await openPage('/checkout?product=notebook');
+    await formReady(page);
+    await page.focus('[data-cardseal="number"]');
+    await page.keyboard.type('4242424242424242');
+    await page.keyboard.press('Tab');
+    await page.keyboard.type(`12${year}`);
+    await page.keyboard.press('Tab');
+    await page.keyboard.type('123');
+    assert.equal(await page.evaluate(() => document.activeElement.dataset.cardseal), 'cvc');
+    await Promise.all([page.waitForURL(/\/receipt\//), page.keyboard.press('Enter')]);
+    assert.match(await page.textContent('h2'), /Payment successful/);
+    await page.close();
+  });
+
+  it('makes one token for a double submit and disables the button while it works', async () => {
+    const { page, sent } = await openPage('/checkout?product=notebook');
+    await formReady(page);
+    await typeCard(page, { number: '4242424242424242' });
+    await page.evaluate(() => {
+      const form = document.querySelector('form[data-cardseal]');
+      form.requestSubmit();
+      form.requestSubmit();
+      window.__disabledWhileWorking = form.querySelector('button[type="submit"]').disabled;
+    });
+    assert.equal(await page.evaluate(() => window.__disabledWhileWorking), true);
+    await page.waitForURL(/\/receipt\//);
+    assert.equal(sent.filter((r) => r.url === `${vault.url}/v1/tokens` && r.method === 'POST').length, 1);
+    await page.close();
+  });
+
+  it("works under Content-Security-Policy: script-src 'self' 'wasm-unsafe-eval'", async () => {
+    const { page, problems, response } = await openPage('/checkout?product=notebook', strictShop);
+    const csp = response.headers()['content-security-policy'];
+    assert.match(csp, /script-src 'self' 'wasm-unsafe-eval';/);
+    const violations = [];
+    await page.exposeFunction('reportViolation', (v) => violations.push(v));
+    await page.evaluate(() => document.addEventListener('securitypolicyviolation', (e) => window.reportViolation(e.violatedDirective)));
+    await formReady(page);
+    await typeCard(page, { number: '4242424242424242' });
+    await saveScreenshot(page, 'checkout.png');
+    await Promise.all([page.waitForURL(/\/receipt\//), page.click('button[type="submit"]')]);
+    assert.match(await page.textContent('h2'), /Payment successful/);
+    assert.deepEqual(violations, []);
+    assert.deepEqual(problems, []);
+    await page.close();
+  });
+
+  it('the vault serves the snippet at a versioned, immutable path', async () => {
+    const src = vault.logs.join('').match(/snippet\s+(\S+)/)[1];
+    assert.match(src, /\/js\/\d+\.\d+\.\d+-[0-9a-f]{8}\/cardseal\.js$/);
+    const res = await fetch(src);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('cache-control'), 'public, max-age=31536000, immutable');
+    assert.equal(res.headers.get('access-control-allow-origin'), '*');
+    assert.deepEqual(Buffer.from(await res.arrayBuffer()), readFileSync(join(root, 'pkg/snippet/cardseal.js')));
+  });
+
+  it('does not run a tampered snippet (one byte changed, correct integrity) and posts nothing', async () => {
+    const original = readFileSync(join(root, 'pkg/snippet/cardseal.js'));
+    const tampered = Buffer.from(original);
+    tampered[Math.floor(tampered.length / 2)] ^= 0x01;
+    const { page, sent, problems } = await openPage('/checkout?product=notebook', shop, (p) =>
+      p.route('**/cardseal.js', (route) => route.fulfill({ status: 200, contentType: 'text/javascript', body: tampered })));
+    await page.waitForTimeout(1000);
+    assert.equal(await page.evaluate(() => typeof window.cardseal), 'undefined');
+    assert.ok(problems.some((p) => /integrity/i.test(p)), `the browser reports the integrity failure: ${problems.join(' | ')}`);
+    // Only the script itself was requested: no keys fetched, no card posted.
+    assert.deepEqual(sent.filter((r) => r.url.startsWith(vault.url)).map((r) => `${r.method} ${new URL(r.url).pathname.replace(/[^/]+\/cardseal/, '…/cardseal')}`),
+      ['GET /js/…/cardseal.js']);
+    // Without the snippet the form can only submit what has a name: the product, no card data.
+    const before = shop.requests.length;
+    await typeCard(page, { number: '4242424242424242', cvc: '123' });
+    await Promise.all([page.waitForURL(/\/receipt\//), page.click('button[type="submit"]')]);
+    const posted = shop.requests.slice(before).find((r) => r.method === 'POST');
+    assert.equal(posted.body, 'product=notebook');
+    assert.match(await page.textContent('[data-receipt-message]'), /incomplete/);
+    await page.close();
+  });
+});
+
+async function saveScreenshot(page, name) {
+  if (!process.env.CARDSEAL_SCREENSHOTS) return;
+  mkdirSync(join(root, 'docs'), { recursive: true });
+  writeFileSync(join(root, 'docs', name), await page.screenshot({ fullPage: true }));
+}
