@@ -488,10 +488,22 @@ pub(crate) async fn list(
     .await
     .map_err(tx_error("listing cards failed"))?;
     let data: Vec<CardObject<'_>> = cards.iter().map(|(c, u)| CardObject::new(c, *u)).collect();
-    Ok(
-        Json(json!({"object": "list", "url": "/v1/cards", "data": data, "has_more": has_more}))
-            .into_response(),
-    )
+    Ok(Json(List {
+        object: "list",
+        url: "/v1/cards",
+        data,
+        has_more,
+    })
+    .into_response())
+}
+
+/// A page of a list, members in Stripe's order.
+#[derive(Serialize)]
+struct List<T> {
+    object: &'static str,
+    url: &'static str,
+    data: Vec<T>,
+    has_more: bool,
 }
 
 pub(crate) async fn delete(
