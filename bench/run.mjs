@@ -15,6 +15,7 @@ import { build } from 'esbuild';
 import { chromium } from 'playwright-core';
 
 import { repoRoot, serve } from '../scripts/serve.mjs';
+import { sealSection, snippetSection, tokenizeSection, vaultSection } from './sections.mjs';
 
 const benchDir = join(repoRoot, 'bench');
 const outDir = join(benchDir, '.out');
@@ -157,13 +158,17 @@ const SECTIONS = [
   { name: 'validation', run: validationSection },
   { name: 'size', run: sizeSection },
   { name: 'startup', run: readySection },
+  { name: 'seal', run: sealSection },
+  { name: 'tokenize', run: tokenizeSection },
+  { name: 'snippet', run: snippetSection },
+  { name: 'vault', run: vaultSection },
 ];
 
 function formatValue(value, unit) {
   if (value === undefined || value === null) return '';
   if (unit === 'B') return `${(value / 1024).toFixed(1)} KiB (${value.toLocaleString('en')} B)`;
   if (unit === 'µs') return `${value.toFixed(value < 10 ? 2 : 1)} µs`;
-  if (unit === 'ms') return `${value.toFixed(value < 10 ? 2 : 1)} ms`;
+  if (unit === 'ms') return `${value.toFixed(value < 1 ? 3 : value < 10 ? 2 : 1)} ms`;
   return `${Number.isInteger(value) ? value : value.toFixed(2)} ${unit}`;
 }
 
@@ -182,7 +187,7 @@ function printTable(rows) {
   const lines = rows.map((r) => [
     r.section,
     r.metric,
-    r.error ? `error: ${r.error}` : formatValue(r.cardseal, r.unit),
+    r.error ? `error: ${r.error}` : r.text ?? formatValue(r.cardseal, r.unit),
     r.peer ? `${formatValue(r.peer.value, r.unit)}  ${r.peer.name}` : '',
     formatTarget(r),
   ]);

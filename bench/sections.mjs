@@ -1,0 +1,162 @@
+// More sections of `npm run bench`: sealing, tokenizing through a real vault, the snippet's
+// start-up, and the vault's own benchmark (which also runs `openssl speed rsa2048`). Each returns
+// rows for the one table bench/run.mjs prints.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { build } from 'esbuild';
+
+import { repoRoot } from '../scripts/serve.mjs';
+import { startVault } from '../tests/support/servers.mjs';
+
+const outDir = join(repoRoot, 'bench/.out');
+
+const pct = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(p * s.length))];
+};
+
+async function bundleForge() {
+  mkdirSync(outDir, { recursive: true });
+  await build({
+    stdin: { contents: "export { default } from 'node-forge';", resolveDir: repoRoot, loader: 'js' },
+    bundle: true, format: 'esm', outfile: join(outDir, 'forge.js'), logLevel: 'error',
+  });
+}
+
+/** seal() beside WebCrypto RSA-OAEP and node-forge RSA-OAEP, all with one 2048-bit key. */
+export async function sealSection({ browser, url }) {
+  await bundleForge();
+  const page = await browser.newPage();
+  try {
+    await page.goto(url + 'blank.html');
+    const r = await page.evaluate(async () => {
+      const { ready, CardSeal } = await import('/pkg/index.js');
+      const forge = (await import('/out/forge.js')).default;
+      await ready();
+      const pair = await crypto.subtle.generateKey({ name: 'RSA-OAEP', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' }, true, ['encrypt', 'decrypt']);
+      const jwk = await crypto.subtle.exportKey('jwk', pair.publicKey);
+      const seal = await CardSeal.create({ vaultUrl: 'https://vault.invalid', publishableKey: 'pk_test_bench', vaultKey: { ...jwk, use: 'enc', alg: 'RSA-OAEP-256', kid: 'bench', key_ops: undefined } });
+      const card = { number: '4242424242424242', exp_month: 12, exp_year: new Date().getFullYear() + 2, cvc: '123' };
+      const b64 = (s) => forge.util.decode64(s.replace(/-/g, '+').replace(/_/g, '/') + '==='.slice((s.length + 3) % 4));
+      const fkey = forge.pki.setRsaPublicKey(new forge.jsbn.BigInteger(forge.util.bytesToHex(b64(jwk.n)), 16), new forge.jsbn.BigInteger(forge.util.bytesToHex(b64(jwk.e)), 16));
+      const cek = crypto.getRandomValues(new Uint8Array(32));
+      const cekBinary = String.fromCharCode(...cek);
+      const time = async (n, f) => {
+        for (let i = 0; i < Math.min(20, n); i++) await f();
+        const best = [];
+        for (let round = 0; round < 5; round++) {
+          const t0 = performance.now();
+          for (let i = 0; i < n; i++) await f();
+          best.push((performance.now() - t0) / n);
+        }
+        return Math.min(...best);
+      };
+      return {
+        cardseal: await time(300, () => seal.seal(card)),
+        webcrypto: await time(300, () => crypto.subtle.encrypt({ name: 'RSA-OAEP' }, pair.publicKey, cek)),
+        forge: await time(60, () => fkey.encrypt(cekBinary, 'RSA-OAEP', { md: forge.md.sha256.create(), mgf1: { md: forge.md.sha256.create() } })),
+      };
+    });
+    return {
+      details: r,
+      rows: [
+        { section: 'seal', metric: 'seal(): whole JWE, RSA-OAEP-256 + A256GCM (best of 5 × 300)', unit: 'ms', cardseal: r.cardseal, peer: { name: 'WebCrypto RSA-OAEP encrypt, async', value: r.webcrypto }, target: { max: 0.1 } },
+        { section: 'seal', metric: '  same key, RSA-OAEP only', unit: 'ms', cardseal: undefined, peer: { name: 'node-forge RSA-OAEP encrypt', value: r.forge } },
+      ],
+    };
+  } finally {
+    await page.close();
+  }
+}
+
+function releaseVault() {
+  execFileSync('cargo', ['build', '--quiet', '--release', '-p', 'cardseal-vault'], { cwd: repoRoot, stdio: 'inherit' });
+  return join(repoRoot, 'target/release/cardseal-vault');
+}
+
+const UNLIMITED = ['--key-rate', '100000', '--key-burst', '100000', '--ip-rate', '100000', '--ip-burst', '100000'];
+
+/** tokenize() from the browser to a vault on loopback, one at a time: p50 and p99. */
+export async function tokenizeSection({ browser, url }) {
+  const vault = await startVault({ bin: releaseVault(), args: UNLIMITED });
+  const page = await browser.newPage();
+  try {
+    await page.goto(url + 'blank.html');
+    const samples = await page.evaluate(async ({ vaultUrl, pk }) => {
+      const { CardSeal } = await import('/pkg/index.js');
+      const seal = await CardSeal.create({ vaultUrl, publishableKey: pk });
+      const card = { number: '4242424242424242', exp_month: 12, exp_year: new Date().getFullYear() + 2, cvc: '123' };
+      for (let i = 0; i < 20; i++) await seal.tokenize(card);
+      const out = [];
+      for (let i = 0; i < 300; i++) {
+        const t0 = performance.now();
+        await seal.tokenize(card);
+        out.push(performance.now() - t0);
+      }
+      return out;
+    }, { vaultUrl: vault.url, pk: vault.pk });
+    return {
+      details: { samplesMs: samples.length },
+      rows: [
+        { section: 'tokenize', metric: `tokenize() browser → vault on loopback, p50 (${samples.length} sequential)`, unit: 'ms', cardseal: pct(samples, 0.5) },
+        { section: 'tokenize', metric: '  p99', unit: 'ms', cardseal: pct(samples, 0.99) },
+      ],
+    };
+  } finally {
+    await page.close();
+    await vault.stop();
+  }
+}
+
+/** From the snippet's script tag to `cardseal:ready` (keys fetched, form attached), fresh pages. */
+export async function snippetSection({ browser }) {
+  const vault = await startVault({ bin: releaseVault(), args: [...UNLIMITED, '--snippet-dir', join(repoRoot, 'pkg/snippet')] });
+  const { startShop } = await import('../www/shop.mjs');
+  const line = vault.logs.join('').match(/snippet\s+(\S+) integrity=(\S+)/);
+  const shop = await startShop({ vaultUrl: vault.url, publishableKey: vault.pk, secretKey: vault.sk, snippet: { src: line[1], integrity: line[2] } });
+  const samples = [];
+  try {
+    for (let i = 0; i < 9; i++) {
+      const context = await browser.newContext();
+      try {
+        const page = await context.newPage();
+        await page.addInitScript(() => {
+          document.addEventListener('cardseal:ready', () => { window.__readyAt = performance.now(); });
+        });
+        await page.goto(`${shop.url}/checkout?product=notebook`);
+        await page.waitForFunction(() => window.__readyAt !== undefined, null, { timeout: 20_000 });
+        samples.push(await page.evaluate(() => {
+          const tag = performance.getEntriesByType('resource').find((e) => e.name.endsWith('/cardseal.js'));
+          return window.__readyAt - tag.startTime;
+        }));
+      } finally {
+        await context.close();
+      }
+    }
+  } finally {
+    await shop.close();
+    await vault.stop();
+  }
+  return {
+    details: { samplesMs: samples },
+    rows: [{ section: 'snippet', metric: `script tag to form ready (load, wasm, keys; fresh page, median of ${samples.length})`, unit: 'ms', cardseal: pct(samples, 0.5) }],
+  };
+}
+
+/** The vault's own benchmark (vault/benches/tokens.rs), with `openssl speed rsa2048` in the same run. */
+export async function vaultSection() {
+  const out = execFileSync('cargo', ['bench', '--quiet', '-p', 'cardseal-vault', '--bench', 'tokens'], { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const json = JSON.parse(out.split('\n').find((l) => l.startsWith('BENCH_JSON ')).slice('BENCH_JSON '.length));
+  const rows = [
+    { section: 'vault', metric: `POST /v1/tokens throughput, keep-alive clients on loopback (${json.vault_cores} cores)`, unit: 'tokens/s', cardseal: json.tokens_per_s,
+      peer: json.openssl_rsa2048_sign_per_s ? { name: 'openssl speed rsa2048 sign/s (1 core)', value: json.openssl_rsa2048_sign_per_s } : undefined,
+      target: json.target_tokens_per_s ? { min: json.target_tokens_per_s } : undefined },
+    { section: 'vault', metric: '  p50 / p99 at full load', unit: 'ms', cardseal: json.p50_ms, text: `${json.p50_ms.toFixed(2)} / ${json.p99_ms.toFixed(2)} ms` },
+    { section: 'vault', metric: `  p99 at half load (${Math.round(json.half_load_per_s)}/s, open loop)`, unit: 'ms', cardseal: json.half_load_p99_ms, target: { max: 25 } },
+    { section: 'vault', metric: '  vault CPU per token (RSA decrypt share)', unit: 'µs', cardseal: json.vault_cpu_us_per_token, text: `${json.vault_cpu_us_per_token.toFixed(0)} µs (${Math.round(100 * json.rsa_share_of_vault_cpu)}% RSA)` },
+    { section: 'vault', metric: '  peak RSS', unit: 'MiB', cardseal: json.vault_peak_rss_mib },
+  ];
+  return { details: json, rows };
+}
