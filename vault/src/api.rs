@@ -77,8 +77,7 @@ pub(crate) fn router(state: AppState) -> Router {
             axum::routing::post(detokenize::detokenize),
         )
         .route("/v1/events", get(events::list))
-        .route("/v1/card", axum::routing::post(raw_card::create))
-        .route("/v1/card/{id}", axum::routing::post(raw_card::add_cvv))
+        .merge(raw_card::routes(&state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(

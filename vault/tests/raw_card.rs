@@ -132,6 +132,18 @@ async fn the_raw_card_api_is_off_by_default() {
         ))
         .await;
     r.assert_error(404, "invalid_request_error", "resource_missing");
+    // Without a key too: the URL does not exist.
+    let r = v
+        .call(
+            axum::http::Request::post("/v1/card")
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(
+                    raw_body(&v, "4242424242424242").to_string(),
+                ))
+                .unwrap(),
+        )
+        .await;
+    r.assert_error(404, "invalid_request_error", "resource_missing");
 }
 
 #[tokio::test]

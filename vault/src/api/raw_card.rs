@@ -8,9 +8,10 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
 use cardseal::Secret;
 use cardseal::card::{Brand, Card, CardInput, Cvc, Today};
 use serde::{Deserialize, Serialize};
@@ -77,14 +78,19 @@ impl<'a> RawCardObject<'a> {
     }
 }
 
-/// 404 unless enabled; then a secret key of the named organisation.
-fn gate(state: &AppState, auth: &Auth, organisation: Option<&str>) -> Result<(), ApiError> {
+/// The two routes, or none unless `--allow-raw-card-api` was given: then every caller, with a
+/// key or without, gets the same 404 as for any unknown URL.
+pub(crate) fn routes(state: &AppState) -> Router<AppState> {
     if !state.config().allow_raw_card_api {
-        return Err(ApiError {
-            message: "Unrecognized request URL.".into(),
-            ..ApiError::not_found(None)
-        });
+        return Router::new();
     }
+    Router::new()
+        .route("/v1/card", post(create))
+        .route("/v1/card/{id}", post(add_cvv))
+}
+
+/// A secret key of the named organisation.
+fn gate(auth: &Auth, organisation: Option<&str>) -> Result<(), ApiError> {
     auth.require_secret("cards_write")?;
     let organisation = organisation.ok_or_else(|| {
         ApiError::invalid_request("parameter_missing", "Send `organisation`: your account id.")
@@ -120,7 +126,7 @@ pub(crate) async fn create(
     auth: Auth,
     JsonBody(body): JsonBody<RawCard>,
 ) -> Result<Response, ApiError> {
-    gate(&state, &auth, body.organisation.as_deref())?;
+    gate(&auth, body.organisation.as_deref())?;
     let now = state.now();
     let input = CardInput {
         number: body.card_number.unwrap_or_default(),
@@ -184,7 +190,7 @@ pub(crate) async fn add_cvv(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<RawCvv>,
 ) -> Result<Response, ApiError> {
-    gate(&state, &auth, body.organisation.as_deref())?;
+    gate(&auth, body.organisation.as_deref())?;
     if !ids::is_id(&id, "card_") {
         return Err(ApiError::not_found(Some("id")));
     }
