@@ -186,6 +186,15 @@ async fn a_token_becomes_a_saved_card() {
     )
     .await
     .assert_error(400, "invalid_request_error", "parameter_invalid");
+    // A card number is refused where it would be stored in clear.
+    for body in [
+        json!({"token": tok, "metadata": {"note": "4242 4242 4242 4242"}}),
+        json!({"token": tok, "customer": "4242424242424242"}),
+    ] {
+        post(&v, "/v1/cards", &v.account.secret_key, body)
+            .await
+            .assert_error(400, "invalid_request_error", "parameter_invalid");
+    }
 }
 
 #[tokio::test]

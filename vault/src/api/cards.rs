@@ -260,6 +260,30 @@ pub(crate) struct CreateCard {
     metadata: Option<BTreeMap<String, serde_json::Value>>,
 }
 
+/// Whether `text` holds what looks like a card number: 12 to 19 digits (spaces and dashes
+/// between them allowed) that pass the Luhn check. Such text is refused where it would be
+/// stored in clear, so a merchant's mistake cannot put a number in the database or the log.
+pub(crate) fn looks_like_card_number(text: &str) -> bool {
+    let mut digits = Vec::new();
+    let flush = |digits: &mut Vec<u8>| {
+        let found = (12..=19).contains(&digits.len()) && cardseal::card::number::luhn(digits);
+        digits.clear();
+        found
+    };
+    for c in text.chars() {
+        match c {
+            '0'..='9' => digits.push(c as u8),
+            ' ' | '-' if !digits.is_empty() => {}
+            _ => {
+                if flush(&mut digits) {
+                    return true;
+                }
+            }
+        }
+    }
+    flush(&mut digits)
+}
+
 fn check_metadata(m: Option<BTreeMap<String, serde_json::Value>>) -> Result<String, ApiError> {
     let invalid =
         |msg: &'static str| ApiError::invalid_request("parameter_invalid", msg).param("metadata");
@@ -270,6 +294,9 @@ fn check_metadata(m: Option<BTreeMap<String, serde_json::Value>>) -> Result<Stri
     for (k, v) in &m {
         if k.is_empty() || k.chars().count() > METADATA_KEY_LEN {
             return Err(invalid("metadata keys are 1 to 40 characters."));
+        }
+        if looks_like_card_number(k) || v.as_str().is_some_and(looks_like_card_number) {
+            return Err(invalid("metadata must not hold card numbers."));
         }
         match v.as_str() {
             Some(s) if s.chars().count() <= METADATA_VALUE_LEN => {}
@@ -358,11 +385,11 @@ pub(crate) async fn create(
     let customer = body.customer.filter(|c| !c.is_empty());
     if customer
         .as_ref()
-        .is_some_and(|c| c.chars().count() > CUSTOMER_LEN)
+        .is_some_and(|c| c.chars().count() > CUSTOMER_LEN || looks_like_card_number(c))
     {
         return Err(ApiError::invalid_request(
             "parameter_invalid",
-            "customer is at most 255 characters.",
+            "customer is a reference of at most 255 characters, and not a card number.",
         )
         .param("customer"));
     }
@@ -592,4 +619,20 @@ pub(crate) async fn add_cvc(
     .await
     .map_err(tx_error("adding a CVC failed"))?;
     Ok(Json(CardObject::new(&card, Some(now + CVC_TTL_SECS))).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_like_card_number;
+
+    #[test]
+    fn card_numbers_are_spotted_in_text() {
+        assert!(looks_like_card_number("4242424242424242"));
+        assert!(looks_like_card_number("card 4242 4242 4242 4242 please"));
+        assert!(looks_like_card_number("3782-822463-10005"));
+        assert!(!looks_like_card_number("4242424242424241"));
+        assert!(!looks_like_card_number("cus_1234567890123"));
+        assert!(!looks_like_card_number("membership"));
+        assert!(!looks_like_card_number("order 2024-11-23"));
+    }
 }
