@@ -18,6 +18,7 @@ pub struct Metrics {
     latency: Mutex<BTreeMap<&'static str, Histogram>>,
     tokens_created: [AtomicU64; 2],
     tokens_rejected: Mutex<BTreeMap<&'static str, u64>>,
+    charges: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -61,6 +62,13 @@ impl Metrics {
     /// Counts a refused token request by error code.
     pub fn token_rejected(&self, code: &'static str) {
         *lock(&self.tokens_rejected).entry(code).or_default() += 1;
+    }
+
+    /// Counts a charge by status and decline code.
+    pub fn charge(&self, status: &'static str, decline_code: Option<&'static str>) {
+        *lock(&self.charges)
+            .entry((status, decline_code.unwrap_or("")))
+            .or_default() += 1;
     }
 
     /// The Prometheus text exposition.
@@ -117,6 +125,14 @@ impl Metrics {
         out.push_str("# TYPE cardseal_tokens_rejected_total counter\n");
         for (code, n) in lock(&self.tokens_rejected).iter() {
             let _ = writeln!(out, "cardseal_tokens_rejected_total{{code=\"{code}\"}} {n}");
+        }
+        out.push_str("# HELP cardseal_charges_total Charges by status and decline code.\n");
+        out.push_str("# TYPE cardseal_charges_total counter\n");
+        for ((status, decline), n) in lock(&self.charges).iter() {
+            let _ = writeln!(
+                out,
+                "cardseal_charges_total{{status=\"{status}\",decline_code=\"{decline}\"}} {n}"
+            );
         }
         out
     }

@@ -289,6 +289,17 @@ async fn the_test_processor_decides_by_number() {
             "token_already_used",
         );
     }
+    let metrics = v
+        .call(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await;
+    let text = String::from_utf8_lossy(&metrics.body);
+    assert!(
+        text.contains(
+            r#"cardseal_charges_total{status="failed",decline_code="insufficient_funds"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains(r#"cardseal_charges_total{status="succeeded",decline_code=""} 1"#));
 }
 
 #[tokio::test]

@@ -171,163 +171,167 @@ pub(crate) async fn create(
     let principal = Arc::clone(&auth.0);
     let now = state.now();
     let bins = state.config().bin_table.clone();
-    let object = ledger::write(state.store(), move |tx| -> TxResult<String> {
-        let acct = principal.account_id.clone();
-        let id = ids::new_id("ch_");
-        let mic = c.interaction.is_merchant_initiated();
-        // Everything the processor needs, opened inside the transaction.
-        let (data, summary, issuer, card_id, cvc, reference, token_id) =
-            if c.source.starts_with("card_") {
-                let Some(card) = tx.card(&acct, &c.source)? else {
-                    return Err(TxError::Abort(ApiError::not_found(Some("source"))));
-                };
-                let key = card_key(&principal, &card)?;
-                let data = open_card(&principal, &card, &key)?;
-                let reference = c
-                    .reference
-                    .clone()
-                    .or_else(|| card.network_transaction_id.clone());
-                if mic && reference.is_none() {
-                    return Err(TxError::Abort(cof_reference_missing()));
-                }
-                // A stored CVC is used by this charge and deleted in this same transaction; a
-                // merchant-initiated charge never touches it.
-                let cvc = if mic {
-                    None
-                } else {
-                    match tx.take_cvc(&acct, &card.id, now)? {
-                        Some(blob) => Some(open_cvc(&acct, &card.id, &key, &blob)?),
-                        None => None,
+    let (object, status, decline_code) = ledger::write(
+        state.store(),
+        move |tx| -> TxResult<(String, &'static str, Option<&'static str>)> {
+            let acct = principal.account_id.clone();
+            let id = ids::new_id("ch_");
+            let mic = c.interaction.is_merchant_initiated();
+            // Everything the processor needs, opened inside the transaction.
+            let (data, summary, issuer, card_id, cvc, reference, token_id) =
+                if c.source.starts_with("card_") {
+                    let Some(card) = tx.card(&acct, &c.source)? else {
+                        return Err(TxError::Abort(ApiError::not_found(Some("source"))));
+                    };
+                    let key = card_key(&principal, &card)?;
+                    let data = open_card(&principal, &card, &key)?;
+                    let reference = c
+                        .reference
+                        .clone()
+                        .or_else(|| card.network_transaction_id.clone());
+                    if mic && reference.is_none() {
+                        return Err(TxError::Abort(cof_reference_missing()));
                     }
-                };
-                (
-                    data,
-                    card.summary,
-                    card.issuer,
-                    Some(card.id),
-                    cvc,
-                    reference,
-                    None,
-                )
-            } else if c.source.starts_with("tok_") {
-                if mic && c.reference.is_none() {
-                    return Err(TxError::Abort(cof_reference_missing()));
-                }
-                let (token, mut data) =
-                    use_token(tx, &principal, &c.source, TokenType::Card, "source", now)?;
-                let Some(summary) = token.card else {
+                    // A stored CVC is used by this charge and deleted in this same transaction; a
+                    // merchant-initiated charge never touches it.
+                    let cvc = if mic {
+                        None
+                    } else {
+                        match tx.take_cvc(&acct, &card.id, now)? {
+                            Some(blob) => Some(open_cvc(&acct, &card.id, &key, &blob)?),
+                            None => None,
+                        }
+                    };
+                    (
+                        data,
+                        card.summary,
+                        card.issuer,
+                        Some(card.id),
+                        cvc,
+                        reference,
+                        None,
+                    )
+                } else if c.source.starts_with("tok_") {
+                    if mic && c.reference.is_none() {
+                        return Err(TxError::Abort(cof_reference_missing()));
+                    }
+                    let (token, mut data) =
+                        use_token(tx, &principal, &c.source, TokenType::Card, "source", now)?;
+                    let Some(summary) = token.card else {
+                        return Err(TxError::Abort(ApiError::not_found(Some("source"))));
+                    };
+                    let cvc = if mic { None } else { data.cvc.take() };
+                    let issuer = match (&bins, data.number.as_ref()) {
+                        (Some(b), Some(n)) => b.lookup(n.expose()),
+                        _ => IssuerInfo::default(),
+                    };
+                    (
+                        data,
+                        summary,
+                        issuer,
+                        None,
+                        cvc,
+                        c.reference.clone(),
+                        Some(token.id),
+                    )
+                } else {
                     return Err(TxError::Abort(ApiError::not_found(Some("source"))));
                 };
-                let cvc = if mic { None } else { data.cvc.take() };
-                let issuer = match (&bins, data.number.as_ref()) {
-                    (Some(b), Some(n)) => b.lookup(n.expose()),
-                    _ => IssuerInfo::default(),
-                };
-                (
-                    data,
-                    summary,
-                    issuer,
-                    None,
-                    cvc,
-                    c.reference.clone(),
-                    Some(token.id),
-                )
-            } else {
+            let Some(number) = data.number.as_ref() else {
                 return Err(TxError::Abort(ApiError::not_found(Some("source"))));
             };
-        let Some(number) = data.number.as_ref() else {
-            return Err(TxError::Abort(ApiError::not_found(Some("source"))));
-        };
-        let decision = TestProcessor.authorize(
-            &Authorization {
-                number: number.expose(),
-                exp_month: summary.exp_month,
-                exp_year: summary.exp_year,
-                cvc: cvc.as_ref().map(|s| s.expose()),
+            let decision = TestProcessor.authorize(
+                &Authorization {
+                    number: number.expose(),
+                    exp_month: summary.exp_month,
+                    exp_year: summary.exp_year,
+                    cvc: cvc.as_ref().map(|s| s.expose()),
+                    amount: c.amount,
+                    currency: &c.currency,
+                    interaction: c.interaction,
+                    reference: reference.as_deref(),
+                },
+                now,
+            );
+            let status = if decision.approved {
+                "succeeded"
+            } else {
+                "failed"
+            };
+            let object = ChargeObject {
+                id: &id,
+                object: "charge",
                 amount: c.amount,
                 currency: &c.currency,
-                interaction: c.interaction,
-                reference: reference.as_deref(),
-            },
-            now,
-        );
-        let status = if decision.approved {
-            "succeeded"
-        } else {
-            "failed"
-        };
-        let object = ChargeObject {
-            id: &id,
-            object: "charge",
-            amount: c.amount,
-            currency: &c.currency,
-            status,
-            source: &c.source,
-            card: ChargeCard {
-                id: card_id.as_deref(),
-                brand: &summary.brand,
-                last4: &summary.last4,
-                exp_month: summary.exp_month,
-                exp_year: summary.exp_year,
-                funding: issuer.funding.as_deref(),
-                country: issuer.country.as_deref(),
-                cvc_check: decision
-                    .cvc_check
-                    .map(|ok| if ok { "pass" } else { "fail" }),
-            },
-            outcome: Outcome {
-                network_status: if decision.approved {
-                    "approved_by_network"
-                } else {
-                    "declined_by_network"
+                status,
+                source: &c.source,
+                card: ChargeCard {
+                    id: card_id.as_deref(),
+                    brand: &summary.brand,
+                    last4: &summary.last4,
+                    exp_month: summary.exp_month,
+                    exp_year: summary.exp_year,
+                    funding: issuer.funding.as_deref(),
+                    country: issuer.country.as_deref(),
+                    cvc_check: decision
+                        .cvc_check
+                        .map(|ok| if ok { "pass" } else { "fail" }),
                 },
-                decline_code: decision.decline_code,
-                network_transaction_id: decision.network_transaction_id.as_deref(),
-            },
-            interaction: c.interaction.as_str(),
-            created: now,
-        };
-        let text = serde_json::to_string(&object)
-            .map_err(|e| TxError::Store(crate::store::StoreError::Backend(e.to_string())))?;
-        tx.insert_charge(&ChargeRecord {
-            id: id.clone(),
-            account_id: acct.clone(),
-            object: text.clone(),
-            created: now,
-        })?;
-        if let (Some(card), Some(ntid), true) = (
-            &card_id,
-            &decision.network_transaction_id,
-            c.interaction.is_setup(),
-        ) {
-            tx.set_network_transaction_id(&acct, card, ntid)?;
-        }
-        if let Some(token) = &token_id {
+                outcome: Outcome {
+                    network_status: if decision.approved {
+                        "approved_by_network"
+                    } else {
+                        "declined_by_network"
+                    },
+                    decline_code: decision.decline_code,
+                    network_transaction_id: decision.network_transaction_id.as_deref(),
+                },
+                interaction: c.interaction.as_str(),
+                created: now,
+            };
+            let text = serde_json::to_string(&object)
+                .map_err(|e| TxError::Store(crate::store::StoreError::Backend(e.to_string())))?;
+            tx.insert_charge(&ChargeRecord {
+                id: id.clone(),
+                account_id: acct.clone(),
+                object: text.clone(),
+                created: now,
+            })?;
+            if let (Some(card), Some(ntid), true) = (
+                &card_id,
+                &decision.network_transaction_id,
+                c.interaction.is_setup(),
+            ) {
+                tx.set_network_transaction_id(&acct, card, ntid)?;
+            }
+            if let Some(token) = &token_id {
+                tx.append_event(&event(
+                    &acct,
+                    "token.used",
+                    json!({"token": token, "used_for": id}),
+                    now,
+                ))?;
+            }
             tx.append_event(&event(
                 &acct,
-                "token.used",
-                json!({"token": token, "used_for": id}),
+                if decision.approved {
+                    "charge.succeeded"
+                } else {
+                    "charge.failed"
+                },
+                json!({
+                    "charge": id, "source": c.source, "amount": c.amount, "currency": c.currency,
+                    "interaction": c.interaction.as_str(), "decline_code": decision.decline_code,
+                    "cvc_used": cvc.is_some(),
+                }),
                 now,
             ))?;
-        }
-        tx.append_event(&event(
-            &acct,
-            if decision.approved {
-                "charge.succeeded"
-            } else {
-                "charge.failed"
-            },
-            json!({
-                "charge": id, "source": c.source, "amount": c.amount, "currency": c.currency,
-                "interaction": c.interaction.as_str(), "decline_code": decision.decline_code,
-                "cvc_used": cvc.is_some(),
-            }),
-            now,
-        ))?;
-        Ok(text)
-    })
+            Ok((text, status, decision.decline_code))
+        },
+    )
     .await
     .map_err(tx_error("charging failed"))?;
+    state.metrics().charge(status, decline_code);
     Ok(json_text(object))
 }
 
