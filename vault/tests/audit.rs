@@ -268,3 +268,41 @@ async fn detokenize_needs_the_scope_and_is_audited() {
     assert_eq!(detok, 2);
     assert!(!events.to_string().contains(VISA));
 }
+
+#[tokio::test]
+async fn a_key_whose_first_request_still_runs_gets_409_until_its_lock_lapses() {
+    use cardseal_vault::crypto::sha256;
+    use cardseal_vault::store::ledger::{self, Claim, TxError};
+
+    let v = TestVault::new().await;
+    let tok = token(&v).await;
+    let body = json!({"amount": 1000, "currency": "eur", "source": tok});
+    // The first request has claimed the key and not finished (as a request in flight, or one
+    // whose process died, leaves it).
+    let request = format!("POST /v1/charges\n{body}");
+    let (account, now) = (v.account.account.clone(), v.now());
+    let claim = ledger::write(v.state.store(), move |tx| {
+        tx.claim_key(
+            &account,
+            &sha256(b"k-flight"),
+            &sha256(request.as_bytes()),
+            now,
+            60,
+        )
+        .map_err(TxError::<()>::Store)
+    })
+    .await
+    .unwrap();
+    assert_eq!(claim, Claim::Fresh);
+    let sk = v.account.secret_key.clone();
+    v.call(post_with_key("/v1/charges", &sk, &body, "k-flight"))
+        .await
+        .assert_error(409, "invalid_request_error", "idempotency_key_in_use");
+    // A dead process's claim lapses: the retry then runs.
+    v.clock.advance(61);
+    let r = v
+        .call(post_with_key("/v1/charges", &sk, &body, "k-flight"))
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["status"], "succeeded");
+}
