@@ -46,6 +46,8 @@ async fn idempotency_keys_replay_refuse_and_scope() {
         ))
         .await;
     assert_eq!(first.status, 200);
+    // Past the iat window, so a second decryption would fail: the replay must not decrypt.
+    v.clock.advance(6 * 60);
     let again = v
         .call(post_with_key(
             "/v1/tokens",
