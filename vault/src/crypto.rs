@@ -255,6 +255,19 @@ impl AccountKeys {
             .open(&record_aad(account_id, kind, record_id), blob)
     }
 
+    /// HMAC-SHA256 of `data` under the fingerprint key, domain-separated by `purpose` (a NUL
+    /// keeps it apart from fingerprints, since no card number holds one). For digests of
+    /// requests that may carry card data, which a plain hash would let anyone brute-force.
+    pub fn keyed_digest(&self, purpose: &str, data: &[u8]) -> [u8; 32] {
+        let mut ctx = hmac::Context::with_key(&self.fingerprint);
+        ctx.update(purpose.as_bytes());
+        ctx.update(&[0]);
+        ctx.update(data);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.sign().as_ref());
+        out
+    }
+
     /// The card fingerprint: HMAC-SHA256 of the number under this account's key, so the same
     /// card gives the same fingerprint within an account and unrelated ones across accounts.
     pub fn fingerprint(&self, number: &str) -> [u8; 32] {

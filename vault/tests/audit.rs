@@ -283,15 +283,18 @@ async fn a_key_whose_first_request_still_runs_gets_409_until_its_lock_lapses() {
     // whose process died, leaves it).
     let request = format!("POST /v1/charges\n{body}");
     let (account, now) = (v.account.account.clone(), v.now());
+    let principal = v
+        .state
+        .authenticate(&v.account.secret_key)
+        .await
+        .unwrap()
+        .unwrap();
+    let request_hash = principal
+        .keys
+        .keyed_digest("idempotency-request", request.as_bytes());
     let claim = ledger::write(v.state.store(), move |tx| {
-        tx.claim_key(
-            &account,
-            &sha256(b"k-flight"),
-            &sha256(request.as_bytes()),
-            now,
-            60,
-        )
-        .map_err(TxError::<()>::Store)
+        tx.claim_key(&account, &sha256(b"k-flight"), &request_hash, now, 60)
+            .map_err(TxError::<()>::Store)
     })
     .await
     .unwrap();

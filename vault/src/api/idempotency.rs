@@ -93,7 +93,9 @@ async fn run(
     request.extend_from_slice(parts.uri.path().as_bytes());
     request.push(b'\n');
     request.extend_from_slice(&bytes);
-    let request_hash = sha256(&request);
+    // Keyed: a raw-card request's body holds a card number, which a plain hash would expose
+    // to a brute-force search.
+    let request_hash = principal.keys.keyed_digest("idempotency-request", &request);
     drop(request);
     let key_hash = sha256(key.as_bytes());
     let account = principal.account_id.clone();
