@@ -207,7 +207,9 @@ async function main() {
   const details = {};
   let failed = false;
   try {
-    for (const section of SECTIONS) {
+    // `node bench/run.mjs --only seal,tokenize` runs some sections only.
+    const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : null;
+    for (const section of SECTIONS.filter((x) => !only || only.includes(x.name))) {
       process.stderr.write(`[bench] ${section.name}…\n`);
       try {
         const out = await section.run({ browser, url: server.url });

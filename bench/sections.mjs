@@ -37,7 +37,7 @@ export async function sealSection({ browser, url }) {
       await ready();
       const pair = await crypto.subtle.generateKey({ name: 'RSA-OAEP', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' }, true, ['encrypt', 'decrypt']);
       const jwk = await crypto.subtle.exportKey('jwk', pair.publicKey);
-      const seal = await CardSeal.create({ vaultUrl: 'https://vault.invalid', publishableKey: 'pk_test_bench', vaultKey: { ...jwk, use: 'enc', alg: 'RSA-OAEP-256', kid: 'bench', key_ops: undefined } });
+      const seal = await CardSeal.create({ vaultUrl: 'https://vault.invalid', publishableKey: 'pk_test_bench', vaultKey: { kty: 'RSA', n: jwk.n, e: jwk.e, use: 'enc', alg: 'RSA-OAEP-256', kid: 'bench' } });
       const card = { number: '4242424242424242', exp_month: 12, exp_year: new Date().getFullYear() + 2, cvc: '123' };
       const b64 = (s) => forge.util.decode64(s.replace(/-/g, '+').replace(/_/g, '/') + '==='.slice((s.length + 3) % 4));
       const fkey = forge.pki.setRsaPublicKey(new forge.jsbn.BigInteger(forge.util.bytesToHex(b64(jwk.n)), 16), new forge.jsbn.BigInteger(forge.util.bytesToHex(b64(jwk.e)), 16));
