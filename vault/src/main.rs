@@ -18,8 +18,8 @@ use cardseal_vault::clock::{Clock, SystemClock};
 use cardseal_vault::config::{Config, RateLimit};
 use cardseal_vault::crypto::MasterKey;
 use cardseal_vault::events;
-use cardseal_vault::store::Store;
 use cardseal_vault::store::sqlite::SqliteStore;
+use cardseal_vault::store::{Store, ledger};
 use cardseal_vault::{AppState, app, assets, keys};
 
 #[derive(Parser)]
@@ -370,6 +370,24 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let state = AppState::new(config, store, master, Arc::new(SystemClock))
         .await
         .map_err(|e| e.to_string())?;
+    // Requests that were running when the last process stopped will never finish: free their
+    // idempotency keys now, so that retries run at once instead of after the claim lapses.
+    // (Sound with one process per database, as SQLite is used.)
+    let released = ledger::write(state.store(), |tx| {
+        tx.release_all_claims()
+            .map_err(ledger::TxError::<String>::Store)
+    })
+    .await
+    .map_err(|e| match e {
+        ledger::TxError::Store(e) => e.to_string(),
+        ledger::TxError::Abort(e) => e,
+    })?;
+    if released > 0 {
+        tracing::info!(
+            keys = released,
+            "released idempotency keys of interrupted requests"
+        );
+    }
     if args.demo {
         let account = accounts::demo_account(state.store(), state.master(), state.now())
             .await

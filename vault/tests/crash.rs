@@ -1,6 +1,7 @@
 //! Crash safety: `kill -9` the vault during a load of charges and card saves, restart it, and
 //! check that every acknowledged charge and card is there, that every spent token has the
-//! charge or card that spent it, and that nothing is half-written.
+//! charge or card that spent it, that nothing is half-written, and that retrying every request
+//! with its Idempotency-Key makes each happen exactly once.
 
 #[path = "support/helpers.rs"]
 mod support;
@@ -81,6 +82,22 @@ fn key_from(lines: &[String], name: &str) -> String {
         .unwrap()
 }
 
+/// Request `i` of the load: a charge or a card save of `tok`, with its own Idempotency-Key.
+fn request(i: usize, sk: &str, tok: &str) -> Request<Body> {
+    let (path, body) = if i.is_multiple_of(2) {
+        (
+            "/v1/charges",
+            json!({"amount": 100, "currency": "eur", "source": tok}),
+        )
+    } else {
+        ("/v1/cards", json!({"token": tok}))
+    };
+    let mut req = post_json(path, sk, &body);
+    req.headers_mut()
+        .insert("idempotency-key", format!("load-{i}").parse().unwrap());
+    req
+}
+
 /// Like `http`, but a dropped connection is `None` instead of a panic.
 async fn try_http(addr: SocketAddr, req: Request<Body>) -> Option<(u16, Value)> {
     let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
@@ -141,20 +158,11 @@ async fn acknowledged_work_survives_kill_9() {
     for (i, tok) in tokens.iter().enumerate() {
         let (sk, tok, counter) = (sk.clone(), tok.clone(), Arc::clone(&acked));
         tasks.push(tokio::spawn(async move {
-            let req = if i % 2 == 0 {
-                post_json(
-                    "/v1/charges",
-                    &sk,
-                    &json!({"amount": 100, "currency": "eur", "source": tok}),
-                )
-            } else {
-                post_json("/v1/cards", &sk, &json!({"token": tok}))
-            };
-            let reply = try_http(addr, req).await;
+            let reply = try_http(addr, request(i, &sk, &tok)).await;
             if matches!(reply, Some((200, _))) {
                 counter.fetch_add(1, Ordering::SeqCst);
             }
-            (tok, reply)
+            (i, tok, reply)
         }));
         if i % 8 == 7 {
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
@@ -172,14 +180,14 @@ async fn acknowledged_work_survives_kill_9() {
     }
     let ok: Vec<_> = replies
         .iter()
-        .filter_map(|(tok, r)| match r {
+        .filter_map(|(_, tok, r)| match r {
             Some((200, v)) => Some((tok.clone(), v.clone())),
             _ => None,
         })
         .collect();
     assert!(!ok.is_empty());
     // Killed with requests in flight: some were sent and never answered.
-    let lost = replies.iter().filter(|(_, r)| r.is_none()).count();
+    let lost = replies.iter().filter(|(_, _, r)| r.is_none()).count();
     eprintln!("{} acknowledged, {lost} cut off by the kill", ok.len());
 
     let server = serve(data);
@@ -240,6 +248,29 @@ async fn acknowledged_work_survives_kill_9() {
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
     assert_eq!(integrity, "ok");
+
+    // Every request again, with its Idempotency-Key: an answered one replays its answer, a
+    // cut-off one replays what it committed or runs now. Each happens exactly once.
+    for (i, tok, reply) in &replies {
+        let r = http(addr, request(*i, &sk, tok)).await;
+        assert_eq!(
+            r.status,
+            200,
+            "retry of {tok}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        if let Some((200, first)) = reply {
+            assert_eq!(&r.json(), first);
+        }
+    }
+    let objects: i64 = db
+        .query_row(
+            "SELECT (SELECT count(*) FROM charges) + (SELECT count(*) FROM cards)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(usize::try_from(objects).unwrap(), replies.len());
     drop(server);
     let out = Command::new(BIN)
         .args(["events", "verify", "--data-dir", data])

@@ -8,9 +8,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cardseal::Secret;
@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use zeroize::Zeroizing;
 
+use super::idempotency::{Kept, Replay};
 use super::{ApiError, Auth, JsonBody, internal};
 use crate::crypto::BlobKey;
 use crate::store::ledger::{self, CardRecord, IssuerInfo, NewEvent, Tx, TxError};
@@ -253,6 +254,28 @@ impl<'a> CardObject<'a> {
     }
 }
 
+/// The Card's JSON, kept as the idempotent replay in the same transaction when there is a key.
+fn keep_card(
+    tx: &dyn Tx,
+    replay: Option<&Extension<Replay>>,
+    card: &CardRecord,
+    until: Option<i64>,
+) -> TxResult<String> {
+    let text = serde_json::to_string(&CardObject::new(card, until)).map_err(crypto_failed)?;
+    if let Some(Extension(r)) = replay {
+        r.keep(tx, text.as_bytes())?;
+    }
+    Ok(text)
+}
+
+fn card_response(text: String, kept: bool) -> Response {
+    let mut response = super::charges::json_text(text);
+    if kept {
+        response.extensions_mut().insert(Kept);
+    }
+    response
+}
+
 #[derive(Deserialize)]
 pub(crate) struct CreateCard {
     token: Option<String>,
@@ -376,8 +399,10 @@ pub(crate) fn insert_new_card(
 pub(crate) async fn create(
     State(state): State<AppState>,
     auth: Auth,
+    replay: Option<Extension<Replay>>,
     JsonBody(body): JsonBody<CreateCard>,
 ) -> Result<Response, ApiError> {
+    let kept = replay.is_some();
     auth.require_secret("cards_write")?;
     let token_id = body.token.ok_or_else(|| {
         ApiError::invalid_request("parameter_missing", "Send `token`: a card token.").param("token")
@@ -397,7 +422,7 @@ pub(crate) async fn create(
     let principal = Arc::clone(&auth.0);
     let now = state.now();
     let bins = state.config().bin_table.clone();
-    let (card, until) = ledger::write(state.store(), move |tx| {
+    let text = ledger::write(state.store(), move |tx| {
         let (token, data) = use_token(tx, &principal, &token_id, TokenType::Card, "token", now)?;
         let (Some(summary), Some(number)) = (token.card.clone(), data.number.as_ref()) else {
             return abort(
@@ -434,11 +459,11 @@ pub(crate) async fn create(
             json!({"card": card.id, "token": token.id, "customer": card.customer}),
             now,
         ))?;
-        Ok((card, until))
+        keep_card(tx, replay.as_ref(), &card, until)
     })
     .await
     .map_err(tx_error("saving a card failed"))?;
-    Ok(Json(CardObject::new(&card, until)).into_response())
+    Ok(card_response(text, kept))
 }
 
 pub(crate) async fn retrieve(
@@ -571,8 +596,10 @@ pub(crate) async fn add_cvc(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
+    replay: Option<Extension<Replay>>,
     JsonBody(body): JsonBody<AddCvc>,
 ) -> Result<Response, ApiError> {
+    let kept = replay.is_some();
     auth.require_secret("cards_write")?;
     if !ids::is_id(&id, "card_") {
         return Err(ApiError::not_found(Some("id")));
@@ -582,7 +609,7 @@ pub(crate) async fn add_cvc(
     })?;
     let principal = Arc::clone(&auth.0);
     let now = state.now();
-    let card = ledger::write(state.store(), move |tx| {
+    let text = ledger::write(state.store(), move |tx| {
         let acct = principal.account_id.clone();
         // The card first: a token must not be spent on a card that does not exist.
         let Some(card) = tx.card(&acct, &id)? else {
@@ -614,11 +641,11 @@ pub(crate) async fn add_cvc(
             json!({"card": id, "token": token.id}),
             now,
         ))?;
-        Ok(card)
+        keep_card(tx, replay.as_ref(), &card, Some(now + CVC_TTL_SECS))
     })
     .await
     .map_err(tx_error("adding a CVC failed"))?;
-    Ok(Json(CardObject::new(&card, Some(now + CVC_TTL_SECS))).into_response())
+    Ok(card_response(text, kept))
 }
 
 #[cfg(test)]

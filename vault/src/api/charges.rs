@@ -7,12 +7,14 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::cards::{TxResult, card_key, event, open_card, open_cvc, tx_error, use_token};
+use super::idempotency::{Kept, Replay};
 use super::{ApiError, Auth, JsonBody};
 use crate::processor::{Authorization, Interaction, Processor, TestProcessor};
 use crate::store::TokenType;
@@ -164,10 +166,12 @@ fn cof_reference_missing() -> ApiError {
 pub(crate) async fn create(
     State(state): State<AppState>,
     auth: Auth,
+    replay: Option<Extension<Replay>>,
     JsonBody(body): JsonBody<CreateCharge>,
 ) -> Result<Response, ApiError> {
     auth.require_secret("charges_write")?;
     let c = check(body)?;
+    let kept = replay.is_some();
     let principal = Arc::clone(&auth.0);
     let now = state.now();
     let bins = state.config().bin_table.clone();
@@ -326,16 +330,24 @@ pub(crate) async fn create(
                 }),
                 now,
             ))?;
+            if let Some(Extension(r)) = &replay {
+                r.keep(tx, text.as_bytes())?;
+            }
             Ok((text, status, decision.decline_code))
         },
     )
     .await
     .map_err(tx_error("charging failed"))?;
     state.metrics().charge(status, decline_code);
-    Ok(json_text(object))
+    let mut response = json_text(object);
+    if kept {
+        response.extensions_mut().insert(Kept);
+    }
+    Ok(response)
 }
 
-fn json_text(text: String) -> Response {
+/// A JSON body already serialized (so that the replay copy is byte for byte the answer).
+pub(crate) fn json_text(text: String) -> Response {
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         text,

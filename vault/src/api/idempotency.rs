@@ -20,7 +20,8 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use super::ApiError;
 use super::cards::tx_error;
 use crate::crypto::sha256;
-use crate::store::ledger::{self, Claim};
+use crate::store::StoreResult;
+use crate::store::ledger::{self, Claim, Tx};
 use crate::{AppState, Principal};
 
 /// How long a kept response is replayed.
@@ -34,6 +35,32 @@ const MAX_KEY_LEN: usize = 255;
 
 /// Largest response body kept for replay; larger ones are answered but not kept.
 const MAX_KEPT_BODY: usize = 64 * 1024;
+
+/// Handed to the handler: lets it keep its success response in the transaction of its effect,
+/// so that no crash can leave the effect committed and the key without its replay.
+#[derive(Clone, Debug)]
+pub(crate) struct Replay {
+    account: String,
+    key_hash: [u8; 32],
+    now: i64,
+}
+
+impl Replay {
+    /// Keeps `body` as the key's 200 response, inside the caller's transaction.
+    pub(crate) fn keep(&self, tx: &dyn Tx, body: &[u8]) -> StoreResult<()> {
+        tx.finish_key(
+            &self.account,
+            &self.key_hash,
+            200,
+            body,
+            self.now + KEEP_SECS,
+        )
+    }
+}
+
+/// On a response whose replay copy the handler kept with its effect.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Kept;
 
 fn mismatch() -> ApiError {
     ApiError {
@@ -129,11 +156,18 @@ async fn run(
         Claim::Fresh => {}
     }
 
-    let response = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
+    let mut req = Request::from_parts(parts, Body::from(bytes));
+    req.extensions_mut().insert(Replay {
+        account: account.clone(),
+        key_hash,
+        now,
+    });
+    let response = next.run(req).await;
     let status = response.status();
     let (parts, body) = response.into_parts();
+    if parts.extensions.get::<Kept>().is_some() {
+        return Ok(Response::from_parts(parts, body));
+    }
     let body = match body.collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {

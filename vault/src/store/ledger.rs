@@ -187,6 +187,9 @@ pub trait Tx {
     ) -> StoreResult<()>;
     /// Forgets a claimed key, so that a retry runs again (after a 5xx or 429).
     fn release_key(&self, account_id: &str, key_hash: &[u8; 32]) -> StoreResult<()>;
+    /// Forgets every claim still in flight, for a process starting on a database no other
+    /// process serves: nothing of its previous life is running any more. Returns rows deleted.
+    fn release_all_claims(&self) -> StoreResult<u64>;
     /// Deletes expired CVCs and idempotency keys. Returns rows deleted.
     fn purge_ledger(&self, now: i64) -> StoreResult<u64>;
 }

@@ -505,6 +505,14 @@ impl Tx for SqlTx<'_> {
             .map_err(backend)
     }
 
+    fn release_all_claims(&self) -> StoreResult<u64> {
+        let n = self
+            .0
+            .execute("DELETE FROM idempotency_keys WHERE status IS NULL", [])
+            .map_err(backend)?;
+        Ok(u64::try_from(n).unwrap_or(u64::MAX))
+    }
+
     fn purge_ledger(&self, now: i64) -> StoreResult<u64> {
         let cvcs = self
             .0
