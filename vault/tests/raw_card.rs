@@ -188,6 +188,19 @@ async fn the_raw_card_api_saves_cards_when_enabled() {
     assert_eq!(r.json()["cvv_available_until"], v.now() + 3600);
     assert_eq!(charge(&v, &id).await.json()["card"]["cvc_check"], "pass");
 
+    // With an Idempotency-Key, a retry is the same card.
+    let keyed = || {
+        let mut req = post_json("/v1/card", &sk, &raw_body(&v, &number));
+        req.headers_mut()
+            .insert("idempotency-key", "raw-1".parse().unwrap());
+        req
+    };
+    let first = v.call(keyed()).await;
+    let again = v.call(keyed()).await;
+    assert_eq!(first.status, 200);
+    assert_eq!(again.body, first.body);
+    assert_ne!(first.json()["_id"], c["_id"]);
+
     // Validated by the cardseal core.
     let r = v
         .call(post_json(

@@ -9,9 +9,9 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::{Extension, Router};
 use cardseal::Secret;
 use cardseal::card::{Brand, Card, CardInput, Cvc, Today};
 use serde::{Deserialize, Serialize};
@@ -20,9 +20,11 @@ use serde_json::{Value, json};
 use super::cards::{
     CVC_TTL_SECS, NewCard, TxResult, card_key, event, insert_new_card, seal_cvc, tx_error,
 };
+use super::charges::json_text;
+use super::idempotency::{Kept, Replay};
 use super::{ApiError, Auth, JsonBody};
 use crate::store::CardSummary;
-use crate::store::ledger::{self, CardRecord, TxError};
+use crate::store::ledger::{self, CardRecord, Tx, TxError};
 use crate::{AppState, ids};
 
 /// No `Debug`: it holds the number and CVV.
@@ -105,6 +107,30 @@ fn gate(auth: &Auth, organisation: Option<&str>) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The answer's JSON, kept as the idempotent replay in the same transaction when there is a
+/// key.
+fn keep(
+    tx: &dyn Tx,
+    replay: Option<&Extension<Replay>>,
+    card: &CardRecord,
+    until: Option<i64>,
+) -> TxResult<String> {
+    let text = serde_json::to_string(&RawCardObject::new(card, until))
+        .map_err(|_| TxError::Abort(ApiError::internal()))?;
+    if let Some(Extension(r)) = replay {
+        r.keep(tx, text.as_bytes())?;
+    }
+    Ok(text)
+}
+
+fn respond(text: String, kept: bool) -> Response {
+    let mut response = json_text(text);
+    if kept {
+        response.extensions_mut().insert(Kept);
+    }
+    response
+}
+
 fn text(v: Option<&Value>) -> String {
     match v {
         Some(Value::String(s)) => s.clone(),
@@ -124,8 +150,10 @@ fn card_error(e: cardseal::Error) -> ApiError {
 pub(crate) async fn create(
     State(state): State<AppState>,
     auth: Auth,
+    replay: Option<Extension<Replay>>,
     JsonBody(body): JsonBody<RawCard>,
 ) -> Result<Response, ApiError> {
+    let kept = replay.is_some();
     gate(&auth, body.organisation.as_deref())?;
     let now = state.now();
     let input = CardInput {
@@ -143,7 +171,7 @@ pub(crate) async fn create(
     drop(input);
     let principal = Arc::clone(&auth.0);
     let bins = state.config().bin_table.clone();
-    let (record, until) = ledger::write(state.store(), move |tx| {
+    let text = ledger::write(state.store(), move |tx| {
         let number = Secret::new(card.number.expose());
         let cvc = card.cvc.as_ref().map(|c| Secret::new(c.expose()));
         let summary = CardSummary {
@@ -177,19 +205,21 @@ pub(crate) async fn create(
             json!({"card": record.id, "via": "raw_card_api"}),
             now,
         ))?;
-        Ok((record, until))
+        keep(tx, replay.as_ref(), &record, until)
     })
     .await
     .map_err(tx_error("saving a raw card failed"))?;
-    Ok(Json(RawCardObject::new(&record, until)).into_response())
+    Ok(respond(text, kept))
 }
 
 pub(crate) async fn add_cvv(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
+    replay: Option<Extension<Replay>>,
     JsonBody(body): JsonBody<RawCvv>,
 ) -> Result<Response, ApiError> {
+    let kept = replay.is_some();
     gate(&auth, body.organisation.as_deref())?;
     if !ids::is_id(&id, "card_") {
         return Err(ApiError::not_found(Some("id")));
@@ -199,7 +229,7 @@ pub(crate) async fn add_cvv(
     })?;
     let principal = Arc::clone(&auth.0);
     let now = state.now();
-    let record = ledger::write(state.store(), move |tx| -> TxResult<CardRecord> {
+    let text = ledger::write(state.store(), move |tx| -> TxResult<String> {
         let acct = principal.account_id.clone();
         let Some(card) = tx.card(&acct, &id)? else {
             return Err(TxError::Abort(ApiError::not_found(Some("id"))));
@@ -216,9 +246,9 @@ pub(crate) async fn add_cvv(
             json!({"card": id, "via": "raw_card_api"}),
             now,
         ))?;
-        Ok(card)
+        keep(tx, replay.as_ref(), &card, Some(now + CVC_TTL_SECS))
     })
     .await
     .map_err(tx_error("adding a raw CVV failed"))?;
-    Ok(Json(RawCardObject::new(&record, Some(now + CVC_TTL_SECS))).into_response())
+    Ok(respond(text, kept))
 }
