@@ -171,6 +171,45 @@ async fn a_503_is_retried_with_the_same_idempotency_key_and_makes_one_token() {
 }
 
 #[wasm_bindgen_test]
+async fn a_503_after_the_vault_made_the_token_replays_that_token() {
+    // The vault made a token but the answer was lost: the retry, with the same idempotency key,
+    // gets the same token back instead of a second one.
+    fetch_json(
+        &format!("{}/__control?fail=1&mode=after", flaky_url()),
+        "POST",
+    )
+    .await;
+    let seal = CardSealCore::create(options(flaky_url(), &[("vaultKey", jwks().await)]))
+        .await
+        .unwrap();
+    let token = tokenize(&seal, "4242 4242 4242 4242").await.unwrap();
+    let stats = fetch_json(&format!("{}/__stats", flaky_url()), "GET").await;
+    assert_eq!(get(&stats, "posts").as_f64(), Some(2.0));
+    let ids: js_sys::Array = get(&stats, "tokenIds").dyn_into().unwrap();
+    assert_eq!(ids.length(), 2, "the vault answered both attempts");
+    assert_eq!(ids.get(0), ids.get(1), "with one and the same token");
+    assert_eq!(ids.get(0), get(&token, "id"));
+}
+
+#[wasm_bindgen_test]
+async fn a_409_in_use_is_retried() {
+    fetch_json(
+        &format!("{}/__control?fail=1&mode=inuse", flaky_url()),
+        "POST",
+    )
+    .await;
+    let seal = CardSealCore::create(options(flaky_url(), &[("vaultKey", jwks().await)]))
+        .await
+        .unwrap();
+    let token = tokenize(&seal, "4242 4242 4242 4242").await.unwrap();
+    let stats = fetch_json(&format!("{}/__stats", flaky_url()), "GET").await;
+    assert_eq!(get(&stats, "posts").as_f64(), Some(2.0));
+    let ids: js_sys::Array = get(&stats, "tokenIds").dyn_into().unwrap();
+    assert_eq!(ids.length(), 1);
+    assert_eq!(ids.get(0), get(&token, "id"));
+}
+
+#[wasm_bindgen_test]
 async fn bad_options_reject_clearly() {
     let err = CardSealCore::create(options("ftp://x", &[]))
         .await

@@ -460,7 +460,12 @@ impl Inner {
                         idempotency_key = random_id()?;
                         continue;
                     }
-                    if status != 429 && status < 500 {
+                    // 409 `idempotency_key_in_use`: an earlier attempt with this key is still being
+                    // processed (its answer was lost to a timeout or network error); asking again
+                    // later replays its outcome.
+                    let in_flight =
+                        status == 409 && code_of(&err).as_deref() == Some("idempotency_key_in_use");
+                    if status != 429 && status < 500 && !in_flight {
                         return Err(err);
                     }
                     if attempt >= self.retries {

@@ -94,7 +94,7 @@ export async function startHangServer() {
 /**
  * A proxy to the vault that can be told, through `POST /__control?fail=N&mode=before|after`, to
  * answer the next N `POST /v1/tokens` with 503: `before` without forwarding, `after` once the
- * vault has answered (so the vault did make a token). `GET /__stats` gives what it saw.
+ * vault has answered (so the vault did make a token); `inuse` answers 409 `idempotency_key_in_use`. `GET /__stats` gives what it saw.
  */
 export async function startFlakyProxy(target) {
   let fail = 0;
@@ -126,6 +126,13 @@ export async function startFlakyProxy(target) {
       fail--;
       res.writeHead(503, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ error: { type: 'api_error', code: 'service_unavailable', message: 'Try again.' } }));
+      return;
+    }
+    if (isTokenPost && fail > 0 && mode === 'inuse') {
+      // What the vault answers while an earlier request with the same key is still running.
+      fail--;
+      res.writeHead(409, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: { type: 'idempotency_error', code: 'idempotency_key_in_use', message: 'In progress.' } }));
       return;
     }
     const headers = {};
