@@ -148,24 +148,38 @@ async fn a_server_that_never_answers_times_out() {
     assert!(js_sys::Date::now() - started < 60_000.0);
 }
 
-#[wasm_bindgen_test]
-async fn a_503_is_retried_with_the_same_idempotency_key_and_makes_one_token() {
+/// Tells the flaky proxy to fail the next token POST in `mode`, tokenizes through it, and
+/// returns the token, the token ids the vault answered, and the idempotency keys it saw.
+async fn tokenize_through_flaky(
+    mode: &str,
+    number: &str,
+) -> (JsValue, js_sys::Array, js_sys::Array) {
     fetch_json(
-        &format!("{}/__control?fail=1&mode=before", flaky_url()),
+        &format!("{}/__control?fail=1&mode={mode}", flaky_url()),
         "POST",
     )
     .await;
     let seal = CardSealCore::create(options(flaky_url(), &[("vaultKey", jwks().await)]))
         .await
         .unwrap();
-    let token = tokenize(&seal, "5555 5555 5555 4444").await.unwrap();
+    let token = tokenize(&seal, number).await.unwrap();
     let stats = fetch_json(&format!("{}/__stats", flaky_url()), "GET").await;
-    assert_eq!(get(&stats, "posts").as_f64(), Some(2.0));
-    let keys: js_sys::Array = get(&stats, "idempotencyKeys").dyn_into().unwrap();
+    assert_eq!(
+        get(&stats, "posts").as_f64(),
+        Some(2.0),
+        "one failure, one retry"
+    );
+    let ids = get(&stats, "tokenIds").dyn_into().unwrap();
+    let keys = get(&stats, "idempotencyKeys").dyn_into().unwrap();
+    (token, ids, keys)
+}
+
+#[wasm_bindgen_test]
+async fn a_503_is_retried_with_the_same_idempotency_key_and_makes_one_token() {
+    let (token, ids, keys) = tokenize_through_flaky("before", "5555 5555 5555 4444").await;
     assert_eq!(keys.length(), 2);
     assert!(keys.get(0).as_string().is_some_and(|k| k.len() >= 16));
     assert_eq!(keys.get(0), keys.get(1));
-    let ids: js_sys::Array = get(&stats, "tokenIds").dyn_into().unwrap();
     assert_eq!(ids.length(), 1);
     assert_eq!(ids.get(0), get(&token, "id"));
 }
@@ -174,18 +188,8 @@ async fn a_503_is_retried_with_the_same_idempotency_key_and_makes_one_token() {
 async fn a_503_after_the_vault_made_the_token_replays_that_token() {
     // The vault made a token but the answer was lost: the retry, with the same idempotency key,
     // gets the same token back instead of a second one.
-    fetch_json(
-        &format!("{}/__control?fail=1&mode=after", flaky_url()),
-        "POST",
-    )
-    .await;
-    let seal = CardSealCore::create(options(flaky_url(), &[("vaultKey", jwks().await)]))
-        .await
-        .unwrap();
-    let token = tokenize(&seal, "4242 4242 4242 4242").await.unwrap();
-    let stats = fetch_json(&format!("{}/__stats", flaky_url()), "GET").await;
-    assert_eq!(get(&stats, "posts").as_f64(), Some(2.0));
-    let ids: js_sys::Array = get(&stats, "tokenIds").dyn_into().unwrap();
+    let (token, ids, keys) = tokenize_through_flaky("after", "4242 4242 4242 4242").await;
+    assert_eq!(keys.get(0), keys.get(1));
     assert_eq!(ids.length(), 2, "the vault answered both attempts");
     assert_eq!(ids.get(0), ids.get(1), "with one and the same token");
     assert_eq!(ids.get(0), get(&token, "id"));
@@ -193,18 +197,8 @@ async fn a_503_after_the_vault_made_the_token_replays_that_token() {
 
 #[wasm_bindgen_test]
 async fn a_409_in_use_is_retried() {
-    fetch_json(
-        &format!("{}/__control?fail=1&mode=inuse", flaky_url()),
-        "POST",
-    )
-    .await;
-    let seal = CardSealCore::create(options(flaky_url(), &[("vaultKey", jwks().await)]))
-        .await
-        .unwrap();
-    let token = tokenize(&seal, "4242 4242 4242 4242").await.unwrap();
-    let stats = fetch_json(&format!("{}/__stats", flaky_url()), "GET").await;
-    assert_eq!(get(&stats, "posts").as_f64(), Some(2.0));
-    let ids: js_sys::Array = get(&stats, "tokenIds").dyn_into().unwrap();
+    let (token, ids, keys) = tokenize_through_flaky("inuse", "4242 4242 4242 4242").await;
+    assert_eq!(keys.get(0), keys.get(1));
     assert_eq!(ids.length(), 1);
     assert_eq!(ids.get(0), get(&token, "id"));
 }
