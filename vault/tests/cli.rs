@@ -3,83 +3,25 @@
 #[path = "support/helpers.rs"]
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use axum::body::Body;
 use axum::http::Request;
 use cardseal::jwe::{self, VaultKey};
 use serde_json::{Value, json};
-use support::{card_payload, http, post_json, unix_now};
-
-const BIN: &str = env!("CARGO_BIN_EXE_cardseal-vault");
-
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    stdout: Vec<String>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-// The child is killed and waited for by `Server`'s `Drop`, also on panics.
-#[allow(clippy::zombie_processes)]
-fn serve(data: &str, extra: &[&str]) -> Server {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--data-dir", data, "--listen", "127.0.0.1:0"])
-        .args(extra)
-        .env_remove("CARDSEAL_MASTER_KEY")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut reader = BufReader::new(child.stdout.take().unwrap());
-    let mut stdout = Vec::new();
-    loop {
-        let mut line = String::new();
-        assert!(
-            reader.read_line(&mut line).unwrap() > 0,
-            "the server exited: {stdout:?}"
-        );
-        if let Some(a) = line.trim().strip_prefix("listening on http://") {
-            let addr = a.parse().unwrap();
-            return Server {
-                child,
-                addr,
-                stdout,
-            };
-        }
-        stdout.push(line.trim().to_owned());
-    }
-}
-
-fn key_from(lines: &[String], name: &str) -> String {
-    lines
-        .iter()
-        .find_map(|l| {
-            l.strip_prefix(name)
-                .map(|k| k.split_whitespace().next().unwrap().to_owned())
-        })
-        .unwrap_or_else(|| panic!("{name} missing in {lines:?}"))
-}
+use support::{BIN, card_payload, http, key_from, post_json, spawn_server, unix_now};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_keys_survive_restarts_and_work_from_localhost() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
-    let first = serve(data, &["--demo"]);
+    let first = spawn_server(data, &["--demo"]);
     let pk = key_from(&first.stdout, "publishable_key");
     let sk = key_from(&first.stdout, "secret_key");
     assert!(pk.starts_with("pk_test_") && sk.starts_with("sk_test_"));
     drop(first);
 
-    let second = serve(data, &["--demo"]);
+    let second = spawn_server(data, &["--demo"]);
     assert_eq!(key_from(&second.stdout, "publishable_key"), pk);
     assert_eq!(key_from(&second.stdout, "secret_key"), sk);
     let jwks = http(
@@ -110,7 +52,7 @@ async fn demo_keys_survive_restarts_and_work_from_localhost() {
 async fn keys_rotate_reaches_a_running_server() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
-    let server = serve(data, &["--demo"]);
+    let server = spawn_server(data, &["--demo"]);
     let pk = key_from(&server.stdout, "publishable_key");
     let jwks = || async {
         http(

@@ -6,9 +6,8 @@
 #[path = "support/helpers.rs"]
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -17,70 +16,9 @@ use axum::http::Request;
 use cardseal::jwe::{self, VaultKey};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use support::{card_payload, http, post_json, unix_now};
+use support::{BIN, card_payload, http, key_from, post_json, spawn_server, unix_now};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cardseal-vault");
 const REQUESTS: usize = 300;
-
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    stdout: Vec<String>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-// The child is killed and waited for by `Server`'s `Drop`, also on panics.
-#[allow(clippy::zombie_processes)]
-fn serve(data: &str) -> Server {
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--data-dir",
-            data,
-            "--listen",
-            "127.0.0.1:0",
-            "--demo",
-        ])
-        .args(["--key-rate", "0", "--ip-rate", "0"])
-        .env_remove("CARDSEAL_MASTER_KEY")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut reader = BufReader::new(child.stdout.take().unwrap());
-    let mut stdout = Vec::new();
-    loop {
-        let mut line = String::new();
-        assert!(
-            reader.read_line(&mut line).unwrap() > 0,
-            "exited: {stdout:?}"
-        );
-        if let Some(a) = line.trim().strip_prefix("listening on http://") {
-            return Server {
-                child,
-                addr: a.parse().unwrap(),
-                stdout,
-            };
-        }
-        stdout.push(line.trim().to_owned());
-    }
-}
-
-fn key_from(lines: &[String], name: &str) -> String {
-    lines
-        .iter()
-        .find_map(|l| {
-            l.strip_prefix(name)
-                .map(|k| k.split_whitespace().next().unwrap().to_owned())
-        })
-        .unwrap()
-}
 
 /// Request `i` of the load: a charge or a card save of `tok`, with its own Idempotency-Key.
 fn request(i: usize, sk: &str, tok: &str) -> Request<Body> {
@@ -123,7 +61,7 @@ async fn try_http(addr: SocketAddr, req: Request<Body>) -> Option<(u16, Value)> 
 async fn acknowledged_work_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
-    let mut server = serve(data);
+    let mut server = spawn_server(data, &["--demo", "--key-rate", "0", "--ip-rate", "0"]);
     let pk = key_from(&server.stdout, "publishable_key");
     let sk = key_from(&server.stdout, "secret_key");
     let addr = server.addr;
@@ -190,7 +128,7 @@ async fn acknowledged_work_survives_kill_9() {
     let lost = replies.iter().filter(|(_, _, r)| r.is_none()).count();
     eprintln!("{} acknowledged, {lost} cut off by the kill", ok.len());
 
-    let server = serve(data);
+    let server = spawn_server(data, &["--demo", "--key-rate", "0", "--ip-rate", "0"]);
     let addr = server.addr;
     for (tok, obj) in &ok {
         let id = obj["id"].as_str().unwrap();

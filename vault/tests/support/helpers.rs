@@ -425,3 +425,67 @@ pub async fn serve(vault: &TestVault) -> SocketAddr {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     addr
 }
+
+/// The vault binary, for the tests that run it as a process.
+pub const BIN: &str = env!("CARGO_BIN_EXE_cardseal-vault");
+
+/// A `cardseal-vault serve` child process on a free loopback port; killed on drop.
+pub struct Server {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+    /// What it printed before `listening on …` (e.g. the demo keys).
+    pub stdout: Vec<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `cardseal-vault serve --data-dir DATA --listen 127.0.0.1:0 EXTRA…` and waits until it
+/// listens.
+// The child is killed and waited for by `Server`'s `Drop`, also on panics.
+#[allow(clippy::zombie_processes)]
+pub fn spawn_server(data: &str, extra: &[&str]) -> Server {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(BIN)
+        .args(["serve", "--data-dir", data, "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .env_remove("CARDSEAL_MASTER_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut stdout = Vec::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "the server exited: {stdout:?}"
+        );
+        if let Some(a) = line.trim().strip_prefix("listening on http://") {
+            let addr = a.parse().unwrap();
+            return Server {
+                child,
+                addr,
+                stdout,
+            };
+        }
+        stdout.push(line.trim().to_owned());
+    }
+}
+
+/// The value printed after `name` in a server's start-up lines (e.g. `secret_key`).
+pub fn key_from(lines: &[String], name: &str) -> String {
+    lines
+        .iter()
+        .find_map(|l| {
+            l.strip_prefix(name)
+                .map(|k| k.split_whitespace().next().unwrap().to_owned())
+        })
+        .unwrap_or_else(|| panic!("{name} missing in {lines:?}"))
+}
