@@ -76,7 +76,8 @@ function releaseVault() {
   return join(repoRoot, 'target/release/cardseal-vault');
 }
 
-const UNLIMITED = ['--key-rate', '100000', '--key-burst', '100000', '--ip-rate', '100000', '--ip-burst', '100000'];
+const UNLIMITED = ['--key-rate', '100000', '--key-burst', '100000', '--ip-rate', '100000', '--ip-burst', '100000',
+  '--card-tokens-per-10m', '0', '--declines-per-minute', '0'];
 
 /** tokenize() from the browser to a vault on loopback, one at a time: p50 and p99. */
 export async function tokenizeSection({ browser, url }) {

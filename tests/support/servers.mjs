@@ -46,7 +46,9 @@ export async function startVault({ bin = join(root, 'target/debug/cardseal-vault
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const child = spawn(bin, ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, ...args], {
-    env: { ...process.env, ...env },
+    // The tests pay with the same few test cards many times over: the card-testing limits
+    // (tested in the vault's own suite) are off unless a test sets them.
+    env: { ...process.env, CARDSEAL_CARD_RATE: '0', CARDSEAL_DECLINE_RATE: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs = [];

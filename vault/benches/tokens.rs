@@ -358,6 +358,8 @@ fn main() {
             "0",
             "--ip-rate",
             "0",
+            "--card-tokens-per-10m",
+            "0",
         ])
         .args(["--workers", &o.workers.to_string()])
         .stdout(Stdio::piped())

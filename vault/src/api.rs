@@ -84,6 +84,8 @@ pub(crate) fn router(state: AppState) -> Router {
             state.clone(),
             idempotency::layer,
         ))
+        .layer(middleware::from_fn(publishable_scope))
+        .layer(middleware::from_fn_with_state(state.clone(), limit_writes))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
@@ -217,6 +219,68 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
     } else {
         response
     }
+}
+
+/// Counts writes against the per-key and per-IP limits before anything else runs (the
+/// idempotency layer included, so a refused write leaves no record): every POST of a
+/// publishable key, whatever its route, and token creation with a secret key.
+async fn limit_writes(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let principal = req.extensions().get::<Arc<Principal>>().cloned();
+    let counted = req.method() == Method::POST
+        && principal
+            .as_ref()
+            .is_some_and(|p| p.kind == KeyKind::Publishable || req.uri().path() == "/v1/tokens");
+    let Some(principal) = principal.filter(|_| counted) else {
+        return next.run(req).await;
+    };
+    let (mut parts, body) = req.into_parts();
+    let ClientIp(ip) = match ClientIp::from_request_parts(&mut parts, &state).await {
+        Ok(ip) => ip,
+        Err(e) => return e.into_response(),
+    };
+    let limited = state
+        .key_limiter()
+        .check(&principal.key_ref)
+        .and_then(|()| {
+            state
+                .ip_limiter()
+                .check(&crate::ratelimit::client_bucket(ip.as_deref()))
+        });
+    if let Err(wait) = limited {
+        if parts.uri.path() == "/v1/tokens" {
+            state.metrics().token_rejected("rate_limit");
+        }
+        return ApiError::rate_limited(wait).into_response();
+    }
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// What a publishable key may call. It is public by design, so it is refused everywhere else
+/// before anything runs: before the body is parsed and before any idempotency key is claimed.
+const PUBLISHABLE_ROUTES: &[(Method, &str)] = &[
+    (Method::GET, "/v1/encryption_keys"),
+    (Method::POST, "/v1/tokens"),
+];
+
+async fn publishable_scope(req: Request, next: Next) -> Response {
+    let refused = req
+        .extensions()
+        .get::<Arc<Principal>>()
+        .is_some_and(|p| p.kind == KeyKind::Publishable)
+        // An unknown route answers 404 whoever asks.
+        && req.extensions().get::<MatchedPath>().is_some()
+        && !matches!(req.uri().path(), "/healthz" | "/.well-known/jwks.json")
+        && !PUBLISHABLE_ROUTES
+            .iter()
+            .any(|(m, p)| m == req.method() && *p == req.uri().path());
+    if refused {
+        return ApiError::permission(
+            "secret_key_required",
+            "This request needs a secret key; publishable keys may only create tokens and read keys.",
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 fn with_cors(mut response: Response, origin: Option<&HeaderValue>) -> Response {

@@ -16,6 +16,17 @@ impl RateLimit {
         burst: 0.0,
     };
 
+    /// `count` requests at once, refilled evenly over `window_secs`; a count of 0 is no limit.
+    pub fn per_window(count: u32, window_secs: u32) -> RateLimit {
+        if count == 0 || window_secs == 0 {
+            return RateLimit::OFF;
+        }
+        RateLimit {
+            per_second: f64::from(count) / f64::from(window_secs),
+            burst: f64::from(count),
+        }
+    }
+
     /// Whether it limits anything.
     pub fn enabled(&self) -> bool {
         self.per_second > 0.0 && self.burst > 0.0
@@ -35,8 +46,15 @@ pub struct Config {
     pub body_limit: usize,
     /// Token creation limit per API key.
     pub rate_per_key: RateLimit,
-    /// Token creation limit per client IP.
+    /// Token creation (and every other publishable-key write) limit per client IP; IPv6
+    /// clients are counted by their /64.
     pub rate_per_ip: RateLimit,
+    /// Tokens of one card (by fingerprint, per account): card testing tokenizes the same card
+    /// again and again with guessed expiries and CVCs.
+    pub rate_per_card: RateLimit,
+    /// Declined charges per account: past the burst, charges answer 429 until the bucket
+    /// refills.
+    pub rate_declines: RateLimit,
     /// Take the client IP from the last `X-Forwarded-For` entry (behind a trusted proxy).
     pub trust_forwarded_for: bool,
     /// Issuer metadata for cards (`--bin-table`); `None` leaves those fields null.
@@ -60,6 +78,8 @@ impl Default for Config {
                 per_second: 10.0,
                 burst: 60.0,
             },
+            rate_per_card: RateLimit::per_window(10, 600),
+            rate_declines: RateLimit::per_window(20, 60),
             trust_forwarded_for: false,
             bin_table: None,
             allow_raw_card_api: false,

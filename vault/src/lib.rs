@@ -79,6 +79,8 @@ struct Inner {
     metrics: Metrics,
     key_limiter: RateLimiter,
     ip_limiter: RateLimiter,
+    card_limiter: RateLimiter,
+    decline_limiter: RateLimiter,
     principals: RwLock<HashMap<[u8; 32], Arc<Principal>>>,
     /// Serialises key reloads and remembers when the last one asked for by an unknown `kid`
     /// ran.
@@ -119,6 +121,8 @@ impl AppState {
             inner: Arc::new(Inner {
                 key_limiter: RateLimiter::new(config.rate_per_key),
                 ip_limiter: RateLimiter::new(config.rate_per_ip),
+                card_limiter: RateLimiter::new(config.rate_per_card),
+                decline_limiter: RateLimiter::new(config.rate_declines),
                 config,
                 store,
                 master,
@@ -167,6 +171,14 @@ impl AppState {
 
     pub(crate) fn ip_limiter(&self) -> &RateLimiter {
         &self.inner.ip_limiter
+    }
+
+    pub(crate) fn card_limiter(&self) -> &RateLimiter {
+        &self.inner.card_limiter
+    }
+
+    pub(crate) fn decline_limiter(&self) -> &RateLimiter {
+        &self.inner.decline_limiter
     }
 
     /// Makes a new active sealing key; the old ones keep decrypting for the grace period.

@@ -103,6 +103,13 @@ struct ServeArgs {
     /// Burst size per client IP.
     #[arg(long, env = "CARDSEAL_IP_BURST", default_value_t = 60.0)]
     ip_burst: f64,
+    /// Tokens of one card (by fingerprint) per account in 10 minutes, against card testing
+    /// (0 disables the limit).
+    #[arg(long, env = "CARDSEAL_CARD_RATE", default_value_t = 10)]
+    card_tokens_per_10m: u32,
+    /// Declined charges per account in a minute before charges answer 429 (0 disables).
+    #[arg(long, env = "CARDSEAL_DECLINE_RATE", default_value_t = 20)]
+    declines_per_minute: u32,
     /// Take the client IP from X-Forwarded-For (only behind a proxy you run).
     #[arg(long, env = "CARDSEAL_TRUST_FORWARDED_FOR")]
     trust_forwarded_for: bool,
@@ -350,6 +357,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             per_second: args.ip_rate,
             burst: args.ip_burst,
         },
+        rate_per_card: RateLimit::per_window(args.card_tokens_per_10m, 600),
+        rate_declines: RateLimit::per_window(args.declines_per_minute, 60),
         trust_forwarded_for: args.trust_forwarded_for,
         bin_table: match &args.bin_table {
             Some(path) => {

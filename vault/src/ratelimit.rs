@@ -1,6 +1,7 @@
 //! Token-bucket rate limiting, in memory (per vault instance).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -33,6 +34,16 @@ impl RateLimiter {
 
     /// Takes one request from `key`'s bucket; `Err(seconds)` says when to retry.
     pub fn check(&self, key: &str) -> Result<(), u64> {
+        self.take(key, 1.0)
+    }
+
+    /// Whether `key`'s bucket is empty, without taking from it; `Err(seconds)` says when it
+    /// holds one again. For limits counted after the fact, such as declines.
+    pub fn peek(&self, key: &str) -> Result<(), u64> {
+        self.take(key, 0.0)
+    }
+
+    fn take(&self, key: &str, cost: f64) -> Result<(), u64> {
         if !self.limit.enabled() {
             return Ok(());
         }
@@ -55,7 +66,7 @@ impl RateLimiter {
             (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * per_second).min(burst);
         bucket.at = now;
         if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+            bucket.tokens -= cost;
             Ok(())
         } else {
             // Whole seconds, rounded up, as Retry-After wants them.
@@ -69,9 +80,52 @@ impl RateLimiter {
     }
 }
 
+/// The bucket of a client address: an IPv4 address, or an IPv6 address's /64 (one customer
+/// line gets a whole /64, so counting single IPv6 addresses would count nothing).
+pub fn client_bucket(ip: Option<&str>) -> String {
+    match ip.and_then(|s| s.parse::<IpAddr>().ok()) {
+        Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Some(IpAddr::V4(v4)) => v4.to_string(),
+        None => "unknown".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64() {
+        assert_eq!(
+            client_bucket(Some("2001:db8:1:2:aaaa::1")),
+            client_bucket(Some("2001:db8:1:2:ffff:1:2:3"))
+        );
+        assert_ne!(
+            client_bucket(Some("2001:db8:1:2::1")),
+            client_bucket(Some("2001:db8:1:3::1"))
+        );
+        assert_eq!(client_bucket(Some("::ffff:192.0.2.1")), "192.0.2.1");
+        assert_eq!(client_bucket(Some("192.0.2.1")), "192.0.2.1");
+        assert_eq!(client_bucket(None), "unknown");
+    }
+
+    #[test]
+    fn peek_does_not_take() {
+        let l = RateLimiter::new(RateLimit {
+            per_second: 0.001,
+            burst: 1.0,
+        });
+        assert!(l.peek("a").is_ok());
+        assert!(l.peek("a").is_ok());
+        assert!(l.check("a").is_ok());
+        assert!(l.peek("a").is_err());
+    }
 
     #[test]
     fn a_burst_passes_then_the_bucket_runs_dry() {

@@ -172,6 +172,10 @@ async fn no_card_number_or_cvc_in_the_database_or_the_logs() {
             "0",
             "--key-rate",
             "0",
+            "--card-tokens-per-10m",
+            "0",
+            "--declines-per-minute",
+            "0",
         ])
         .env("CARDSEAL_LOG", "trace")
         .env_remove("CARDSEAL_MASTER_KEY")

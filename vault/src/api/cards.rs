@@ -87,7 +87,27 @@ pub(crate) fn event(
     }
 }
 
-/// Consumes the account's token of `want` type inside `tx`, or says precisely why not.
+/// A token that was used: its card data is gone.
+pub(crate) fn token_already_used(param: &'static str) -> ApiError {
+    ApiError::invalid_request(
+        "token_already_used",
+        "This token was already used; tokens are single use. Tokenize the card again.",
+    )
+    .param(param)
+}
+
+/// A token past its 15 minutes.
+pub(crate) fn token_expired(param: &'static str) -> ApiError {
+    ApiError::invalid_request(
+        "token_expired",
+        "This token has expired; tokens can be used for 15 minutes. Tokenize the card again.",
+    )
+    .param(param)
+}
+
+/// Consumes the account's token of `want` type inside `tx`, or says precisely why not. The
+/// token's sealed card is destroyed in the same transaction: what the caller gets back is the
+/// only copy, and a saved card keeps its own.
 pub(crate) fn use_token(
     tx: &dyn Tx,
     principal: &Principal,
@@ -102,16 +122,8 @@ pub(crate) fn use_token(
     let Some(token) = tx.use_token(&principal.account_id, id, now)? else {
         return abort(match tx.token(&principal.account_id, id)? {
             None => ApiError::not_found(Some(param)),
-            Some(t) if t.used_at.is_some() => ApiError::invalid_request(
-                "token_already_used",
-                "This token was already used; tokens are single use. Tokenize the card again.",
-            )
-            .param(param),
-            Some(_) => ApiError::invalid_request(
-                "token_expired",
-                "This token has expired; tokens can be used for 15 minutes. Tokenize the card again.",
-            )
-            .param(param),
+            Some(t) if t.used_at.is_some() => token_already_used(param),
+            Some(_) => token_expired(param),
         });
     };
     if token.token_type != want {
@@ -128,9 +140,7 @@ pub(crate) fn use_token(
         );
     }
     let Some(sealed) = token.sealed.as_deref() else {
-        return abort(
-            ApiError::invalid_request("token_expired", "This token has expired.").param(param),
-        );
+        return abort(token_expired(param));
     };
     let plain = principal
         .keys
@@ -425,10 +435,7 @@ pub(crate) async fn create(
     let text = ledger::write(state.store(), move |tx| {
         let (token, data) = use_token(tx, &principal, &token_id, TokenType::Card, "token", now)?;
         let (Some(summary), Some(number)) = (token.card.clone(), data.number.as_ref()) else {
-            return abort(
-                ApiError::invalid_request("token_expired", "This token has expired.")
-                    .param("token"),
-            );
+            return abort(token_expired("token"));
         };
         let (card, until) = insert_new_card(
             tx,
@@ -618,10 +625,7 @@ pub(crate) async fn add_cvc(
         let key = card_key(&principal, &card)?;
         let (token, data) = use_token(tx, &principal, &token_id, TokenType::Cvc, "token", now)?;
         let Some(cvc) = data.cvc.as_ref() else {
-            return abort(
-                ApiError::invalid_request("token_expired", "This token has expired.")
-                    .param("token"),
-            );
+            return abort(token_expired("token"));
         };
         let brand = cardseal::card::Brand::from_name(&card.summary.brand);
         if let Err(e) = cardseal::card::Cvc::parse(cvc.expose(), brand) {

@@ -171,6 +171,14 @@ pub(crate) async fn create(
 ) -> Result<Response, ApiError> {
     auth.require_secret("charges_write")?;
     let c = check(body)?;
+    // A run of declines is what card testing looks like from here: slow the account down.
+    state
+        .decline_limiter()
+        .peek(&auth.0.account_id)
+        .map_err(|wait| ApiError {
+            message: "Too many declined charges in the last minute; retry later.".into(),
+            ..ApiError::rate_limited(wait)
+        })?;
     let kept = replay.is_some();
     let principal = Arc::clone(&auth.0);
     let now = state.now();
@@ -339,6 +347,10 @@ pub(crate) async fn create(
     .await
     .map_err(tx_error("charging failed"))?;
     state.metrics().charge(status, decline_code);
+    if decline_code.is_some() {
+        // The bucket may already be empty; this decline then only keeps it so.
+        let _ = state.decline_limiter().check(&auth.0.account_id);
+    }
     let mut response = json_text(object);
     if kept {
         response.extensions_mut().insert(Kept);

@@ -11,7 +11,9 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::cards::{TxResult, card_key, event, open_card, tx_error};
+use super::cards::{
+    TxResult, card_key, event, open_card, token_already_used, token_expired, tx_error,
+};
 use super::{ApiError, Auth, JsonBody};
 use crate::store::KeyKind;
 use crate::store::ledger::{self, TxError};
@@ -63,13 +65,17 @@ pub(crate) async fn detokenize(
             (open_card(&principal, &card, &key)?, card.summary)
         } else if ids::is_id(&source, "tok_") {
             let token = tx.token(&acct, &source)?.ok_or_else(missing)?;
+            // A used token's card is gone (the use destroyed it); say so rather than 404.
+            if token.used_at.is_some() {
+                return Err(TxError::Abort(token_already_used("token")));
+            }
+            if token.expires_at <= now {
+                return Err(TxError::Abort(token_expired("token")));
+            }
             let (Some(summary), Some(sealed)) = (token.card.clone(), token.sealed.as_deref())
             else {
-                return Err(missing());
+                return Err(TxError::Abort(token_expired("token")));
             };
-            if token.expires_at <= now {
-                return Err(missing());
-            }
             let plain = principal
                 .keys
                 .open_record(&acct, super::tokens::RECORD_KIND, &token.id, sealed)

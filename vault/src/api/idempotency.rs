@@ -1,17 +1,17 @@
 //! `Idempotency-Key` on every POST, as Stripe defines it.
 //!
-//! Keys are scoped to the account. The first request with a key runs and its response is kept
-//! for 24 hours; the same key with the same method, path and body replays that response (with
+//! Keys are scoped to the API key that sent them. The first request with a key runs and its
+//! successful response is kept for 24 hours; the same key with the same method, path and body replays that response (with
 //! `Idempotent-Replayed: true`) without running anything, so a retried `POST /v1/tokens` gets
 //! the same token before any decryption happens. The same key with another request is
 //! `idempotency_key_mismatch`; a duplicate that arrives while the first still runs is 409
-//! `idempotency_key_in_use`. Responses that ask for a retry (5xx, 429) are not kept, so the
-//! retry runs. `POST /v1/detokenize` is never kept: its answer holds a card number.
+//! `idempotency_key_in_use`. Error responses are not kept: nothing ran to completion, so
+//! a retry runs again. `POST /v1/detokenize` is never kept: its answer holds a card number.
 
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -73,7 +73,11 @@ fn mismatch() -> ApiError {
 }
 
 pub(crate) async fn layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if req.method() != Method::POST || req.uri().path() == "/v1/detokenize" {
+    // An unknown route never runs, so its key is not claimed.
+    if req.method() != Method::POST
+        || req.uri().path() == "/v1/detokenize"
+        || req.extensions().get::<MatchedPath>().is_none()
+    {
         return next.run(req).await;
     }
     let (Some(key), Some(principal)) = (
@@ -82,6 +86,7 @@ pub(crate) async fn layer(State(state): State<AppState>, req: Request, next: Nex
     ) else {
         return next.run(req).await;
     };
+
     match run(&state, key, principal, req, next).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
@@ -124,7 +129,13 @@ async fn run(
     // to a brute-force search.
     let request_hash = principal.keys.keyed_digest("idempotency-request", &request);
     drop(request);
-    let key_hash = sha256(key.as_bytes());
+    // Scoped to the API key that sent it: another key of the account (a publishable key is
+    // public) can neither read this key's answer nor block it.
+    let mut scoped = Vec::with_capacity(principal.key_ref.len() + 1 + key.len());
+    scoped.extend_from_slice(principal.key_ref.as_bytes());
+    scoped.push(b'\n');
+    scoped.extend_from_slice(key.as_bytes());
+    let key_hash = sha256(&scoped);
     let account = principal.account_id.clone();
     let now = state.now();
 
@@ -175,8 +186,10 @@ async fn run(
             return Err(super::internal("reading a response failed")(e));
         }
     };
-    let retryable = status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
-    if retryable || body.len() > MAX_KEPT_BODY {
+    // Only an answer of a request that ran is kept. An error means nothing was done (every
+    // effect commits in one transaction with its success), and a refusal before the request
+    // ran (401, 403, 404, 413, 429, a body that does not parse) must not hold the key.
+    if !status.is_success() || body.len() > MAX_KEPT_BODY {
         release(state, account, key_hash).await;
     } else {
         let kept = body.to_vec();

@@ -138,14 +138,7 @@ async fn create_inner(
             "Tokens are created with a publishable or secret key.",
         ));
     }
-    state
-        .key_limiter()
-        .check(&principal.key_ref)
-        .map_err(ApiError::rate_limited)?;
-    state
-        .ip_limiter()
-        .check(client_ip.as_deref().unwrap_or("unknown"))
-        .map_err(ApiError::rate_limited)?;
+    // The per-key and per-IP limits were taken by the API's write limiter.
 
     let (param, token_type, jwe) = match (body.card, body.cvc) {
         (Some(jwe), None) => ("card", TokenType::Card, jwe),
@@ -195,6 +188,22 @@ async fn create_inner(
         TokenType::Card => card_record(principal.as_ref(), &payload, now)?,
         TokenType::Cvc => cvc_record(&payload)?,
     };
+    if let Some(card) = &card {
+        // Card testing tokenizes one card again and again with guessed expiries and CVCs.
+        let bucket = format!(
+            "{}/{}",
+            principal.account_id,
+            hex::encode(&card.fingerprint[..16])
+        );
+        state
+            .card_limiter()
+            .check(&bucket)
+            .map_err(|wait| ApiError {
+                message: "This card was tokenized too many times in the last minutes; retry later."
+                    .into(),
+                ..ApiError::rate_limited(wait)
+            })?;
+    }
     let sealed = principal
         .keys
         .seal_record(&principal.account_id, RECORD_KIND, &id, plaintext)

@@ -180,15 +180,32 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
     }
 }
 
+/// Every this many checkpoints, one truncates the WAL (see [`checkpoint_loop`]).
+const TRUNCATE_EVERY: u32 = 20;
+
 /// Copies committed WAL frames into the database file every [`CHECKPOINT_EVERY`], so that the
-/// writer never stalls on a checkpoint's fsync. Ends with the store.
+/// writer never stalls on a checkpoint's fsync. Every [`TRUNCATE_EVERY`]th one also empties
+/// the WAL file: a passive checkpoint leaves old frames in it, and those would keep the sealed
+/// card of a used token or a deleted card that the database file itself no longer holds.
+/// Ends with the store.
 fn checkpoint_loop(conn: Connection, alive: std::sync::Weak<Inner>) {
+    let mut n: u32 = 0;
     while alive.strong_count() > 0 {
         std::thread::sleep(CHECKPOINT_EVERY);
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "WAL checkpoint failed");
+        n = n.wrapping_add(1);
+        let mode = if n.is_multiple_of(TRUNCATE_EVERY) {
+            "TRUNCATE"
+        } else {
+            "PASSIVE"
+        };
+        if let Err(e) = checkpoint(&conn, mode) {
+            tracing::warn!(error = %e, mode, "WAL checkpoint failed");
         }
     }
+}
+
+fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<()> {
+    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()))
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -260,6 +277,13 @@ impl SqliteStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Copies the WAL into the database file and empties it now, as the checkpoint thread
+    /// does every few seconds; afterwards no destroyed card data is left in either file.
+    pub fn checkpoint(&self) -> StoreResult<()> {
+        let conn = open(&self.inner.path).map_err(backend)?;
+        checkpoint(&conn, "TRUNCATE").map_err(backend)
     }
 
     /// Runs `f` on the writer thread, inside a savepoint of the current group transaction,
@@ -646,19 +670,8 @@ impl Store for SqliteStore {
         now: i64,
     ) -> StoreResult<Option<TokenRecord>> {
         let (account_id, id) = (account_id.to_owned(), id.to_owned());
-        self.write(move |c| {
-            // One statement: the check and the update cannot interleave with another caller.
-            c.prepare_cached(&format!(
-                "UPDATE tokens SET used_at = ?3
-                 WHERE id = ?1 AND account_id = ?2 AND used_at IS NULL AND expires_at > ?3
-                 RETURNING {TOKEN_COLS}"
-            ))
-            .map_err(backend)?
-            .query_row(params![id, account_id, now], token_from_row)
-            .optional()
-            .map_err(backend)
-        })
-        .await
+        self.write(move |c| ledger::use_token(c, &account_id, &id, now))
+            .await
     }
 
     async fn purge(&self, now: i64) -> StoreResult<u64> {

@@ -34,6 +34,8 @@ pub fn unlimited() -> Config {
     Config {
         rate_per_key: RateLimit::OFF,
         rate_per_ip: RateLimit::OFF,
+        rate_per_card: RateLimit::OFF,
+        rate_declines: RateLimit::OFF,
         ..Config::default()
     }
 }
@@ -455,6 +457,9 @@ pub fn spawn_server(data: &str, extra: &[&str]) -> Server {
         .args(["serve", "--data-dir", data, "--listen", "127.0.0.1:0"])
         .args(extra)
         .env_remove("CARDSEAL_MASTER_KEY")
+        // Same test cards many times over: the card-testing limits have their own tests.
+        .env("CARDSEAL_CARD_RATE", "0")
+        .env("CARDSEAL_DECLINE_RATE", "0")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -150,6 +150,39 @@ type KeyRow = (Vec<u8>, Option<u16>, Option<Vec<u8>>, i64, i64);
 
 struct SqlTx<'a>(&'a Connection);
 
+/// Marks the token used and destroys its sealed card in one transaction, returning the token
+/// as it was (sealed card included) for the caller to use once. `RETURNING` shows the row
+/// after the update, so the row is read first; the connection is the only writer and this
+/// runs inside its transaction, so nothing comes between the read and the update.
+pub(super) fn use_token(
+    c: &Connection,
+    account_id: &str,
+    id: &str,
+    now: i64,
+) -> StoreResult<Option<TokenRecord>> {
+    let Some(token) = c
+        .prepare_cached(&format!(
+            "SELECT {TOKEN_COLS} FROM tokens
+             WHERE id = ?1 AND account_id = ?2 AND used_at IS NULL AND expires_at > ?3"
+        ))
+        .map_err(backend)?
+        .query_row(params![id, account_id, now], token_from_row)
+        .optional()
+        .map_err(backend)?
+    else {
+        return Ok(None);
+    };
+    let changed = c
+        .prepare_cached(
+            "UPDATE tokens SET used_at = ?3, sealed = NULL
+             WHERE id = ?1 AND account_id = ?2 AND used_at IS NULL",
+        )
+        .map_err(backend)?
+        .execute(params![id, account_id, now])
+        .map_err(backend)?;
+    Ok((changed == 1).then_some(token))
+}
+
 /// Appends `token.created` in the transaction that stores the token.
 pub(super) fn token_created(c: &Connection, token: &TokenRecord) -> StoreResult<()> {
     SqlTx(c).append_event(&NewEvent {
@@ -163,16 +196,7 @@ pub(super) fn token_created(c: &Connection, token: &TokenRecord) -> StoreResult<
 
 impl Tx for SqlTx<'_> {
     fn use_token(&self, account_id: &str, id: &str, now: i64) -> StoreResult<Option<TokenRecord>> {
-        self.0
-            .prepare_cached(&format!(
-                "UPDATE tokens SET used_at = ?3
-                 WHERE id = ?1 AND account_id = ?2 AND used_at IS NULL AND expires_at > ?3
-                 RETURNING {TOKEN_COLS}"
-            ))
-            .map_err(backend)?
-            .query_row(params![id, account_id, now], token_from_row)
-            .optional()
-            .map_err(backend)
+        use_token(self.0, account_id, id, now)
     }
 
     fn token(&self, account_id: &str, id: &str) -> StoreResult<Option<TokenRecord>> {
