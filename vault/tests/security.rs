@@ -73,6 +73,9 @@ async fn save(v: &TestVault, token: &str) -> String {
     r.json()["id"].as_str().unwrap().to_owned()
 }
 
+/// A saved card's id, account, wrapped key and sealed data.
+type CardRow = (String, String, Vec<u8>, Option<Vec<u8>>);
+
 fn card_aad(account: &str, card: &str, what: &str) -> Vec<u8> {
     format!("cardseal-vault/v1/card-{what}/{account}/{card}").into_bytes()
 }
@@ -127,7 +130,7 @@ fn decrypt_everything(db: &std::path::Path, v: &TestVault) -> Vec<String> {
     let mut q = c
         .prepare("SELECT id, account_id, card_key, sealed FROM cards WHERE card_key IS NOT NULL")
         .unwrap();
-    let rows: Vec<(String, String, Vec<u8>, Option<Vec<u8>>)> = q
+    let rows: Vec<CardRow> = q
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .unwrap()
         .map(Result::unwrap)
