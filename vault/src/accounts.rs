@@ -34,11 +34,18 @@ impl std::fmt::Debug for NewAccount {
     }
 }
 
-/// Why an account could not be made.
+/// Why an account command failed.
 #[derive(Debug)]
 pub enum AccountError {
     /// An allowed origin is not `scheme://host[:port|:*]` or `*`.
     BadOrigin(String),
+    /// No account has this id.
+    NoSuchAccount(String),
+    /// No stored key has this value.
+    NoSuchKey,
+    /// A scope is not lower-case letters and underscores, or was given for a key kind
+    /// without scopes.
+    BadScope(String),
     /// Storage or key wrapping failed.
     Internal(String),
 }
@@ -49,6 +56,13 @@ impl std::fmt::Display for AccountError {
             AccountError::BadOrigin(o) => write!(
                 f,
                 "allowed origin \"{o}\" must look like https://shop.example, http://localhost:8080, http://127.0.0.1:* or *"
+            ),
+            AccountError::NoSuchAccount(id) => write!(f, "no account {id}"),
+            // Never the key itself: it may be a live secret typed into the wrong command.
+            AccountError::NoSuchKey => f.write_str("no such API key"),
+            AccountError::BadScope(s) => write!(
+                f,
+                "scope \"{s}\" is not allowed: only restricted keys (rk) have scopes, made of a-z and _"
             ),
             AccountError::Internal(e) => f.write_str(e),
         }
@@ -162,6 +176,8 @@ pub async fn create_account(
             scopes: scopes.clone(),
             wrapped_key,
             created: now,
+            expires_at: None,
+            revoked_at: None,
         });
     }
     store
@@ -195,9 +211,11 @@ pub async fn demo_account(
 ) -> Result<NewAccount, AccountError> {
     if let Some((account, keys)) = store.demo_account().await? {
         let reveal = |kind: KeyKind| -> Result<String, AccountError> {
+            // The newest usable one: after `accounts keys roll` the old key is on its way out.
             let k = keys
                 .iter()
-                .find(|k| k.kind == kind)
+                .rev()
+                .find(|k| k.kind == kind && k.wrapped_key.is_some() && k.usable_at(now))
                 .and_then(|k| k.wrapped_key.as_deref())
                 .ok_or_else(|| AccountError::Internal("the demo account lacks a key".into()))?;
             let bytes = master
@@ -224,6 +242,135 @@ pub async fn demo_account(
             Box::pin(demo_account(store, master, now)).await
         }
         other => other,
+    }
+}
+
+/// A key made by [`roll_key`], shown once.
+#[derive(Serialize)]
+pub struct RolledKey {
+    /// `acct_…`.
+    pub account: String,
+    /// `publishable`, `secret` or `restricted`.
+    pub kind: &'static str,
+    /// The new key.
+    pub key: String,
+    /// Its scopes (restricted keys only).
+    pub scopes: Vec<String>,
+    /// How many older keys of this kind now expire.
+    pub old_keys: u64,
+    /// When they stop working (Unix seconds).
+    pub old_keys_expire_at: i64,
+}
+
+impl std::fmt::Debug for RolledKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RolledKey")
+            .field("account", &self.account)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Makes a new key of `kind` for the account and lets the account's other keys of that kind
+/// work for `grace_secs` more (0: they stop at once). A restricted key without `scopes` gets
+/// `detokenize`, as `accounts create` gives it.
+pub async fn roll_key(
+    store: &dyn Store,
+    master: &MasterKey,
+    account_id: &str,
+    kind: KeyKind,
+    scopes: &[String],
+    grace_secs: i64,
+    now: i64,
+) -> Result<RolledKey, AccountError> {
+    let scopes = match kind {
+        KeyKind::Restricted if scopes.is_empty() => vec![SCOPE_DETOKENIZE.to_owned()],
+        KeyKind::Restricted => {
+            if let Some(bad) = scopes
+                .iter()
+                .find(|s| s.is_empty() || !s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+            {
+                return Err(AccountError::BadScope(bad.clone()));
+            }
+            scopes.to_vec()
+        }
+        _ => match scopes.first() {
+            Some(s) => return Err(AccountError::BadScope(s.clone())),
+            None => Vec::new(),
+        },
+    };
+    let account = store
+        .account(account_id)
+        .await?
+        .ok_or_else(|| AccountError::NoSuchAccount(account_id.to_owned()))?;
+    let key = new_key(kind);
+    // The demo account's keys are kept wrapped so that `--demo` can print them on every start;
+    // a rolled one must be too, or the next start could not show it.
+    let wrapped_key = if account.demo {
+        Some(
+            master
+                .wrap("demo-api-key", &account.id, key.as_bytes())
+                .map_err(|_| AccountError::Internal("cannot wrap a key".into()))?,
+        )
+    } else {
+        None
+    };
+    let expire_at = now.saturating_add(grace_secs.max(0));
+    let old_keys = store
+        .roll_api_key(
+            ApiKeyRecord {
+                key_hash: sha256(key.as_bytes()),
+                account_id: account.id.clone(),
+                kind,
+                scopes: scopes.clone(),
+                wrapped_key,
+                created: now,
+                expires_at: None,
+                revoked_at: None,
+            },
+            expire_at,
+        )
+        .await?;
+    Ok(RolledKey {
+        account: account.id,
+        kind: kind.as_str(),
+        key: key.to_string(),
+        scopes,
+        old_keys,
+        old_keys_expire_at: expire_at,
+    })
+}
+
+/// Revokes an API key at once. Only its hash is looked up, as only the hash is stored.
+pub async fn revoke_key(store: &dyn Store, key: &str, now: i64) -> Result<(), AccountError> {
+    if store
+        .revoke_api_key(sha256(key.trim().as_bytes()), now)
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(AccountError::NoSuchKey)
+    }
+}
+
+/// Replaces the origins an account's publishable keys may be used from; returns them
+/// normalised.
+pub async fn set_allowed_origins(
+    store: &dyn Store,
+    account_id: &str,
+    origins: &[String],
+) -> Result<Vec<String>, AccountError> {
+    let origins = origins
+        .iter()
+        .map(|o| normalize_origin(o))
+        .collect::<Result<Vec<_>, _>>()?;
+    if store
+        .set_allowed_origins(account_id, origins.clone())
+        .await?
+    {
+        Ok(origins)
+    } else {
+        Err(AccountError::NoSuchAccount(account_id.to_owned()))
     }
 }
 

@@ -43,7 +43,6 @@ pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("request-id");
 /// The route templates, as metrics and logs name them (never the raw path).
 const ROUTES: &[&str] = &[
     "/healthz",
-    "/metrics",
     "/.well-known/jwks.json",
     "/v1/encryption_keys",
     "/v1/tokens",
@@ -62,7 +61,6 @@ const ROUTES: &[&str] = &[
 pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/v1/encryption_keys", get(encryption_keys))
         .route("/v1/tokens", axum::routing::post(tokens::create))
@@ -88,6 +86,17 @@ pub(crate) fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), limit_writes))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// The admin listener's routes. Metrics name routes, keys and refusal counts an outsider has no
+/// business reading, so they are served only here, never on the public listener.
+pub(crate) fn admin_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
@@ -144,7 +153,9 @@ fn allow_origin(response: &mut Response, origin: &HeaderValue) {
 ///
 /// Browsers send no credentials in a preflight, so preflights are answered for any origin;
 /// the real request is then refused unless a publishable key's account allows the origin.
-/// Secret keys get no CORS headers, so a browser can never read what they return.
+/// Secret keys get no CORS headers, so a browser can never read what they return. Nor do
+/// requests without a key: no page needs to read those, and whatever they answer (health,
+/// errors) is none of another origin's business. The public JWKS sets its own header.
 async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let origin = req.headers().get(header::ORIGIN).cloned();
     if let Some(origin) = &origin {
@@ -171,11 +182,15 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
             return response;
         }
     }
-    // Errors before the account is known are readable from any origin: they reveal nothing.
+    // A refused key's error is readable from any origin, so that a page with a mistyped key
+    // learns why: it reveals nothing. A request with no key gets no CORS at all.
     let mut cors = origin.is_some();
     let result = match api_key(req.headers()) {
         Err(e) => Err(e),
-        Ok(None) => Ok(()),
+        Ok(None) => {
+            cors = false;
+            Ok(())
+        }
         Ok(Some(key)) => match state.authenticate(&key).await {
             Ok(Some(principal)) => {
                 if principal.kind == KeyKind::Publishable {
@@ -447,8 +462,15 @@ fn jwks_response(state: &AppState) -> Response {
     ([(header::CACHE_CONTROL, "public, max-age=300")], Json(body)).into_response()
 }
 
+/// The same public document for everyone, without credentials: any page may read it (the
+/// browser tests and pages given `vaultKey` from it do), so `*` rather than an echoed origin.
 async fn jwks(State(state): State<AppState>) -> Response {
-    jwks_response(&state)
+    let mut response = jwks_response(&state);
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    response
 }
 
 async fn encryption_keys(State(state): State<AppState>, _auth: Auth) -> Response {

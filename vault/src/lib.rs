@@ -37,6 +37,12 @@ pub fn app(state: AppState) -> Router {
     api::router(state)
 }
 
+/// The operators' router, for `--admin-listen`: `/metrics` and `/healthz`, no authentication
+/// and no CORS. It must not be reachable from the internet.
+pub fn admin_app(state: AppState) -> Router {
+    api::admin_router(state)
+}
+
 /// Who is calling: the account and key behind an `Authorization` header.
 pub struct Principal {
     /// The account.
@@ -51,6 +57,8 @@ pub struct Principal {
     pub keys: AccountKeys,
     /// A short, non-secret name of the key for rate-limit buckets and logs.
     pub key_ref: String,
+    /// When a rolled key stops working (Unix seconds).
+    pub expires_at: Option<i64>,
 }
 
 impl std::fmt::Debug for Principal {
@@ -62,6 +70,9 @@ impl std::fmt::Debug for Principal {
             .finish_non_exhaustive()
     }
 }
+
+/// A principal by key hash, with when its row was last read.
+type CachedPrincipal = (Arc<Principal>, Instant);
 
 /// Shared state of a running vault. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -81,7 +92,7 @@ struct Inner {
     ip_limiter: RateLimiter,
     card_limiter: RateLimiter,
     decline_limiter: RateLimiter,
-    principals: RwLock<HashMap<[u8; 32], Arc<Principal>>>,
+    principals: RwLock<HashMap<[u8; 32], CachedPrincipal>>,
     /// Serialises key reloads and remembers when the last one asked for by an unknown `kid`
     /// ran.
     reload: AsyncMutex<Option<Instant>>,
@@ -107,6 +118,11 @@ impl From<KeyError> for StartError {
 
 /// An unknown `kid` reloads the keys at most this often (another process may have rotated).
 const RELOAD_MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long an authenticated key is trusted before its row is read again. A key revoked or
+/// rolled, or an origin list changed, by another process (the CLI, another instance) takes
+/// effect within this; under it, a request costs no database read.
+const PRINCIPAL_TTL: Duration = Duration::from_millis(500);
 
 impl AppState {
     /// Loads the sealing keys (making the first one if there is none).
@@ -206,46 +222,81 @@ impl AppState {
         *last = Some(Instant::now());
     }
 
-    /// The caller behind an API key, or `None` for a key that does not exist.
+    /// The caller behind an API key, or `None` for a key that does not exist, was revoked or
+    /// has expired.
     pub async fn authenticate(&self, api_key: &str) -> Result<Option<Arc<Principal>>, StoreError> {
         let hash = sha256(api_key.as_bytes());
-        if let Some(p) = self
+        let now = self.now();
+        let cached = self
             .inner
             .principals
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&hash)
-        {
-            return Ok(Some(Arc::clone(p)));
+            .map(|(p, read_at)| (Arc::clone(p), *read_at));
+        if let Some((p, read_at)) = &cached {
+            // A grace period can end between two reads of the row.
+            if p.expires_at.is_some_and(|t| t <= now) {
+                self.forget_principal(&hash);
+                return Ok(None);
+            }
+            if read_at.elapsed() < PRINCIPAL_TTL {
+                return Ok(Some(Arc::clone(p)));
+            }
         }
-        let Some((key, account)) = self.store().api_key(hash).await? else {
+        let read_at = Instant::now();
+        let row = self.store().api_key(hash).await?;
+        let Some((key, account)) = row.filter(|(key, _)| key.usable_at(now)) else {
+            self.forget_principal(&hash);
             return Ok(None);
         };
-        let keys = AccountKeys::unwrap(
-            self.master(),
-            &account.id,
-            &WrappedAccountKeys {
-                data_key: account.wrapped_data_key,
-                fingerprint_key: account.wrapped_fingerprint_key,
-            },
-        )
-        .map_err(|_| {
-            StoreError::Backend("cannot unwrap an account's keys: wrong master key?".into())
-        })?;
-        let principal = Arc::new(Principal {
-            key_ref: hex::encode(&hash[..8]),
-            account_id: account.id,
-            kind: key.kind,
-            scopes: key.scopes,
-            origins: account.allowed_origins,
-            keys,
+        let unchanged = cached.as_ref().is_some_and(|(p, _)| {
+            p.account_id == account.id
+                && p.kind == key.kind
+                && p.scopes == key.scopes
+                && p.origins == account.allowed_origins
+                && p.expires_at == key.expires_at
         });
+        let principal = match cached {
+            // Most refreshes find nothing changed: keep the principal and its unwrapped keys.
+            Some((p, _)) if unchanged => p,
+            _ => {
+                let keys = AccountKeys::unwrap(
+                    self.master(),
+                    &account.id,
+                    &WrappedAccountKeys {
+                        data_key: account.wrapped_data_key,
+                        fingerprint_key: account.wrapped_fingerprint_key,
+                    },
+                )
+                .map_err(|_| {
+                    StoreError::Backend("cannot unwrap an account's keys: wrong master key?".into())
+                })?;
+                Arc::new(Principal {
+                    key_ref: hex::encode(&hash[..8]),
+                    account_id: account.id,
+                    kind: key.kind,
+                    scopes: key.scopes,
+                    origins: account.allowed_origins,
+                    keys,
+                    expires_at: key.expires_at,
+                })
+            }
+        };
         self.inner
             .principals
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(hash, Arc::clone(&principal));
+            .insert(hash, (Arc::clone(&principal), read_at));
         Ok(Some(principal))
+    }
+
+    fn forget_principal(&self, hash: &[u8; 32]) {
+        self.inner
+            .principals
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(hash);
     }
 
     /// Destroys the private keys whose grace period is over: a retired key can then never

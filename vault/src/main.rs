@@ -19,8 +19,8 @@ use cardseal_vault::config::{Config, RateLimit};
 use cardseal_vault::crypto::MasterKey;
 use cardseal_vault::events;
 use cardseal_vault::store::sqlite::SqliteStore;
-use cardseal_vault::store::{Store, ledger};
-use cardseal_vault::{AppState, app, assets, keys};
+use cardseal_vault::store::{KeyKind, Store, ledger};
+use cardseal_vault::{AppState, admin_app, app, assets, keys};
 
 #[derive(Parser)]
 #[command(
@@ -72,6 +72,10 @@ struct ServeArgs {
     /// Address to listen on; port 0 picks a free port (printed on stdout).
     #[arg(long, env = "CARDSEAL_LISTEN", default_value = "127.0.0.1:8787")]
     listen: SocketAddr,
+    /// Address for `/metrics` and `/healthz`, for operators only (keep it off the internet);
+    /// port 0 picks a free port (printed on stdout). Without it, no metrics are served.
+    #[arg(long, env = "CARDSEAL_ADMIN_LISTEN")]
+    admin_listen: Option<SocketAddr>,
     #[command(flatten)]
     storage: Storage,
     /// Issuer metadata (binlist CSV format) for funding, country and issuer fields.
@@ -145,6 +149,73 @@ enum AccountsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Change an account. A running vault applies the change within a second.
+    Update {
+        #[command(flatten)]
+        storage: Storage,
+        /// The account, `acct_…`.
+        #[arg(long)]
+        account: String,
+        /// Replace the origins publishable keys may be used from (repeat or list several).
+        #[arg(long = "allowed-origin", num_args = 1.., conflicts_with = "clear_allowed_origins")]
+        allowed_origins: Option<Vec<String>>,
+        /// Remove every allowed origin: the publishable keys then work only outside browsers.
+        #[arg(long)]
+        clear_allowed_origins: bool,
+    },
+    /// Roll or revoke API keys.
+    #[command(subcommand)]
+    Keys(AccountKeysCommand),
+}
+
+#[derive(Subcommand)]
+enum AccountKeysCommand {
+    /// Make a new key of one kind and print it; the account's old keys of that kind keep working
+    /// for the grace period, then stop.
+    Roll {
+        #[command(flatten)]
+        storage: Storage,
+        /// The account, `acct_…`.
+        #[arg(long)]
+        account: String,
+        /// Which key to replace.
+        #[arg(long, value_enum)]
+        kind: KindArg,
+        /// A restricted key's scopes (default: detokenize). Repeat or list several.
+        #[arg(long = "scope", num_args = 1..)]
+        scopes: Vec<String>,
+        /// How long the old keys keep working (e.g. 0, 90s, 30m, 24h, 7d); 0 stops them at once.
+        #[arg(long, default_value = "24h", value_parser = parse_duration)]
+        grace: i64,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a key at once; a running vault refuses it within a second. `-` reads the key from
+    /// stdin, which keeps it out of the process list and the shell history.
+    Revoke {
+        #[command(flatten)]
+        storage: Storage,
+        /// The whole key (`pk_…`, `sk_…`, `rk_…`), or `-`.
+        key: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum KindArg {
+    Pk,
+    Sk,
+    Rk,
+}
+
+impl From<KindArg> for KeyKind {
+    fn from(k: KindArg) -> Self {
+        match k {
+            KindArg::Pk => KeyKind::Publishable,
+            KindArg::Sk => KeyKind::Secret,
+            KindArg::Rk => KeyKind::Restricted,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -285,6 +356,38 @@ fn print_account(account: &NewAccount, json: bool) -> Result<(), String> {
 }
 
 #[allow(clippy::print_stdout)]
+fn print_rolled(rolled: &accounts::RolledKey, json: bool) -> Result<(), String> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(rolled).map_err(|e| e.to_string())?
+        );
+        return Ok(());
+    }
+    // The same label as `accounts create` prints, so scripts find the key the same way.
+    let label = match rolled.kind {
+        "publishable" => "publishable_key",
+        "secret" => "secret_key",
+        _ => "restricted_key",
+    };
+    println!("account          {}", rolled.account);
+    if rolled.scopes.is_empty() {
+        println!("{label:<17}{}", rolled.key);
+    } else {
+        println!(
+            "{label:<17}{}  (scope: {})",
+            rolled.key,
+            rolled.scopes.join(", ")
+        );
+    }
+    println!(
+        "old keys         {} stop working at {} (Unix time)",
+        rolled.old_keys, rolled.old_keys_expire_at
+    );
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
 fn print_line(line: &str) {
     println!("{line}");
 }
@@ -310,6 +413,75 @@ async fn run(command: Command) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
             print_account(&account, json)
+        }
+        Command::Accounts(AccountsCommand::Update {
+            storage,
+            account,
+            allowed_origins,
+            clear_allowed_origins,
+        }) => {
+            let origins = match (allowed_origins, clear_allowed_origins) {
+                (Some(o), _) => o,
+                (None, true) => Vec::new(),
+                (None, false) => {
+                    return Err(
+                        "nothing to update: give --allowed-origin or --clear-allowed-origins"
+                            .into(),
+                    );
+                }
+            };
+            let (store, _master) = open_storage(&storage).await?;
+            let origins = accounts::set_allowed_origins(store.as_ref(), &account, &origins)
+                .await
+                .map_err(|e| e.to_string())?;
+            print_line(&format!(
+                "account {account}: allowed origins {}",
+                if origins.is_empty() {
+                    "none".to_owned()
+                } else {
+                    origins.join(" ")
+                }
+            ));
+            Ok(())
+        }
+        Command::Accounts(AccountsCommand::Keys(AccountKeysCommand::Roll {
+            storage,
+            account,
+            kind,
+            scopes,
+            grace,
+            json,
+        })) => {
+            let (store, master) = open_storage(&storage).await?;
+            let rolled = accounts::roll_key(
+                store.as_ref(),
+                &master,
+                &account,
+                kind.into(),
+                &scopes,
+                grace,
+                SystemClock.now(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            print_rolled(&rolled, json)
+        }
+        Command::Accounts(AccountsCommand::Keys(AccountKeysCommand::Revoke { storage, key })) => {
+            let key = if key == "-" {
+                let mut line = zeroize::Zeroizing::new(String::new());
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .map_err(|e| format!("cannot read the key from stdin: {e}"))?;
+                zeroize::Zeroizing::new(line.trim().to_owned())
+            } else {
+                zeroize::Zeroizing::new(key)
+            };
+            let (store, _master) = open_storage(&storage).await?;
+            accounts::revoke_key(store.as_ref(), &key, SystemClock.now())
+                .await
+                .map_err(|e| e.to_string())?;
+            print_line("revoked; a running vault refuses the key within a second");
+            Ok(())
         }
         Command::Events(EventsCommand::Verify { storage }) => {
             let (store, _master) = open_storage(&storage).await?;
@@ -408,6 +580,23 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    if let Some(admin) = args.admin_listen {
+        let admin_listener = tokio::net::TcpListener::bind(admin)
+            .await
+            .map_err(|e| format!("cannot listen on {admin} (--admin-listen): {e}"))?;
+        let admin_addr = admin_listener.local_addr().map_err(|e| e.to_string())?;
+        // Printed before the public address: tools wait for `listening on` and then read on.
+        print_line(&format!(
+            "admin            http://{admin_addr}  (/metrics, /healthz)"
+        ));
+        tracing::info!(addr = %admin_addr, "admin listening");
+        let admin_router = admin_app(state.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(admin_listener, admin_router).await {
+                tracing::error!(error = %e, "the admin listener stopped");
+            }
+        });
+    }
     tokio::spawn(state.clone().maintain(Duration::from_secs(10)));
     tracing::info!(%addr, "listening");
     let mut router = app(state);

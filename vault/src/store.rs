@@ -103,6 +103,17 @@ pub struct ApiKeyRecord {
     pub wrapped_key: Option<Vec<u8>>,
     /// When it was made.
     pub created: i64,
+    /// When it stops working (set by `accounts keys roll` on the key it replaces).
+    pub expires_at: Option<i64>,
+    /// When `accounts keys revoke` stopped it.
+    pub revoked_at: Option<i64>,
+}
+
+impl ApiKeyRecord {
+    /// Whether the key still authenticates at `now`: not revoked, not past its expiry.
+    pub fn usable_at(&self, now: i64) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|t| t > now)
+    }
 }
 
 /// An account, as stored.
@@ -230,6 +241,25 @@ pub trait Store: ledger::Ledger + Send + Sync + fmt::Debug {
         &self,
         key_hash: [u8; 32],
     ) -> StoreResult<Option<(ApiKeyRecord, AccountRecord)>>;
+
+    /// The account with this id.
+    async fn account(&self, id: &str) -> StoreResult<Option<AccountRecord>>;
+
+    /// Adds `key` and makes every other unrevoked key of its kind on its account expire at
+    /// `old_expire_at` (a key due to expire earlier keeps its expiry), in one transaction.
+    /// Returns how many keys got the new expiry.
+    async fn roll_api_key(&self, key: ApiKeyRecord, old_expire_at: i64) -> StoreResult<u64>;
+
+    /// Marks the key with this hash revoked at `now` (an earlier revocation stands). `false`
+    /// when there is no such key.
+    async fn revoke_api_key(&self, key_hash: [u8; 32], now: i64) -> StoreResult<bool>;
+
+    /// Replaces an account's allowed origins. `false` when there is no such account.
+    async fn set_allowed_origins(
+        &self,
+        account_id: &str,
+        origins: Vec<String>,
+    ) -> StoreResult<bool>;
 
     /// Records `jti` and stores `token` in one transaction. [`StoreError::Duplicate`] when the
     /// `jti` was seen before (and then nothing is stored).

@@ -654,8 +654,7 @@ async fn real_server_tokens_limits_and_preflight() {
     .await;
     assert_eq!(r.status, 200);
 
-    let metrics = http(addr, Request::get("/metrics").body(Body::empty()).unwrap()).await;
-    let text = String::from_utf8(metrics.body.to_vec()).unwrap();
+    let text = v.metrics().await;
     assert!(
         text.contains("cardseal_tokens_created_total{type=\"card\"} 5"),
         "{text}"

@@ -223,11 +223,16 @@ async fn detokenize_needs_the_scope_and_is_audited() {
     let v = TestVault::new().await;
     let tok = token(&v).await;
     let body = json!({"token": tok});
-    for key in [&v.account.secret_key, &v.account.publishable_key] {
-        v.call(post_json("/v1/detokenize", key, &body))
-            .await
-            .assert_error(403, "permission_error", "insufficient_scope");
-    }
+    v.call(post_json("/v1/detokenize", &v.account.secret_key, &body))
+        .await
+        .assert_error(403, "permission_error", "insufficient_scope");
+    v.call(post_json(
+        "/v1/detokenize",
+        &v.account.publishable_key,
+        &body,
+    ))
+    .await
+    .assert_error(403, "permission_error", "secret_key_required");
     let r = v
         .call(post_json(
             "/v1/detokenize",
@@ -292,8 +297,10 @@ async fn a_key_whose_first_request_still_runs_gets_409_until_its_lock_lapses() {
     let request_hash = principal
         .keys
         .keyed_digest("idempotency-request", request.as_bytes());
+    let key_hash = sha256(format!("{}\nk-flight", principal.key_ref).as_bytes());
     let claim = ledger::write(v.state.store(), move |tx| {
-        tx.claim_key(&account, &sha256(b"k-flight"), &request_hash, now, 60)
+        // Idempotency keys are scoped to the API key that sent them.
+        tx.claim_key(&account, &key_hash, &request_hash, now, 60)
             .map_err(TxError::<()>::Store)
     })
     .await

@@ -289,10 +289,7 @@ async fn the_test_processor_decides_by_number() {
             "token_already_used",
         );
     }
-    let metrics = v
-        .call(Request::get("/metrics").body(Body::empty()).unwrap())
-        .await;
-    let text = String::from_utf8_lossy(&metrics.body);
+    let text = v.metrics().await;
     assert!(
         text.contains(
             r#"cardseal_charges_total{status="failed",decline_code="insufficient_funds"} 1"#

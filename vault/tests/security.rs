@@ -269,8 +269,10 @@ async fn used_tokens_deleted_cards_and_used_cvcs_leave_nothing_that_decrypts() {
     v.store.checkpoint().unwrap();
     let copy = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
+    let mut names = Vec::new();
     for entry in std::fs::read_dir(v.dir.path()).unwrap() {
         let path = entry.unwrap().path();
+        names.push(path.file_name().unwrap().to_owned());
         let to = copy.path().join(path.file_name().unwrap());
         std::fs::copy(&path, &to).unwrap();
         files.push(std::fs::read(&to).unwrap());
@@ -292,9 +294,15 @@ async fn used_tokens_deleted_cards_and_used_cvcs_leave_nothing_that_decrypts() {
         }
     }
     // Not even the ciphertext is left anywhere in the files, WAL included.
-    for file in &files {
-        for old in [&t1_blob, &t2_blob, &c2_blob, &cvc2_blob, &card2_blob] {
-            assert!(!contains(file, old), "a destroyed blob is still on disk");
+    for (f, file) in files.iter().enumerate() {
+        for (i, old) in [&t1_blob, &t2_blob, &c2_blob, &cvc2_blob, &card2_blob]
+            .iter()
+            .enumerate()
+        {
+            assert!(
+                !contains(file, old),
+                "destroyed blob {i} is still on disk in file {f} of {names:?}"
+            );
         }
     }
 }

@@ -5,8 +5,8 @@
 //! `Idempotent-Replayed: true`) without running anything, so a retried `POST /v1/tokens` gets
 //! the same token before any decryption happens. The same key with another request is
 //! `idempotency_key_mismatch`; a duplicate that arrives while the first still runs is 409
-//! `idempotency_key_in_use`. Error responses are not kept: nothing ran to completion, so
-//! a retry runs again. `POST /v1/detokenize` is never kept: its answer holds a card number.
+//! `idempotency_key_in_use`. A request refused before it ran (authentication, scope, rate
+//! limit, size, validation) is not kept, so the key stays free for the real request. `POST /v1/detokenize` is never kept: its answer holds a card number.
 
 use std::sync::Arc;
 
@@ -17,8 +17,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
-use super::ApiError;
 use super::cards::tx_error;
+use super::{ApiError, ErrorCode};
 use crate::crypto::sha256;
 use crate::store::StoreResult;
 use crate::store::ledger::{self, Claim, Tx};
@@ -186,10 +186,8 @@ async fn run(
             return Err(super::internal("reading a response failed")(e));
         }
     };
-    // Only an answer of a request that ran is kept. An error means nothing was done (every
-    // effect commits in one transaction with its success), and a refusal before the request
-    // ran (401, 403, 404, 413, 429, a body that does not parse) must not hold the key.
-    if !status.is_success() || body.len() > MAX_KEPT_BODY {
+    let code = parts.extensions.get::<ErrorCode>().map(|c| c.0);
+    if !ran(status, code) || body.len() > MAX_KEPT_BODY {
         release(state, account, key_hash).await;
     } else {
         let kept = body.to_vec();
@@ -205,6 +203,35 @@ async fn run(
         }
     }
     Ok(Response::from_parts(parts, Body::from(body)))
+}
+
+/// Whether a response is the outcome of a request that ran, and so is kept for the key.
+/// A request refused before it ran is not (the key stays free for the real request): an
+/// authentication or permission refusal, a rate limit, a body too large or unreadable, a
+/// parameter that fails validation. Nor is a failure to retry (5xx). As Stripe does.
+fn ran(status: StatusCode, code: Option<&str>) -> bool {
+    if status.is_success() {
+        return true;
+    }
+    if status.is_server_error()
+        || matches!(
+            status,
+            StatusCode::UNAUTHORIZED
+                | StatusCode::FORBIDDEN
+                | StatusCode::NOT_FOUND
+                | StatusCode::METHOD_NOT_ALLOWED
+                | StatusCode::PAYLOAD_TOO_LARGE
+                | StatusCode::UNSUPPORTED_MEDIA_TYPE
+                | StatusCode::TOO_MANY_REQUESTS
+        )
+    {
+        // A 404 for an id that does not exist is an answer, but one a retry gets again.
+        return false;
+    }
+    !matches!(
+        code,
+        None | Some("invalid_body" | "parameter_missing" | "parameter_invalid")
+    )
 }
 
 async fn release(state: &AppState, account: String, key_hash: [u8; 32]) {

@@ -83,6 +83,11 @@ const MIGRATIONS: &[&str] = &[
     ",
     // 2: saved cards, CVCs, charges, the audit log and idempotency keys.
     ledger::MIGRATION,
+    // 3: API keys can be rolled (the old one expires after a grace period) and revoked.
+    "
+    ALTER TABLE api_keys ADD COLUMN expires_at INTEGER;
+    ALTER TABLE api_keys ADD COLUMN revoked_at INTEGER;
+    ",
 ];
 
 /// How many read connections to keep.
@@ -198,14 +203,20 @@ fn checkpoint_loop(conn: Connection, alive: std::sync::Weak<Inner>) {
         } else {
             "PASSIVE"
         };
-        if let Err(e) = checkpoint(&conn, mode) {
-            tracing::warn!(error = %e, mode, "WAL checkpoint failed");
+        match checkpoint(&conn, mode) {
+            Ok(true) => {}
+            // Busy: a reader or the writer was in the way; the next round catches up.
+            Ok(false) => tracing::debug!(mode, "WAL checkpoint could not complete"),
+            Err(e) => tracing::warn!(error = %e, mode, "WAL checkpoint failed"),
         }
     }
 }
 
-fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<()> {
-    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(()))
+/// Runs a checkpoint; `false` when a reader or writer kept it from completing.
+fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<bool> {
+    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+        r.get::<_, i64>(0).map(|busy| busy == 0)
+    })
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -283,7 +294,15 @@ impl SqliteStore {
     /// does every few seconds; afterwards no destroyed card data is left in either file.
     pub fn checkpoint(&self) -> StoreResult<()> {
         let conn = open(&self.inner.path).map_err(backend)?;
-        checkpoint(&conn, "TRUNCATE").map_err(backend)
+        for _ in 0..100 {
+            if checkpoint(&conn, "TRUNCATE").map_err(backend)? {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(StoreError::Backend(
+            "the WAL checkpoint stayed busy for 2 s".into(),
+        ))
     }
 
     /// Runs `f` on the writer thread, inside a savepoint of the current group transaction,
@@ -399,7 +418,9 @@ fn account_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<AccountRecord> {
     })
 }
 
-const KEY_COLS: &str = "k.key_hash, k.account_id, k.kind, k.scopes, k.wrapped_key, k.created";
+const KEY_COLS: &str = "k.key_hash, k.account_id, k.kind, k.scopes, k.wrapped_key, k.created, k.expires_at, k.revoked_at";
+/// How many columns [`KEY_COLS`] names.
+const KEY_COL_COUNT: usize = 8;
 
 fn key_from_row(r: &Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
     let kind: String = r.get(2)?;
@@ -410,6 +431,8 @@ fn key_from_row(r: &Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
         scopes: parse_list(&r.get::<_, String>(3)?)?,
         wrapped_key: r.get(4)?,
         created: r.get(5)?,
+        expires_at: r.get(6)?,
+        revoked_at: r.get(7)?,
     })
 }
 
@@ -440,6 +463,25 @@ fn token_from_row(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
         expires_at: r.get(12)?,
         used_at: r.get(13)?,
     })
+}
+
+fn insert_api_key(c: &Connection, k: &ApiKeyRecord) -> StoreResult<()> {
+    c.execute(
+        "INSERT INTO api_keys (key_hash, account_id, kind, scopes, wrapped_key, created, expires_at, revoked_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            k.key_hash,
+            k.account_id,
+            k.kind.as_str(),
+            json_list(&k.scopes)?,
+            k.wrapped_key,
+            k.created,
+            k.expires_at,
+            k.revoked_at
+        ],
+    )
+    .map(drop)
+    .map_err(backend)
 }
 
 #[async_trait]
@@ -517,19 +559,7 @@ impl Store for SqliteStore {
                 e => backend(e),
             })?;
             for k in &keys {
-                c.execute(
-                    "INSERT INTO api_keys (key_hash, account_id, kind, scopes, wrapped_key, created)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![
-                        k.key_hash,
-                        k.account_id,
-                        k.kind.as_str(),
-                        json_list(&k.scopes)?,
-                        k.wrapped_key,
-                        k.created
-                    ],
-                )
-                .map_err(backend)?;
+                insert_api_key(c, k)?;
             }
             Ok(())
         })
@@ -574,8 +604,74 @@ impl Store for SqliteStore {
                  WHERE k.key_hash = ?1"
             ))
             .map_err(backend)?
-            .query_row(params![key_hash], |r| Ok((key_from_row(r)?, account_from_row(r, 6)?)))
+            .query_row(params![key_hash], |r| {
+                Ok((key_from_row(r)?, account_from_row(r, KEY_COL_COUNT)?))
+            })
             .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn account(&self, id: &str) -> StoreResult<Option<AccountRecord>> {
+        let id = id.to_owned();
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {ACCOUNT_COLS} FROM accounts a WHERE a.id = ?1"
+            ))
+            .map_err(backend)?
+            .query_row(params![id], |r| account_from_row(r, 0))
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn roll_api_key(&self, key: ApiKeyRecord, old_expire_at: i64) -> StoreResult<u64> {
+        self.write(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE api_keys SET expires_at = ?4
+                     WHERE account_id = ?1 AND kind = ?2 AND key_hash != ?3 AND revoked_at IS NULL
+                       AND (expires_at IS NULL OR expires_at > ?4)",
+                    params![
+                        key.account_id,
+                        key.kind.as_str(),
+                        key.key_hash,
+                        old_expire_at
+                    ],
+                )
+                .map_err(backend)?;
+            insert_api_key(c, &key)?;
+            Ok(u64::try_from(n).unwrap_or(u64::MAX))
+        })
+        .await
+    }
+
+    async fn revoke_api_key(&self, key_hash: [u8; 32], now: i64) -> StoreResult<bool> {
+        self.write(move |c| {
+            c.execute(
+                "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE key_hash = ?1",
+                params![key_hash, now],
+            )
+            .map(|n| n > 0)
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn set_allowed_origins(
+        &self,
+        account_id: &str,
+        origins: Vec<String>,
+    ) -> StoreResult<bool> {
+        let account_id = account_id.to_owned();
+        self.write(move |c| {
+            c.execute(
+                "UPDATE accounts SET allowed_origins = ?2 WHERE id = ?1",
+                params![account_id, json_list(&origins)?],
+            )
+            .map(|n| n > 0)
             .map_err(backend)
         })
         .await

@@ -160,6 +160,17 @@ impl TestVault {
         }
     }
 
+    /// `/metrics` from the admin router (the public one has none).
+    pub async fn metrics(&self) -> String {
+        let response = cardseal_vault::admin_app(self.state.clone())
+            .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(body.to_vec()).unwrap()
+    }
+
     pub async fn create_token(&self, key: &str, body: &Value) -> Reply {
         self.call(post_json("/v1/tokens", key, body)).await
     }
