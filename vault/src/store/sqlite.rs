@@ -83,6 +83,8 @@ const MIGRATIONS: &[&str] = &[
     ",
     // 2: saved cards, CVCs, charges, the audit log and idempotency keys.
     ledger::MIGRATION,
+    // 3: per-account audit keys for the keyed event chains.
+    ledger::AUDIT_KEY_MIGRATION,
 ];
 
 /// How many read connections to keep.
@@ -101,6 +103,8 @@ struct Inner {
     /// supported toolchain; it is held for the duration of one `send`.)
     jobs: Mutex<mpsc::Sender<Job>>,
     readers: Mutex<Vec<Connection>>,
+    /// Keys the audit chains; set by [`crate::store::ledger::Ledger::use_master_key`].
+    audit_master: std::sync::OnceLock<Arc<crate::crypto::MasterKey>>,
 }
 
 /// A unit of writing: runs inside the group transaction and returns what to tell its caller
@@ -237,6 +241,7 @@ impl SqliteStore {
             path: path.to_owned(),
             jobs: Mutex::new(jobs),
             readers: Mutex::new(Vec::new()),
+            audit_master: std::sync::OnceLock::new(),
         });
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
@@ -558,6 +563,7 @@ impl Store for SqliteStore {
     }
 
     async fn add_token(&self, token: TokenRecord, jti: JtiRecord) -> StoreResult<()> {
+        let master = self.inner.audit_master.get().cloned();
         self.write(move |c| {
             let fresh = c
                 .prepare_cached(
@@ -598,7 +604,7 @@ impl Store for SqliteStore {
                 token.used_at
             ])
             .map_err(backend)?;
-            ledger::token_created(c, &token)?;
+            ledger::token_created(c, master.as_deref(), &token)?;
             Ok(())
         })
         .await
