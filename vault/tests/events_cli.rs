@@ -298,3 +298,59 @@ async fn a_copy_of_the_data_cannot_be_rewritten_or_truncated_unnoticed() {
         stderr(&out)
     );
 }
+
+#[tokio::test]
+async fn a_database_from_before_keyed_chains_is_keyed_at_the_next_start() {
+    use std::sync::Arc;
+
+    use cardseal_vault::clock::ManualClock;
+    use cardseal_vault::crypto::MasterKey;
+    use cardseal_vault::store::sqlite::SqliteStore;
+
+    let v = TestVault::new().await;
+    for account in [&v.account, &v.other] {
+        let r = v
+            .create_token(
+                &account.publishable_key,
+                &json!({ "card": v.seal_card("4242424242424242", "123") }),
+            )
+            .await;
+        assert_eq!(r.status, 200);
+    }
+    // The database as a vault before migration 3 left it: plain SHA-256 chains, no audit keys.
+    let old = copy_of(&v);
+    let db = rusqlite::Connection::open(old.path().join("cardseal-vault.sqlite3")).unwrap();
+    for account in [&v.account.account, &v.other.account] {
+        relink_plain(&db, account, 0);
+    }
+    db.execute_batch("ALTER TABLE accounts DROP COLUMN audit_key; PRAGMA user_version = 2;")
+        .unwrap();
+    drop(db);
+
+    // The new vault migrates it; until a start keys the chains, verify says they are not.
+    let out = events_cli(old.path(), &["verify"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no usable audit key"),
+        "{}",
+        stderr(&out)
+    );
+
+    let state = cardseal_vault::AppState::new(
+        unlimited(),
+        Arc::new(SqliteStore::open(old.path()).unwrap()),
+        MasterKey::load(None, old.path()).unwrap(),
+        Arc::new(ManualClock::new(unix_now())),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        cardseal_vault::events::verify(state.store(), state.master())
+            .await
+            .unwrap(),
+        Ok(2)
+    );
+    drop(state);
+    let out = events_cli(old.path(), &["verify"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
