@@ -278,6 +278,104 @@ impl AccountKeys {
     }
 }
 
+/// An account's audit key: keys its event chain, so that only a holder of the master key can
+/// rewrite the chain, and signs checkpoints of it. Both are derived from one random 32-byte
+/// key wrapped under the master key (`audit_key` on the account row), with distinct labels,
+/// so a checkpoint MAC can never pass for a chain link or the other way round.
+pub struct AuditKey {
+    chain: hmac::Key,
+    checkpoint: hmac::Key,
+}
+
+impl fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AuditKey(***)")
+    }
+}
+
+const AUDIT_KEY_PURPOSE: &str = "account-audit-key";
+
+impl AuditKey {
+    /// A new random key for `account_id`, and its wrapped form.
+    pub fn generate(master: &MasterKey, account_id: &str) -> Result<(Self, Vec<u8>), CryptoError> {
+        let raw = Zeroizing::new(random_bytes::<32>());
+        let wrapped = master.wrap(AUDIT_KEY_PURPOSE, account_id, &*raw)?;
+        Ok((Self::from_bytes(&raw), wrapped))
+    }
+
+    /// Unwraps a stored key; fails for another account's key or another master key.
+    pub fn unwrap(
+        master: &MasterKey,
+        account_id: &str,
+        wrapped: &[u8],
+    ) -> Result<Self, CryptoError> {
+        let raw = master.unwrap_key(AUDIT_KEY_PURPOSE, account_id, wrapped)?;
+        let raw: &[u8; 32] = raw.as_slice().try_into().map_err(|_| CryptoError)?;
+        Ok(Self::from_bytes(raw))
+    }
+
+    fn from_bytes(raw: &[u8; 32]) -> Self {
+        let root = hmac::Key::new(hmac::HMAC_SHA256, raw);
+        let derive = |label: &[u8]| {
+            let sub = Zeroizing::new(hmac::sign(&root, label).as_ref().to_vec());
+            hmac::Key::new(hmac::HMAC_SHA256, &sub)
+        };
+        Self {
+            chain: derive(b"cardseal-vault/v1/audit/chain"),
+            checkpoint: derive(b"cardseal-vault/v1/audit/checkpoint"),
+        }
+    }
+
+    /// An event's link: HMAC-SHA256 over the previous event's link and the event's canonical
+    /// JSON.
+    pub fn link(&self, prev: &[u8], body: &str) -> [u8; 32] {
+        let mut ctx = hmac::Context::with_key(&self.chain);
+        ctx.update(prev);
+        ctx.update(body.as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.sign().as_ref());
+        out
+    }
+
+    /// The MAC of a checkpointed head: the chain reached event `event_id` at `seq` with link
+    /// `hash`.
+    pub fn sign_head(&self, account_id: &str, seq: i64, event_id: &str, hash: &[u8]) -> [u8; 32] {
+        let tag = hmac::sign(
+            &self.checkpoint,
+            &head_message(account_id, seq, event_id, hash),
+        );
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        out
+    }
+
+    /// Whether `mac` is [`AuditKey::sign_head`]'s for these values (compared in constant time).
+    pub fn verify_head(
+        &self,
+        account_id: &str,
+        seq: i64,
+        event_id: &str,
+        hash: &[u8],
+        mac: &[u8],
+    ) -> bool {
+        hmac::verify(
+            &self.checkpoint,
+            &head_message(account_id, seq, event_id, hash),
+            mac,
+        )
+        .is_ok()
+    }
+}
+
+fn head_message(account_id: &str, seq: i64, event_id: &str, hash: &[u8]) -> Vec<u8> {
+    // Ids hold no newline, and the hash is fixed-width hex, so the encoding is unambiguous.
+    format!(
+        "cardseal-vault/v1/checkpoint\n{account_id}\n{seq}\n{event_id}\n{}",
+        hex::encode(hash)
+    )
+    .into_bytes()
+}
+
 fn record_aad(account_id: &str, kind: &str, record_id: &str) -> Vec<u8> {
     // Ids never contain '/', so the encoding is unambiguous.
     format!("cardseal-vault/v1/{kind}/{account_id}/{record_id}").into_bytes()
@@ -317,6 +415,25 @@ mod tests {
         assert_eq!(again.fingerprint("4242"), keys.fingerprint("4242"));
         assert!(AccountKeys::unwrap(&master, "acct_b", &wrapped).is_err());
         assert!(AccountKeys::unwrap(&MasterKey::random(), "acct_a", &wrapped).is_err());
+    }
+
+    #[test]
+    fn audit_keys_are_per_account_and_separate_chain_from_checkpoint() {
+        let master = MasterKey::random();
+        let (key, wrapped) = AuditKey::generate(&master, "acct_a").unwrap();
+        let again = AuditKey::unwrap(&master, "acct_a", &wrapped).unwrap();
+        assert_eq!(key.link(&[0; 32], "{}"), again.link(&[0; 32], "{}"));
+        assert!(AuditKey::unwrap(&master, "acct_b", &wrapped).is_err());
+        assert!(AuditKey::unwrap(&MasterKey::random(), "acct_a", &wrapped).is_err());
+        let mac = key.sign_head("acct_a", 7, "evt_1", &[1; 32]);
+        assert!(again.verify_head("acct_a", 7, "evt_1", &[1; 32], &mac));
+        assert!(!again.verify_head("acct_a", 6, "evt_1", &[1; 32], &mac));
+        assert!(!again.verify_head("acct_b", 7, "evt_1", &[1; 32], &mac));
+        // Not the plain hash an attacker could recompute.
+        assert_ne!(
+            key.link(&[0; 32], "{}"),
+            sha256(&[&[0u8; 32][..], b"{}"].concat())
+        );
     }
 
     #[test]

@@ -84,7 +84,7 @@ pub struct AppState {
 struct Inner {
     config: Config,
     store: Arc<dyn Store>,
-    master: MasterKey,
+    master: Arc<MasterKey>,
     keys: KeyRing,
     clock: Arc<dyn Clock>,
     metrics: Metrics,
@@ -133,6 +133,22 @@ impl AppState {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartError> {
         let keys = KeyRing::load(store.as_ref(), &master, clock.now()).await?;
+        let master = Arc::new(master);
+        store.use_master_key(Arc::clone(&master));
+        // Chains written by a vault from before keyed chains are keyed now, at the first start
+        // that can, rather than whenever each account next has an event.
+        let keyed = store::ledger::write(store.as_ref(), |tx| {
+            tx.key_audit_chains()
+                .map_err(store::ledger::TxError::<()>::Store)
+        })
+        .await
+        .map_err(|e| match e {
+            store::ledger::TxError::Store(e) => StartError(format!("keying the audit log: {e}")),
+            store::ledger::TxError::Abort(()) => StartError("keying the audit log: aborted".into()),
+        })?;
+        if keyed > 0 {
+            tracing::info!(accounts = keyed, "made audit keys");
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 key_limiter: RateLimiter::new(config.rate_per_key),

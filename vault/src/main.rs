@@ -50,8 +50,19 @@ enum Command {
 
 #[derive(Subcommand)]
 enum EventsCommand {
-    /// Recompute the audit log's hash chain; exits non-zero naming the first broken event.
+    /// Recompute the audit log's keyed hash chains; exits non-zero naming the first broken
+    /// event.
     Verify {
+        #[command(flatten)]
+        storage: Storage,
+        /// Also check against a file printed by `events checkpoint`: its signatures, and that
+        /// every chain still reaches the head it had then (catches removed trailing events).
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+    },
+    /// Print a signed head (account, seq, event, hash, MAC) of every account's chain, one JSON
+    /// line each, to keep away from the data directory for `events verify --checkpoint`.
+    Checkpoint {
         #[command(flatten)]
         storage: Storage,
     },
@@ -483,18 +494,38 @@ async fn run(command: Command) -> Result<(), String> {
             print_line("revoked; a running vault refuses the key within a second");
             Ok(())
         }
-        Command::Events(EventsCommand::Verify { storage }) => {
-            let (store, _master) = open_storage(&storage).await?;
-            match events::verify(store.as_ref()).await? {
+        Command::Events(EventsCommand::Verify {
+            storage,
+            checkpoint: None,
+        }) => {
+            let (store, master) = open_storage(&storage).await?;
+            match events::verify(store.as_ref(), &master).await? {
                 Ok(n) => {
                     print_line(&format!("ok: {n} events, hash chain intact"));
                     Ok(())
                 }
-                Err(b) => Err(format!(
-                    "event {} (seq {}) is broken: {}; every later event is unverified",
-                    b.id, b.seq, b.reason
-                )),
+                Err(b) => Err(events::broken_message(&b)),
             }
+        }
+        Command::Events(EventsCommand::Verify {
+            storage,
+            checkpoint: Some(file),
+        }) => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let (store, master) = open_storage(&storage).await?;
+            let (n, heads) = events::verify_with_checkpoint(store.as_ref(), &master, &text).await?;
+            print_line(&format!(
+                "ok: {n} events, hash chain intact, {heads} checkpointed heads reached"
+            ));
+            Ok(())
+        }
+        Command::Events(EventsCommand::Checkpoint { storage }) => {
+            let (store, master) = open_storage(&storage).await?;
+            for head in events::checkpoint(store.as_ref(), &master).await? {
+                print_line(&serde_json::to_string(&head).map_err(|e| e.to_string())?);
+            }
+            Ok(())
         }
         Command::Keys(KeysCommand::Rotate { storage }) => {
             let (store, master) = open_storage(&storage).await?;

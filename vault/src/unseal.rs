@@ -22,6 +22,16 @@ pub use cardseal::jwe::Payload;
 /// extensions we do not implement, and any way for the sender to name its own key.
 const FORBIDDEN: &[&str] = &["zip", "crit", "jku", "jwk", "x5u", "x5c", "x5t", "x5t#S256"];
 
+/// The A256GCM IV length (RFC 7518 §5.3).
+const IV_LEN: usize = 12;
+
+/// The A256GCM authentication tag length (RFC 7518 §5.3).
+const TAG_LEN: usize = 16;
+
+/// The longest ciphertext accepted: the default request body limit (8 KiB). A JWE in a body
+/// of that size holds less after base64, and a card payload is a few hundred bytes.
+const MAX_CIPHERTEXT: usize = 8 * 1024;
+
 /// Why a sealed value did not open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnsealError {
@@ -96,10 +106,20 @@ pub fn unseal(ring: &KeyRing, jwe: &str, now: i64, grace: i64) -> Result<Unseale
     let ek = decode(ek)?;
     let iv = decode(iv)?;
     let mut in_out = Zeroizing::new(decode(ciphertext)?);
-    in_out.extend_from_slice(&decode(tag)?);
-    if iv.len() != 12 || in_out.len() < 16 {
+    let tag = decode(tag)?;
+    // Each segment must have exactly its own length. Checking only the sum (ciphertext plus
+    // tag) let bytes move between the ciphertext and tag segments, or the whole
+    // ciphertext-and-tag sit in one, and still decrypt: a second spelling of the same JWE.
+    // These lengths are public, so refusing early leaks nothing; the refusal is still Opaque.
+    if ek.len() != key.key.key_size_bytes()
+        || iv.len() != IV_LEN
+        || tag.len() != TAG_LEN
+        || in_out.is_empty()
+        || in_out.len() > MAX_CIPHERTEXT
+    {
         return Err(UnsealError::Opaque);
     }
+    in_out.extend_from_slice(&tag);
 
     let mut cek = Zeroizing::new(random_bytes::<32>());
     let mut out = Zeroizing::new(vec![0u8; key.key.min_output_size()]);

@@ -199,7 +199,7 @@ async fn events_are_chained_and_edits_are_caught() {
     let theirs = v.get("/v1/events", &v.other.secret_key).await.json();
     assert_eq!(theirs["data"].as_array().unwrap().len(), 1);
     assert_eq!(
-        cardseal_vault::events::verify(v.state.store())
+        cardseal_vault::events::verify(v.state.store(), v.state.master())
             .await
             .unwrap(),
         Ok(5)
@@ -211,7 +211,7 @@ async fn events_are_chained_and_edits_are_caught() {
         [],
     )
     .unwrap();
-    let broken = cardseal_vault::events::verify(v.state.store())
+    let broken = cardseal_vault::events::verify(v.state.store(), v.state.master())
         .await
         .unwrap()
         .unwrap_err();

@@ -175,7 +175,11 @@ async fn create_inner(
     let payload = unsealed.payload;
 
     let window = state.config().iat_window_secs;
-    if (now - payload.iat).abs() > window {
+    // `iat` is whatever i64 the sender chose: `now - iat` can overflow (a panic in debug, and
+    // in release a wrap that lets `iat = now - 2^63` pass), so the distance is taken as a u64,
+    // which cannot overflow.
+    let window_u64 = u64::try_from(window).unwrap_or(0);
+    if now.abs_diff(payload.iat) > window_u64 {
         return Err(ApiError::invalid_request(
             "request_expired",
             "The value was sealed more than 5 minutes from the vault's time; check the device clock and seal again.",
@@ -224,7 +228,7 @@ async fn create_inner(
     let jti = JtiRecord {
         jti_hash: sha256(payload.jti.as_bytes()),
         // No request with this jti passes the iat check after this.
-        expires_at: payload.iat + window + 1,
+        expires_at: payload.iat.saturating_add(window).saturating_add(1),
         account_id: principal.account_id.clone(),
         token_id: id,
         idempotency_key,

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::{StoreError, StoreResult, TokenRecord};
+use crate::crypto::MasterKey;
 
 /// A saved card, as stored.
 #[derive(Clone, Debug)]
@@ -93,7 +94,8 @@ pub struct EventRecord {
     pub body: String,
     /// The previous event's hash (32 zero bytes for the first).
     pub prev_hash: Vec<u8>,
-    /// SHA-256 of `prev_hash || body`.
+    /// HMAC-SHA256 of `prev_hash || body` under the account's audit key
+    /// ([`crate::crypto::AuditKey::link`]).
     pub hash: Vec<u8>,
 }
 
@@ -166,6 +168,12 @@ pub trait Tx {
     ) -> StoreResult<Vec<EventRecord>>;
     /// Every event in chain order, for `events verify`.
     fn all_events(&self) -> StoreResult<Vec<EventRecord>>;
+    /// The account's audit key, wrapped under the master key; `None` before the account's
+    /// chain was keyed.
+    fn audit_key(&self, account_id: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Gives every account without an audit key one, re-linking any events it already has
+    /// (from a vault that chained with plain SHA-256) under it. Returns accounts keyed.
+    fn key_audit_chains(&self) -> StoreResult<u64>;
     /// Claims an idempotency key for a request with hash `request_hash`. A key in flight
     /// longer than `lock_secs` (its process died) is taken over.
     fn claim_key(
@@ -204,6 +212,9 @@ pub trait Ledger {
     async fn transact(&self, job: TxJob) -> StoreResult<()>;
     /// Runs `job` on a read connection; it must not write.
     async fn query(&self, job: TxJob) -> StoreResult<()>;
+    /// Hands the backend the master key, which it needs to key the audit chains: appending an
+    /// event fails without it.
+    fn use_master_key(&self, master: Arc<MasterKey>);
 }
 
 /// A failure inside a transaction: the backend's, or the caller's own reason to roll back.

@@ -88,6 +88,8 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE api_keys ADD COLUMN expires_at INTEGER;
     ALTER TABLE api_keys ADD COLUMN revoked_at INTEGER;
     ",
+    // 4: per-account audit keys for the keyed event chains.
+    ledger::AUDIT_KEY_MIGRATION,
 ];
 
 /// How many read connections to keep.
@@ -106,6 +108,8 @@ struct Inner {
     /// supported toolchain; it is held for the duration of one `send`.)
     jobs: Mutex<mpsc::Sender<Job>>,
     readers: Mutex<Vec<Connection>>,
+    /// Keys the audit chains; set by [`crate::store::ledger::Ledger::use_master_key`].
+    audit_master: std::sync::OnceLock<Arc<crate::crypto::MasterKey>>,
 }
 
 /// A unit of writing: runs inside the group transaction and returns what to tell its caller
@@ -265,6 +269,7 @@ impl SqliteStore {
             path: path.to_owned(),
             jobs: Mutex::new(jobs),
             readers: Mutex::new(Vec::new()),
+            audit_master: std::sync::OnceLock::new(),
         });
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
@@ -678,6 +683,7 @@ impl Store for SqliteStore {
     }
 
     async fn add_token(&self, token: TokenRecord, jti: JtiRecord) -> StoreResult<()> {
+        let master = self.inner.audit_master.get().cloned();
         self.write(move |c| {
             let fresh = c
                 .prepare_cached(
@@ -718,7 +724,7 @@ impl Store for SqliteStore {
                 token.used_at
             ])
             .map_err(backend)?;
-            ledger::token_created(c, &token)?;
+            ledger::token_created(c, master.as_deref(), &token)?;
             Ok(())
         })
         .await

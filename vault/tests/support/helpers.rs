@@ -64,7 +64,8 @@ impl TestVault {
     pub async fn with_config(config: Config) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path()).unwrap();
-        let master = MasterKey::random();
+        // In the data directory, so that the CLI (`events verify`) opens the same vault.
+        let master = MasterKey::load(None, dir.path()).unwrap();
         let clock = Arc::new(ManualClock::new(unix_now()));
         let state = AppState::new(config, Arc::new(store.clone()), master, clock.clone())
             .await

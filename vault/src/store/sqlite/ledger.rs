@@ -1,15 +1,17 @@
-//! [`Ledger`] on SQLite: saved cards, CVCs, charges, the hash-chained audit log and
-//! idempotency keys (migration 2).
+//! [`Ledger`] on SQLite: saved cards, CVCs, charges, the keyed audit chains and idempotency
+//! keys (migrations 2 and 3).
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{SqliteStore, TOKEN_COLS, backend, token_from_row};
-use crate::crypto::sha256;
+use crate::crypto::{AuditKey, MasterKey, sha256};
 use crate::store::ledger::{
     CardRecord, ChargeRecord, Claim, EventRecord, IssuerInfo, Ledger, NewEvent, Tx, TxJob,
 };
-use crate::store::{CardSummary, StoreResult, TokenRecord};
+use crate::store::{CardSummary, StoreError, StoreResult, TokenRecord};
 
 /// Migration 2. CVCs sit in their own table so that using one is a `DELETE`; card data and
 /// CVCs are sealed with the card's own key, itself sealed with the account's data key.
@@ -68,6 +70,12 @@ pub(super) const MIGRATION: &str = "
         expires_at   INTEGER NOT NULL,
         PRIMARY KEY (account_id, key_hash)
     ) STRICT, WITHOUT ROWID;
+";
+
+/// Migration 3. Each account's audit key, wrapped under the master key; NULL until the account's
+/// first event, or until a vault that keys chains first starts on an older database.
+pub(super) const AUDIT_KEY_MIGRATION: &str = "
+    ALTER TABLE accounts ADD COLUMN audit_key BLOB;
 ";
 
 const CARD_COLS: &str = "id, account_id, customer, brand, bin, last4, exp_month, exp_year, fingerprint, issuer, country, funding, currency, metadata, card_key, sealed, network_transaction_id, created";
@@ -137,8 +145,9 @@ pub fn canonical_event(e: &NewEvent) -> StoreResult<String> {
     .map_err(backend)
 }
 
-/// SHA-256 over the previous hash and the canonical body.
-pub fn chain_hash(prev: &[u8], body: &str) -> [u8; 32] {
+/// SHA-256 over the previous hash and the canonical body: how vaults before migration 4
+/// chained events. Only used to check such a chain before re-linking it under a key.
+fn legacy_chain_hash(prev: &[u8], body: &str) -> [u8; 32] {
     let mut buf = Vec::with_capacity(prev.len() + body.len());
     buf.extend_from_slice(prev);
     buf.extend_from_slice(body.as_bytes());
@@ -148,7 +157,8 @@ pub fn chain_hash(prev: &[u8], body: &str) -> [u8; 32] {
 /// An idempotency key's row: request hash, status, body, locked until, expires at.
 type KeyRow = (Vec<u8>, Option<u16>, Option<Vec<u8>>, i64, i64);
 
-struct SqlTx<'a>(&'a Connection);
+/// A transaction, with the master key if the store was given one.
+struct SqlTx<'a>(&'a Connection, Option<&'a MasterKey>);
 
 /// Marks the token used and destroys its sealed card in one transaction, returning the token
 /// as it was (sealed card included) for the caller to use once. `RETURNING` shows the row
@@ -184,14 +194,95 @@ pub(super) fn use_token(
 }
 
 /// Appends `token.created` in the transaction that stores the token.
-pub(super) fn token_created(c: &Connection, token: &TokenRecord) -> StoreResult<()> {
-    SqlTx(c).append_event(&NewEvent {
+pub(super) fn token_created(
+    c: &Connection,
+    master: Option<&MasterKey>,
+    token: &TokenRecord,
+) -> StoreResult<()> {
+    SqlTx(c, master).append_event(&NewEvent {
         id: crate::ids::new_id("evt_"),
         account_id: token.account_id.clone(),
         event_type: "token.created".to_owned(),
         data: serde_json::json!({"token": token.id, "type": token.token_type.as_str()}),
         created: token.created,
     })
+}
+
+impl SqlTx<'_> {
+    /// The account's audit key, made (and the account's existing events re-linked under it)
+    /// if it has none yet.
+    fn audit_key_for(&self, account_id: &str) -> StoreResult<AuditKey> {
+        let master = self.1.ok_or_else(|| {
+            StoreError::Backend("the audit log needs the master key to key its chains".into())
+        })?;
+        let unwrap_failed = |_| {
+            StoreError::Backend("cannot unwrap an account's audit key: wrong master key?".into())
+        };
+        if let Some(wrapped) = self.audit_key(account_id)? {
+            return AuditKey::unwrap(master, account_id, &wrapped).map_err(unwrap_failed);
+        }
+        let (key, wrapped) = AuditKey::generate(master, account_id)
+            .map_err(|_| StoreError::Backend("cannot make an audit key".into()))?;
+        let relinked = self.relink_legacy_chain(account_id, &key)?;
+        let n = self
+            .0
+            .execute(
+                "UPDATE accounts SET audit_key = ?2 WHERE id = ?1 AND audit_key IS NULL",
+                params![account_id, wrapped],
+            )
+            .map_err(backend)?;
+        if n != 1 {
+            return Err(StoreError::Backend(format!(
+                "events for {account_id}, which is not an account"
+            )));
+        }
+        if relinked > 0 {
+            tracing::info!(
+                account = account_id,
+                events = relinked,
+                "keyed an audit chain made by an older vault"
+            );
+        }
+        Ok(key)
+    }
+
+    /// Re-links an account's plain SHA-256 chain (from before migration 4) under `key`, as far
+    /// as that chain is intact. From the first broken event on, rows stay as they are, so that
+    /// `events verify` still names it. Returns the events re-linked.
+    fn relink_legacy_chain(&self, account_id: &str, key: &AuditKey) -> StoreResult<usize> {
+        let rows: Vec<(i64, Vec<u8>, Vec<u8>, String)> = {
+            let mut stmt = self
+                .0
+                .prepare(
+                    "SELECT seq, prev_hash, hash, body FROM events WHERE account_id = ?1 ORDER BY seq",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![account_id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)?
+        };
+        let mut old_prev = vec![0u8; 32];
+        let mut new_prev = vec![0u8; 32];
+        let mut n = 0;
+        for (seq, prev, hash, body) in rows {
+            if prev != old_prev || legacy_chain_hash(&prev, &body)[..] != hash[..] {
+                break;
+            }
+            let link = key.link(&new_prev, &body);
+            self.0
+                .prepare_cached("UPDATE events SET prev_hash = ?2, hash = ?3 WHERE seq = ?1")
+                .map_err(backend)?
+                .execute(params![seq, new_prev, &link[..]])
+                .map_err(backend)?;
+            old_prev = hash;
+            new_prev = link.to_vec();
+            n += 1;
+        }
+        Ok(n)
+    }
 }
 
 impl Tx for SqlTx<'_> {
@@ -400,7 +491,7 @@ impl Tx for SqlTx<'_> {
             .map_err(backend)?
             .unwrap_or_else(|| vec![0u8; 32]);
         let body = canonical_event(e)?;
-        let hash = chain_hash(&prev, &body);
+        let hash = self.audit_key_for(&e.account_id)?.link(&prev, &body);
         self.0
             .prepare_cached(&format!(
                 "INSERT INTO events ({EVENT_COLS}) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6)"
@@ -447,6 +538,31 @@ impl Tx for SqlTx<'_> {
             .map_err(backend)?;
         let rows = stmt.query_map([], event_from_row).map_err(backend)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+    }
+
+    fn audit_key(&self, account_id: &str) -> StoreResult<Option<Vec<u8>>> {
+        self.0
+            .prepare_cached("SELECT audit_key FROM accounts WHERE id = ?1")
+            .map_err(backend)?
+            .query_row(params![account_id], |r| r.get(0))
+            .optional()
+            .map_err(backend)
+            .map(Option::flatten)
+    }
+
+    fn key_audit_chains(&self) -> StoreResult<u64> {
+        let ids: Vec<String> = {
+            let mut stmt = self
+                .0
+                .prepare("SELECT id FROM accounts WHERE audit_key IS NULL ORDER BY rowid")
+                .map_err(backend)?;
+            let rows = stmt.query_map([], |r| r.get(0)).map_err(backend)?;
+            rows.collect::<Result<_, _>>().map_err(backend)?
+        };
+        for id in &ids {
+            self.audit_key_for(id)?;
+        }
+        Ok(u64::try_from(ids.len()).unwrap_or(u64::MAX))
     }
 
     fn claim_key(
@@ -556,10 +672,17 @@ impl Tx for SqlTx<'_> {
 #[async_trait]
 impl Ledger for SqliteStore {
     async fn transact(&self, job: TxJob) -> StoreResult<()> {
-        self.write(move |c| job(&SqlTx(c))).await
+        let master = self.inner.audit_master.get().cloned();
+        self.write(move |c| job(&SqlTx(c, master.as_deref()))).await
     }
 
     async fn query(&self, job: TxJob) -> StoreResult<()> {
-        self.read(move |c| job(&SqlTx(c))).await
+        let master = self.inner.audit_master.get().cloned();
+        self.read(move |c| job(&SqlTx(c, master.as_deref()))).await
+    }
+
+    fn use_master_key(&self, master: Arc<MasterKey>) {
+        // Set once: a store serves one vault, whose master key does not change under it.
+        let _ = self.inner.audit_master.set(master);
     }
 }
