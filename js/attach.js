@@ -4,6 +4,7 @@
 import {
   formatCardNumber, formatExpiry, messageFor, validateCard, validateCvc, validateExpiry, validateNumber,
 } from './core.js';
+import { unavailableMessage } from './unavailable.js';
 
 const FIELDS = ['number', 'expiry', 'cvc', 'name'];
 const AUTOCOMPLETE = { number: 'cc-number', expiry: 'cc-exp', cvc: 'cc-csc', name: 'cc-name' };
@@ -208,6 +209,10 @@ export function attachForm(cardseal, formOrSelector, options = {}) {
         for (const x of e.errors) showError(x.field, x.message);
       } else if (e.param && inputs[e.param]) {
         showError(e.param, e.message);
+      } else if (e.type === 'api_connection_error' || e.status >= 500) {
+        // No answer, no connection, or the vault's own trouble after the retries: the card stays
+        // in the form and the button is back, so the customer can press Pay again.
+        showFormError(unavailableMessage(form));
       } else {
         showFormError(e.message);
       }
