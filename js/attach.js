@@ -106,7 +106,7 @@ export function attachForm(cardseal, formOrSelector, options = {}) {
     listeners.push(() => el.removeEventListener(type, fn, opts));
   }
 
-  on(inputs.number, 'input', () => {
+  function onNumber() {
     const el = inputs.number;
     const f = formatCardNumber(el.value, el.selectionStart ?? el.value.length);
     if (f.value !== el.value) {
@@ -121,8 +121,8 @@ export function attachForm(cardseal, formOrSelector, options = {}) {
       if (inputs.cvc?.value) changed('cvc');
     }
     changed('number');
-  });
-  on(inputs.expiry, 'input', () => {
+  }
+  function onExpiry() {
     const el = inputs.expiry;
     const f = formatExpiry(el.value, el.selectionStart ?? el.value.length);
     if (f.value !== el.value) {
@@ -130,14 +130,19 @@ export function attachForm(cardseal, formOrSelector, options = {}) {
       if (document.activeElement === el) el.setSelectionRange(f.caret, f.caret);
     }
     changed('expiry');
-  });
-  if (inputs.cvc) {
-    on(inputs.cvc, 'input', () => {
-      const el = inputs.cvc;
-      const digits = el.value.replace(/\D/g, '').slice(0, 4);
-      if (digits !== el.value) el.value = digits;
-      changed('cvc');
-    });
+  }
+  function onCvc() {
+    const el = inputs.cvc;
+    const digits = el.value.replace(/\D/g, '').slice(0, 4);
+    if (digits !== el.value) el.value = digits;
+    changed('cvc');
+  }
+  const onInput = { number: onNumber, expiry: onExpiry, cvc: onCvc };
+  for (const [field, fn] of Object.entries(onInput)) {
+    if (!inputs[field]) continue;
+    on(inputs[field], 'input', fn);
+    // What the customer (or autofill) typed before the snippet arrived is formatted now.
+    if (inputs[field].value) fn();
   }
   for (const field of FIELDS) {
     const input = inputs[field];

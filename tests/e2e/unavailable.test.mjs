@@ -111,6 +111,9 @@ function scenarios(browser) {
       const attachedAfter = Date.now() - back;
       assert.equal(await formError(p), '');
       assert.equal(await unavailableReason(p), null);
+      // What was typed before the snippet arrived is kept, and formatted on attach.
+      assert.equal(await p.exec(`return ${q('[data-cardseal="number"]')}.value`), '4242 4242 4242 4242');
+      assert.equal(await p.exec(`return ${q('[data-cardseal="expiry"]')}.value`), `12 / ${year}`);
       if (p.events) {
         const events = await p.events();
         assert.deepEqual(events[0], { type: 'cardseal:unavailable', reason: 'script', retrying: true });
