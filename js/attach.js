@@ -4,6 +4,7 @@
 import {
   formatCardNumber, formatExpiry, messageFor, validateCard, validateCvc, validateExpiry, validateNumber,
 } from './core.js';
+import { unavailableMessage } from './unavailable.js';
 
 const FIELDS = ['number', 'expiry', 'cvc', 'name'];
 const AUTOCOMPLETE = { number: 'cc-number', expiry: 'cc-exp', cvc: 'cc-csc', name: 'cc-name' };
@@ -105,7 +106,7 @@ export function attachForm(cardseal, formOrSelector, options = {}) {
     listeners.push(() => el.removeEventListener(type, fn, opts));
   }
 
-  on(inputs.number, 'input', () => {
+  function onNumber() {
     const el = inputs.number;
     const f = formatCardNumber(el.value, el.selectionStart ?? el.value.length);
     if (f.value !== el.value) {
@@ -120,8 +121,8 @@ export function attachForm(cardseal, formOrSelector, options = {}) {
       if (inputs.cvc?.value) changed('cvc');
     }
     changed('number');
-  });
-  on(inputs.expiry, 'input', () => {
+  }
+  function onExpiry() {
     const el = inputs.expiry;
     const f = formatExpiry(el.value, el.selectionStart ?? el.value.length);
     if (f.value !== el.value) {
@@ -129,14 +130,19 @@ export function attachForm(cardseal, formOrSelector, options = {}) {
       if (document.activeElement === el) el.setSelectionRange(f.caret, f.caret);
     }
     changed('expiry');
-  });
-  if (inputs.cvc) {
-    on(inputs.cvc, 'input', () => {
-      const el = inputs.cvc;
-      const digits = el.value.replace(/\D/g, '').slice(0, 4);
-      if (digits !== el.value) el.value = digits;
-      changed('cvc');
-    });
+  }
+  function onCvc() {
+    const el = inputs.cvc;
+    const digits = el.value.replace(/\D/g, '').slice(0, 4);
+    if (digits !== el.value) el.value = digits;
+    changed('cvc');
+  }
+  const onInput = { number: onNumber, expiry: onExpiry, cvc: onCvc };
+  for (const [field, fn] of Object.entries(onInput)) {
+    if (!inputs[field]) continue;
+    on(inputs[field], 'input', fn);
+    // What the customer (or autofill) typed before the snippet arrived is formatted now.
+    if (inputs[field].value) fn();
   }
   for (const field of FIELDS) {
     const input = inputs[field];
@@ -208,6 +214,10 @@ export function attachForm(cardseal, formOrSelector, options = {}) {
         for (const x of e.errors) showError(x.field, x.message);
       } else if (e.param && inputs[e.param]) {
         showError(e.param, e.message);
+      } else if (e.type === 'api_connection_error' || e.status >= 500) {
+        // No answer, no connection, or the vault's own trouble after the retries: the card stays
+        // in the form and the button is back, so the customer can press Pay again.
+        showFormError(unavailableMessage(form));
       } else {
         showFormError(e.message);
       }

@@ -38,30 +38,55 @@ export class CardSealError extends Error {
 }
 
 /**
- * Loads the wasm once. Idempotent: every call returns the same promise.
- * `source` is optional: a URL, a Response, bytes, or a compiled `WebAssembly.Module`
- * (by default `cardseal_bg.wasm` beside this file).
+ * Loads the wasm once. Idempotent: every call returns the same promise, and a failed load may be
+ * tried again. `source` is optional: a URL, a Response (or a promise of one), bytes, or a compiled
+ * `WebAssembly.Module` (by default `cardseal_bg.wasm` beside this file). A wasm that cannot be
+ * fetched rejects with `network_error`; one that cannot be compiled with `wasm_load_failed`.
  */
 export function ready(source) {
   if (!loading) {
-    const module_or_path = source ?? new URL('./wasm/cardseal_bg.wasm', import.meta.url);
-    loading = init({ module_or_path }).then((exports) => {
-      memory = exports.memory;
-      inputAddress = wasm.inputBuffer();
-      inputCapacity = wasm.inputCapacity();
-      BRANDS = wasm.brandTable();
-      const t = wasm.errorTable();
-      ERRORS = [];
-      for (let i = 0; i < t.length; i += 4) {
-        ERRORS.push({ code: t[i], message: t[i + 1], field: t[i + 2] || null, type: t[i + 3] });
-      }
-      loaded = true;
-    }, (err) => {
-      loading = null;
-      throw new CardSealError('wasm_load_failed', `cardseal: the wasm module failed to load: ${err && err.message}`, { type: 'api_error' });
-    });
+    loading = fetched(source ?? new URL('./wasm/cardseal_bg.wasm', import.meta.url))
+      .then((module_or_path) => init({ module_or_path }).catch((err) => {
+        throw new CardSealError('wasm_load_failed', `cardseal: the wasm module failed to load: ${err && err.message}`, { type: 'api_error' });
+      }))
+      .then((exports) => {
+        memory = exports.memory;
+        inputAddress = wasm.inputBuffer();
+        inputCapacity = wasm.inputCapacity();
+        BRANDS = wasm.brandTable();
+        const t = wasm.errorTable();
+        ERRORS = [];
+        for (let i = 0; i < t.length; i += 4) {
+          ERRORS.push({ code: t[i], message: t[i + 1], field: t[i + 2] || null, type: t[i + 3] });
+        }
+        loaded = true;
+      }, (err) => {
+        loading = null;
+        throw err;
+      });
   }
   return loading;
+}
+
+function networkError(detail, status) {
+  return new CardSealError('network_error', `cardseal: the wasm module could not be fetched (${detail})`, { type: 'api_connection_error', status });
+}
+
+// Fetches a URL source here, so that a vault or CDN that cannot be reached is told apart from a
+// wasm that does not compile.
+async function fetched(source) {
+  let s = source;
+  if (typeof s === 'string' || s instanceof URL || (typeof Request === 'function' && s instanceof Request)) s = fetch(s);
+  if (s && typeof s.then === 'function') {
+    try {
+      s = await s;
+    } catch (e) {
+      if (e instanceof CardSealError) throw e;
+      throw networkError(e && e.message);
+    }
+  }
+  if (typeof Response === 'function' && s instanceof Response && !s.ok) throw networkError(`HTTP ${s.status}`, s.status);
+  return s;
 }
 
 function assertReady() {

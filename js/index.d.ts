@@ -61,7 +61,7 @@ export interface Formatted {
 }
 
 /** What `ready()` can load the wasm from. */
-export type WasmSource = string | URL | Request | Response | BufferSource | WebAssembly.Module;
+export type WasmSource = string | URL | Request | Response | Promise<Response> | BufferSource | WebAssembly.Module;
 
 /** Every failure of the package. */
 export class CardSealError extends Error {
@@ -77,7 +77,11 @@ export class CardSealError extends Error {
   errors?: FieldError[];
 }
 
-/** Loads the wasm once; idempotent. Every other export throws `not_ready` before it resolves. */
+/**
+ * Loads the wasm once; idempotent. Every other export throws `not_ready` before it resolves.
+ * A wasm that cannot be fetched rejects with `network_error` (one that does not compile with
+ * `wasm_load_failed`), and `ready()` may then be called again.
+ */
 export function ready(source?: WasmSource): Promise<void>;
 /** The as-you-type verdict on a card number. Never throws on junk. */
 export function validateNumber(number: string | number): NumberVerdict;

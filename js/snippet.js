@@ -1,39 +1,76 @@
 // The `<script>` snippet (pkg/snippet/cardseal.js): exposes the package as `window.cardseal`,
 // loads the wasm that sits beside it (pinned by its hash, so a changed wasm does not load), and
 // attaches to every `form[data-cardseal]` when the tag names a vault and a publishable key:
-//   <script src="…/cardseal.js" integrity="sha384-…" crossorigin="anonymous"
+//   <script async src="…/cardseal.js" integrity="sha384-…" crossorigin="anonymous"
 //           data-vault-url="https://vault.example" data-publishable-key="pk_test_…"></script>
+// When the wasm or the keys cannot be had, it says so in the form, fires `cardseal:unavailable`
+// and retries (unavailable.js); it attaches as soon as the vault answers.
 import * as api from './core.js';
+import {
+  DEFAULT_RETRY_WINDOW_MS, DEFAULT_TIMEOUT_MS, announceUnavailable, clearPending, settingOf, withRetries,
+} from './unavailable.js';
 
 /* global __CARDSEAL_WASM_SRI__ */
-const script = document.currentScript;
-const base = script && script.src ? script.src : document.baseURI;
-const wasmUrl = new URL('cardseal_bg.wasm', base);
 
-function loadWasm() {
-  return fetch(wasmUrl, { integrity: __CARDSEAL_WASM_SRI__, credentials: 'omit', mode: 'cors' });
+// A second copy (the loader retried a script that was only slow) leaves the first one alone.
+if (!window.cardseal) {
+  const script = document.currentScript;
+  const base = script && script.src ? script.src : document.baseURI;
+  const wasmUrl = new URL('cardseal_bg.wasm', base);
+  // `data-timeout-ms`: how long the wasm, the keys and each tokenize call may take.
+  const timeoutMs = settingOf(script, 'timeoutMs', DEFAULT_TIMEOUT_MS);
+  // `data-retry-window-ms`: how long to retry before waiting for the customer to touch the form.
+  const retryWindowMs = settingOf(script, 'retryWindowMs', DEFAULT_RETRY_WINDOW_MS);
+
+  const timedOut = () => new api.CardSealError('timeout', 'cardseal: the wasm module did not arrive in time', { type: 'api_connection_error' });
+
+  const ready = (source) => {
+    if (source !== undefined) return api.ready(source);
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), timeoutMs);
+    const response = fetch(wasmUrl, { integrity: __CARDSEAL_WASM_SRI__, credentials: 'omit', mode: 'cors', signal: controller.signal });
+    return api.ready(response).then(() => clearTimeout(timer), (e) => {
+      clearTimeout(timer);
+      throw controller.signal.aborted ? timedOut() : e;
+    });
+  };
+
+  const start = async () => {
+    const vaultUrl = script?.dataset.vaultUrl;
+    const publishableKey = script?.dataset.publishableKey;
+    let stage = 'wasm';
+    const attempt = async () => {
+      stage = 'wasm';
+      await ready();
+      if (!vaultUrl || !publishableKey) return null;
+      stage = 'keys';
+      return api.CardSeal.create({ vaultUrl, publishableKey, timeoutMs });
+    };
+    // Worth retrying: no answer, no connection, or the vault's own trouble (5xx, 429).
+    const reasonOf = (e) => {
+      if (e && e.code === 'timeout') return 'timeout';
+      if (e && (e.code === 'network_error' || e.status >= 500 || e.status === 429)) return stage;
+      return null;
+    };
+    try {
+      const cardseal = await withRetries(attempt, reasonOf, retryWindowMs);
+      if (!cardseal) return;
+      const attachments = [...document.querySelectorAll('form[data-cardseal]')].map((f) => cardseal.attach(f));
+      window.cardseal.instance = cardseal;
+      clearPending();
+      document.dispatchEvent(new CustomEvent('cardseal:ready', { detail: { cardseal, forms: attachments.map((a) => a.form) } }));
+    } catch (e) {
+      // A wrong key, an origin the account does not allow, a wasm the page's CSP refuses: no
+      // retry helps, but the customer still learns why the form does not work.
+      console.error('cardseal:', e.message);
+      const detail = { code: e.code ?? 'api_error', type: e.type ?? 'api_error', message: e.message };
+      document.dispatchEvent(new CustomEvent('cardseal:error', { detail }));
+      if (vaultUrl && publishableKey) announceUnavailable(stage, false);
+    }
+  };
+
+  window.cardseal = { ...api, ready };
+  window.cardseal.started = document.readyState === 'loading'
+    ? new Promise((r) => document.addEventListener('DOMContentLoaded', () => r(start()), { once: true }))
+    : start();
 }
-
-const ready = (source) => api.ready(source ?? loadWasm());
-
-async function start() {
-  const vaultUrl = script?.dataset.vaultUrl;
-  const publishableKey = script?.dataset.publishableKey;
-  try {
-    await ready();
-    if (!vaultUrl || !publishableKey) return;
-    const cardseal = await api.CardSeal.create({ vaultUrl, publishableKey });
-    const attachments = [...document.querySelectorAll('form[data-cardseal]')].map((f) => cardseal.attach(f));
-    window.cardseal.instance = cardseal;
-    document.dispatchEvent(new CustomEvent('cardseal:ready', { detail: { cardseal, forms: attachments.map((a) => a.form) } }));
-  } catch (e) {
-    console.error('cardseal:', e.message);
-    const detail = { code: e.code ?? 'api_error', type: e.type ?? 'api_error', message: e.message };
-    document.dispatchEvent(new CustomEvent('cardseal:error', { detail }));
-  }
-}
-
-window.cardseal = { ...api, ready };
-window.cardseal.started = document.readyState === 'loading'
-  ? new Promise((r) => document.addEventListener('DOMContentLoaded', () => r(start()), { once: true }))
-  : start();

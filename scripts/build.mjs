@@ -64,12 +64,24 @@ await build({
   define: { 'import.meta.url': 'undefined', __CARDSEAL_WASM_SRI__: JSON.stringify(sriOf(join(snippetDir, 'cardseal_bg.wasm'))) },
 });
 
+// The loader the merchant hosts beside its pages (js/loader.js): one small classic script.
+await build({
+  entryPoints: [join(pkg, 'loader.js')],
+  outfile: join(pkg, 'loader/cardseal-loader.js'),
+  bundle: true,
+  format: 'iife',
+  target: ['es2020'],
+  minify: true,
+  legalComments: 'none',
+  logLevel: 'error',
+});
+
 function sriOf(file) {
   return 'sha384-' + createHash('sha384').update(readFileSync(file)).digest('base64');
 }
 
 const sri = (file) => 'sha384-' + createHash('sha384').update(readFileSync(file)).digest('base64');
-const shipped = ['wasm/cardseal_bg.wasm', 'wasm/cardseal.js', 'core.js', 'attach.js', 'index.js'];
+const shipped = ['wasm/cardseal_bg.wasm', 'wasm/cardseal.js', 'core.js', 'attach.js', 'unavailable.js', 'index.js'];
 let raw = 0, gz = 0;
 for (const f of shipped) {
   const bytes = readFileSync(join(pkg, f));

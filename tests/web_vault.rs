@@ -148,6 +148,19 @@ async fn a_server_that_never_answers_times_out() {
     assert!(js_sys::Date::now() - started < 60_000.0);
 }
 
+#[wasm_bindgen_test]
+async fn keys_from_a_server_that_never_answers_time_out() {
+    let err = CardSealCore::create(options(hang_url(), &[("timeoutMs", JsValue::from(400))]))
+        .await
+        .unwrap_err();
+    // `timeout`, not `network_error`: the snippet tells a stalled vault from a refused one.
+    assert_eq!(get(&err, "code").as_string().as_deref(), Some("timeout"));
+    assert_eq!(
+        get(&err, "type").as_string().as_deref(),
+        Some("api_connection_error")
+    );
+}
+
 /// Tells the flaky proxy to fail the next token POST in `mode`, tokenizes through it, and
 /// returns the token, the token ids the vault answered, and the idempotency keys it saw.
 async fn tokenize_through_flaky(

@@ -35,11 +35,13 @@ const STATIC = {
   '/validate.html': [join(here, 'validate.html'), 'text/html; charset=utf-8'],
   '/validate.js': [join(here, 'validate.js'), 'text/javascript; charset=utf-8'],
   // The validator page imports the npm package's browser entry.
-  ...Object.fromEntries(['index.js', 'core.js', 'attach.js', 'wasm/cardseal.js'].map((f) => [`/pkg/${f}`, [join(repoRoot, 'pkg', f), 'text/javascript; charset=utf-8']])),
+  ...Object.fromEntries(['index.js', 'core.js', 'attach.js', 'unavailable.js', 'wasm/cardseal.js'].map((f) => [`/pkg/${f}`, [join(repoRoot, 'pkg', f), 'text/javascript; charset=utf-8']])),
   '/pkg/wasm/cardseal_bg.wasm': [join(repoRoot, 'pkg/wasm/cardseal_bg.wasm'), 'application/wasm'],
   // A self-hosted copy of the snippet, for pages whose CSP allows scripts from 'self' only.
   '/cardseal/cardseal.js': [join(repoRoot, 'pkg/snippet/cardseal.js'), 'text/javascript; charset=utf-8'],
   '/cardseal/cardseal_bg.wasm': [join(repoRoot, 'pkg/snippet/cardseal_bg.wasm'), 'application/wasm'],
+  // The loader is always the shop's own: it reports a snippet that cannot be loaded.
+  '/cardseal-loader.js': [join(repoRoot, 'pkg/loader/cardseal-loader.js'), 'text/javascript; charset=utf-8'],
 };
 
 const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
@@ -49,10 +51,11 @@ const brandName = (b) => BRAND_NAMES[b] ?? (b ? b[0].toUpperCase() + b.slice(1) 
 
 /**
  * Starts the shop. `snippet` says where pages load cardseal.js from: `{ src, integrity }` of the
- * vault's copy, or omitted for the shop's self-hosted copy under `/cardseal/`.
+ * vault's copy, or omitted for the shop's self-hosted copy under `/cardseal/`. `snippetData`
+ * adds `data-*` settings to the tag, e.g. `{ 'timeout-ms': 2000 }`.
  */
 export async function startShop({
-  port = 0, host = '127.0.0.1', vaultUrl, publishableKey, secretKey, snippet, customer = 'cus_demo', quiet = true,
+  port = 0, host = '127.0.0.1', vaultUrl, publishableKey, secretKey, snippet, snippetData = {}, customer = 'cus_demo', quiet = true,
 }) {
   const requests = [];
   const receipts = new Map();
@@ -62,8 +65,12 @@ export async function startShop({
   const snippetTag = () => {
     const src = selfHosted ? '/cardseal/cardseal.js' : snippet.src;
     const integrity = selfHosted ? buildInfo().sri['snippet/cardseal.js'] : snippet.integrity;
-    return `<script src="${esc(src)}" integrity="${esc(integrity)}" crossorigin="anonymous"
-          data-vault-url="${esc(vaultUrl)}" data-publishable-key="${esc(publishableKey)}"></script>`;
+    const settings = Object.entries(snippetData).map(([k, v]) => ` data-${esc(k)}="${esc(v)}"`).join('');
+    // The loader first and blocking, so it sees the snippet's `error` event; the snippet async,
+    // so a vault that never answers cannot hold up the page.
+    return `<script src="/cardseal-loader.js"></script>
+  <script async src="${esc(src)}" integrity="${esc(integrity)}" crossorigin="anonymous"
+          data-vault-url="${esc(vaultUrl)}" data-publishable-key="${esc(publishableKey)}"${settings}></script>`;
   };
   // Scripts from the shop itself (and the vault, when the snippet comes from there); wasm may
   // compile, nothing may eval; the card goes only to the vault.
@@ -171,8 +178,9 @@ ${body}
         <h2 id="pay-title">Pay by card</h2>
         <input type="hidden" name="product" value="${esc(productId)}">${cardFields()}
         ${p.recurring ? '' : `<label class="check"><input type="checkbox" name="save_card" value="1"> Save my card for next time</label>`}
-        <button type="submit">Pay ${money(p.amount, p.currency)}</button>
-        <p class="status" data-cardseal-error="form" role="alert"></p>
+        <!-- Disabled until the snippet is attached; the note says why, even if it never loads. -->
+        <button type="submit" disabled data-cardseal-pending>Pay ${money(p.amount, p.currency)}</button>
+        <p class="status" data-cardseal-error="form" role="alert">Card payments are loading…</p>
       </form>
     </div>`, { snippetPage: true, scripts: '<script src="/shop.js" defer></script>' });
   }
@@ -237,7 +245,8 @@ ${body}
         <input id="cvc-again" data-cvc-again type="text" inputmode="numeric" autocomplete="cc-csc" placeholder="CVC" aria-describedby="cvc-again-error">
         <p class="error" id="cvc-again-error"></p>
       </div>
-      <button type="submit">Pay ${money(PRODUCTS.notebook.amount, 'eur')}</button>
+      <button type="submit" disabled data-cardseal-pending>Pay ${money(PRODUCTS.notebook.amount, 'eur')}</button>
+      <p class="status" data-cardseal-error="form" role="alert">Card payments are loading…</p>
     </form>`, { snippetPage: true, scripts: '<script src="/shop.js" defer></script>' });
   }
 
@@ -258,8 +267,11 @@ ${body}
   async function pay(form) {
     const product = PRODUCTS[form.get('product')];
     const token = form.get('cardseal_token') ?? '';
+    const retry = product ? `/checkout?product=${form.get('product')}` : '/';
+    // Only a guard: the page keeps Pay disabled until cardseal is attached, so a form without a
+    // token means the snippet never ran (the vault could not be reached).
+    if (!token) return { error: 'Card payments are unavailable; nothing was charged.', retry };
     if (!product || !/^tok_[A-Za-z0-9]{22}$/.test(token)) return { error: 'The payment form was incomplete.', retry: '/' };
-    const retry = `/checkout?product=${form.get('product')}`;
     const saving = product.recurring || form.get('save_card') === '1';
     let source = token;
     if (saving) {

@@ -362,6 +362,7 @@ impl Inner {
                 "vaultUrl is not a valid URL.",
             )
         })?;
+        let signal = controller.signal();
         let abort = Closure::once_into_js(move || controller.abort());
         let timer = set_timeout(
             abort.unchecked_ref(),
@@ -371,7 +372,12 @@ impl Inner {
         clear_timeout(&timer);
         let resp: Response = result
             .map_err(|_| {
-                connection_error("network_error", "The vault's keys could not be fetched.")
+                // A vault that accepts the connection and never answers ends here too.
+                if signal.aborted() {
+                    connection_error("timeout", "The vault did not answer in time.")
+                } else {
+                    connection_error("network_error", "The vault's keys could not be fetched.")
+                }
             })?
             .dyn_into()?;
         if !resp.ok() {

@@ -231,19 +231,29 @@ describe('the demo shop', () => {
     tampered[Math.floor(tampered.length / 2)] ^= 0x01;
     const { page, sent, problems } = await openPage('/checkout?product=notebook', shop, (p) =>
       p.route('**/cardseal.js', (route) => route.fulfill({ status: 200, contentType: 'text/javascript', body: tampered })));
-    await page.waitForTimeout(1000);
+    // The loader sees the refused script, says so, and keeps Pay disabled.
+    await page.waitForSelector('form[data-cardseal-unavailable="script"]');
+    assert.equal(await page.textContent('[data-cardseal-error="form"]'), 'Card payments are unavailable right now. Please try again in a moment.');
     assert.equal(await page.evaluate(() => typeof window.cardseal), 'undefined');
     assert.ok(problems.some((p) => /integrity/i.test(p)), `the browser reports the integrity failure: ${problems.join(' | ')}`);
-    // Only the script itself was requested: no keys fetched, no card posted.
-    assert.deepEqual(sent.filter((r) => r.url.startsWith(vault.url)).map((r) => `${r.method} ${new URL(r.url).pathname.replace(/[^/]+\/cardseal/, '…/cardseal')}`),
-      ['GET /js/…/cardseal.js']);
-    // Without the snippet the form can only submit what has a name: the product, no card data.
+    // Only the script itself was requested (the loader retries it): no keys fetched, no card posted.
+    const toVault = sent.filter((r) => r.url.startsWith(vault.url)).map((r) => `${r.method} ${new URL(r.url).pathname.replace(/[^/]+\/cardseal/, '…/cardseal')}`);
+    assert.ok(toVault.length >= 1);
+    assert.deepEqual([...new Set(toVault)], ['GET /js/…/cardseal.js']);
+    // Pay stays disabled, and even a script's submit is held back: the shop gets nothing.
     const before = shop.requests.length;
     await typeCard(page, { number: '4242424242424242', cvc: '123' });
-    await Promise.all([page.waitForURL(/\/receipt\//), page.click('button[type="submit"]')]);
-    const posted = shop.requests.slice(before).find((r) => r.method === 'POST');
-    assert.equal(posted.body, 'product=notebook');
-    assert.match(await page.textContent('[data-receipt-message]'), /incomplete/);
+    assert.equal(await page.isDisabled('button[type="submit"]'), true);
+    await page.click('button[type="submit"]', { force: true });
+    // What requestSubmit() or Enter would fire: the loader cancels it.
+    assert.equal(await page.evaluate(() => document.querySelector('form[data-cardseal]')
+      .dispatchEvent(new SubmitEvent('submit', { bubbles: true, cancelable: true }))), false);
+    assert.match(page.url(), /\/checkout\?/);
+    // The shop's own guard, for a form that arrives without a token all the same.
+    const res = await fetch(`${shop.url}/pay`, { method: 'POST', body: new URLSearchParams({ product: 'notebook' }), redirect: 'manual' });
+    const receipt = await (await fetch(new URL(res.headers.get('location'), shop.url))).text();
+    assert.match(receipt, /Card payments are unavailable; nothing was charged\./);
+    assert.deepEqual(shop.requests.slice(before).map((r) => `${r.method} ${r.url.split('/').slice(0, 2).join('/')}`), ['POST /pay', 'GET /receipt']);
     await page.close();
   });
 });

@@ -36,7 +36,8 @@ async function waitHealthy(url, child, ms = 30_000) {
 
 /**
  * Starts `cardseal-vault serve` with a fresh data dir and one test account allowed for
- * http://127.0.0.1:* and http://localhost:*. Returns its URL, keys, captured logs and stop().
+ * http://127.0.0.1:* and http://localhost:*. Returns its URL, keys, captured logs, stop() and
+ * restart() (the same port and data, so a page that lost the vault can find it again).
  */
 export async function startVault({ bin = join(root, 'target/debug/cardseal-vault'), args = [], env = {}, origins } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'cardseal-vault-'));
@@ -45,31 +46,41 @@ export async function startVault({ bin = join(root, 'target/debug/cardseal-vault
     ...allowed.flatMap((o) => ['--allowed-origin', o]), '--json'], { encoding: 'utf8', env: { ...process.env, ...env } }));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child = spawn(bin, ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, ...args], {
-    // The tests pay with the same few test cards many times over: the card-testing limits
-    // (tested in the vault's own suite) are off unless a test sets them.
-    env: { ...process.env, CARDSEAL_CARD_RATE: '0', CARDSEAL_DECLINE_RATE: '0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
   const logs = [];
-  child.stdout.on('data', (d) => logs.push(d.toString()));
-  child.stderr.on('data', (d) => logs.push(d.toString()));
-  await waitHealthy(url, child);
-  return {
-    url, dataDir, logs, child,
+  const run = async () => {
+    const child = spawn(bin, ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, ...args], {
+      // The tests pay with the same few test cards many times over: the card-testing limits
+      // (tested in the vault's own suite) are off unless a test sets them.
+      env: { ...process.env, CARDSEAL_CARD_RATE: '0', CARDSEAL_DECLINE_RATE: '0', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout.on('data', (d) => logs.push(d.toString()));
+    child.stderr.on('data', (d) => logs.push(d.toString()));
+    await waitHealthy(url, child);
+    return child;
+  };
+  const vault = {
+    url, dataDir, logs,
+    child: await run(),
     account: created.account,
     pk: created.publishable_key,
     sk: created.secret_key,
     rk: created.restricted_key,
     async stop({ keepData = false } = {}) {
-      if (child.exitCode === null) {
+      const { child } = vault;
+      if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise((r) => child.once('exit', r));
         child.kill('SIGTERM');
         await exited;
       }
       if (!keepData) rmSync(dataDir, { recursive: true, force: true });
     },
+    /** Starts it again after `stop({ keepData: true })`. */
+    async restart() {
+      vault.child = await run();
+    },
   };
+  return vault;
 }
 
 function cors(res) {

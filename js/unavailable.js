@@ -1,0 +1,114 @@
+// What the snippet and the merchant-hosted loader (loader.js) share when the vault cannot be
+// reached: the customer's message, the retry schedule, and the DOM side of "unavailable" and
+// "ready". The message is a small JS table rather than the wasm's error table because it is
+// needed exactly when the wasm could not be loaded.
+
+/** The customer's message, by language (`<html lang>` or the nearest `lang=`). */
+export const UNAVAILABLE = {
+  en: 'Card payments are unavailable right now. Please try again in a moment.',
+  de: 'Kartenzahlungen sind gerade nicht möglich. Bitte versuchen Sie es gleich noch einmal.',
+  es: 'Los pagos con tarjeta no están disponibles en este momento. Inténtelo de nuevo en unos instantes.',
+  fr: 'Les paiements par carte sont momentanément indisponibles. Veuillez réessayer dans un instant.',
+  nl: 'Kaartbetalingen zijn op dit moment niet beschikbaar. Probeer het zo meteen opnieuw.',
+};
+
+/** How long one attempt (the script, the wasm, the keys) may take before it counts as failed. */
+export const DEFAULT_TIMEOUT_MS = 15_000;
+/** How long the snippet and the loader keep retrying before they wait for the customer. */
+export const DEFAULT_RETRY_WINDOW_MS = 30_000;
+const BACKOFF_BASE_MS = 500;
+const BACKOFF_CAP_MS = 4_000;
+
+/** The message for the language that applies to `el`, English when there is none for it. */
+export function unavailableMessage(el) {
+  const tagged = el && el.closest ? el.closest('[lang]') : null;
+  const lang = ((tagged && tagged.lang) || document.documentElement.lang || '').toLowerCase();
+  return UNAVAILABLE[lang] ?? UNAVAILABLE[lang.split('-')[0]] ?? UNAVAILABLE.en;
+}
+
+/** The wait before retry number `n` (0-based): exponential, capped, with jitter of ±50%. */
+export function backoffMs(n) {
+  return Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.min(n, 10)) * (0.5 + Math.random());
+}
+
+/** A positive integer from a `data-*` attribute of the snippet tag, or `fallback`. */
+export function settingOf(script, name, fallback) {
+  const n = Number(script && script.dataset ? script.dataset[name] : undefined);
+  return Number.isSafeInteger(n) && n > 0 ? n : fallback;
+}
+
+/** The snippet's tag: the script that names a vault, or one whose file is `cardseal.js`. */
+export function isSnippetTag(el) {
+  return Boolean(el && el.tagName === 'SCRIPT' && (el.hasAttribute('data-vault-url') || /\/cardseal\.js(?:[?#]|$)/.test(el.src)));
+}
+
+const formErrors = () => document.querySelectorAll('[data-cardseal-error="form"]');
+
+/**
+ * Tells the page that card payments cannot work yet: fires `cardseal:unavailable` on `document`
+ * (`detail: { reason, retrying, message }`, cancelable) and, unless a listener cancels it, puts
+ * the message in every `[data-cardseal-error="form"]`. Forms get `data-cardseal-unavailable`.
+ */
+export function announceUnavailable(reason, retrying) {
+  const message = unavailableMessage(document.querySelector('form[data-cardseal]'));
+  const show = document.dispatchEvent(new CustomEvent('cardseal:unavailable', {
+    bubbles: true, cancelable: true, detail: { reason, retrying, message },
+  }));
+  for (const form of document.querySelectorAll('form[data-cardseal]')) form.setAttribute('data-cardseal-unavailable', reason);
+  if (show) for (const el of formErrors()) el.textContent = unavailableMessage(el);
+}
+
+/**
+ * What the snippet does once it is attached: enables what the page marked
+ * `data-cardseal-pending` (removing `disabled`), and clears the "loading" or "unavailable" note.
+ */
+export function clearPending() {
+  for (const el of document.querySelectorAll('[data-cardseal-pending]')) {
+    el.removeAttribute('data-cardseal-pending');
+    if ('disabled' in el) el.disabled = false;
+  }
+  for (const form of document.querySelectorAll('form[data-cardseal]')) form.removeAttribute('data-cardseal-unavailable');
+  for (const el of formErrors()) el.textContent = '';
+}
+
+/**
+ * Runs `attempt` until it resolves: after a failure that `reasonOf` names (others are thrown),
+ * announces it and retries with backoff for `windowMs`. After that it waits for the customer to
+ * touch a form (focus, pointer) or for the browser to come back online, and starts again.
+ */
+export async function withRetries(attempt, reasonOf, windowMs) {
+  let last = '';
+  for (;;) {
+    const started = Date.now();
+    for (let n = 0; ; n++) {
+      try {
+        return await attempt();
+      } catch (e) {
+        const reason = reasonOf(e);
+        if (!reason) throw e;
+        const wait = backoffMs(n);
+        const retrying = Date.now() - started + wait < windowMs;
+        // One event per change of state, not one per attempt.
+        if (`${reason}/${retrying}` !== last) announceUnavailable(reason, retrying);
+        last = `${reason}/${retrying}`;
+        if (!retrying) break;
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+    await customerIsBack();
+  }
+}
+
+function customerIsBack() {
+  return new Promise((resolve) => {
+    const types = ['focusin', 'pointerdown', 'keydown'];
+    const done = (e) => {
+      if (e.type !== 'online' && !(e.target && e.target.closest && e.target.closest('form[data-cardseal]'))) return;
+      for (const t of types) document.removeEventListener(t, done, true);
+      window.removeEventListener('online', done);
+      resolve();
+    };
+    for (const t of types) document.addEventListener(t, done, true);
+    window.addEventListener('online', done);
+  });
+}
