@@ -647,7 +647,7 @@ mod tests {
         assert_eq!(Locale::negotiate(["tlh", "xx"]), Locale::En);
         assert_eq!(Locale::negotiate([]), Locale::En);
         assert_eq!(
-            crate::Error::InvalidCvc.message_in(Locale::De),
+            Error::InvalidCvc.message_in(Locale::De),
             "Die Kartenprüfnummer ist ungültig."
         );
     }
