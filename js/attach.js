@@ -2,7 +2,7 @@
 // customer types, and on submit tokenizes, clears the card inputs, adds the hidden
 // `cardseal_token` input and submits the form. Card inputs never carry a `name`.
 import {
-  formatCardNumber, formatExpiry, messageFor, validateCard, validateCvc, validateExpiry, validateNumber,
+  formatCardNumber, formatCvc, formatExpiry, messageFor, validateCard, validateCvc, validateExpiry, validateNumber,
 } from './core.js';
 import { unavailableMessage } from './unavailable.js';
 
@@ -106,14 +106,17 @@ export function attachForm(cardseal, formOrSelector, options = {}) {
     listeners.push(() => el.removeEventListener(type, fn, opts));
   }
 
-  function onNumber() {
-    const el = inputs.number;
-    const f = formatCardNumber(el.value, el.selectionStart ?? el.value.length);
+  function reformat(el, format) {
+    const f = format(el.value, el.selectionStart ?? el.value.length);
     if (f.value !== el.value) {
       el.value = f.value;
       if (document.activeElement === el) el.setSelectionRange(f.caret, f.caret);
     }
-    const b = validateNumber(f.value).brand;
+    return f.value;
+  }
+
+  function onNumber() {
+    const b = validateNumber(reformat(inputs.number, formatCardNumber)).brand;
     if (b !== brand) {
       brand = b;
       form.dataset.cardsealBrand = b ?? '';
@@ -123,18 +126,11 @@ export function attachForm(cardseal, formOrSelector, options = {}) {
     changed('number');
   }
   function onExpiry() {
-    const el = inputs.expiry;
-    const f = formatExpiry(el.value, el.selectionStart ?? el.value.length);
-    if (f.value !== el.value) {
-      el.value = f.value;
-      if (document.activeElement === el) el.setSelectionRange(f.caret, f.caret);
-    }
+    reformat(inputs.expiry, formatExpiry);
     changed('expiry');
   }
   function onCvc() {
-    const el = inputs.cvc;
-    const digits = el.value.replace(/\D/g, '').slice(0, 4);
-    if (digits !== el.value) el.value = digits;
+    reformat(inputs.cvc, formatCvc);
     changed('cvc');
   }
   const onInput = { number: onNumber, expiry: onExpiry, cvc: onCvc };
@@ -155,8 +151,8 @@ export function attachForm(cardseal, formOrSelector, options = {}) {
   }
 
   function readCard() {
-    const [month = '', year = ''] = (inputs.expiry.value ?? '').split('/').map((s) => s.trim());
-    const card = { number: inputs.number.value, exp_month: month, exp_year: year };
+    // The whole `MM / YY` field as the month: the core splits it, as it does for validateExpiry.
+    const card = { number: inputs.number.value, exp_month: inputs.expiry.value, exp_year: '' };
     if (inputs.cvc) card.cvc = inputs.cvc.value;
     if (inputs.name && inputs.name.value.trim()) card.name = inputs.name.value;
     return card;

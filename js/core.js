@@ -1,6 +1,6 @@
 // The public JS API of cardseal (DESIGN.md, "JavaScript API"), over the wasm-bindgen glue.
-// This file only normalizes inputs and decodes the packed verdicts of src/wasm.rs; every rule
-// lives in Rust.
+// This file only normalizes inputs and decodes the packed verdicts of src/wasm/verdict.rs by
+// the layout that module exports; every rule lives in Rust.
 import { attachForm } from './attach.js';
 import init, * as wasm from './wasm/cardseal.js';
 
@@ -8,6 +8,7 @@ let loading = null;
 let loaded = false;
 let BRANDS = [];
 let ERRORS = [];
+let LAYOUT = null;
 let memory = null;
 let inputAddress = 0;
 let inputCapacity = 0;
@@ -54,11 +55,8 @@ export function ready(source) {
         inputAddress = wasm.inputBuffer();
         inputCapacity = wasm.inputCapacity();
         BRANDS = wasm.brandTable();
-        const t = wasm.errorTable();
-        ERRORS = [];
-        for (let i = 0; i < t.length; i += 4) {
-          ERRORS.push({ code: t[i], message: t[i + 1], field: t[i + 2] || null, type: t[i + 3] });
-        }
+        ERRORS = wasm.errorTable();
+        LAYOUT = wasm.verdictLayout();
         loaded = true;
       }, (err) => {
         loading = null;
@@ -104,35 +102,27 @@ function text(v) {
   return '\u0000';
 }
 
-function codeOf(bits) {
-  const i = (bits >>> 23) & 31;
-  return i === 0 ? null : ERRORS[i - 1].code;
-}
-
-function verdict(bits) {
+function verdict(head) {
+  const code = (head >>> LAYOUT.codeShift) & LAYOUT.codeMask;
   return {
-    isValid: (bits & (1 << 21)) !== 0,
-    isPotentiallyValid: (bits & (1 << 22)) !== 0,
-    code: codeOf(bits),
+    isValid: (head & LAYOUT.validBit) !== 0,
+    isPotentiallyValid: (head & LAYOUT.potentialBit) !== 0,
+    code: code === 0 ? null : ERRORS[code - 1].code,
   };
 }
 
 /** The as-you-type verdict on a card number. */
 export function validateNumber(number) {
   assertReady();
-  const bits = packNumber(text(number));
-  const b = (bits >>> 16) & 31;
+  const packed = packNumber(text(number));
+  // The candidate set is the low 32 bits, the head word above it (`>>> 0` keeps the low 32).
+  const head = (packed / LAYOUT.headScale) >>> 0;
+  const b = head & LAYOUT.brandMask;
   const candidates = [];
-  for (let m = bits & 0xffff, i = 0; m !== 0; m >>>= 1, i++) {
+  for (let m = packed >>> 0, i = 0; m !== 0; m >>>= 1, i++) {
     if (m & 1) candidates.push(BRANDS[i]);
   }
-  return {
-    brand: b === 0 ? null : BRANDS[b - 1],
-    candidates,
-    isValid: (bits & (1 << 21)) !== 0,
-    isPotentiallyValid: (bits & (1 << 22)) !== 0,
-    code: codeOf(bits),
-  };
+  return { brand: b === 0 ? null : BRANDS[b - 1], candidates, ...verdict(head) };
 }
 
 // A month given as a number is a finished value, so 0 is a wrong month rather than the first
@@ -153,18 +143,17 @@ export function validateCvc(cvc, brand) {
   return verdict(wasm.validateCvcPacked(text(cvc), typeof brand === 'string' ? brand : ''));
 }
 
+// The strings the wasm layer reads from a CardInput.
+function cardArgs(card) {
+  const c = card !== null && typeof card === 'object' ? card : {};
+  const optional = (v) => (v === undefined || v === null ? undefined : text(v));
+  return [text(c.number), monthText(c.exp_month), text(c.exp_year), optional(c.cvc), optional(c.name)];
+}
+
 /** Every field's error at once. */
 export function validateCard(card) {
   assertReady();
-  const c = card !== null && typeof card === 'object' ? card : {};
-  const optional = (v) => (v === undefined || v === null ? undefined : text(v));
-  const out = wasm.validateCardPacked(text(c.number), monthText(c.exp_month), text(c.exp_year), optional(c.cvc), optional(c.name));
-  const errors = [];
-  for (let i = 2; i < out.length; i++) {
-    const e = ERRORS[out[i] - 1];
-    errors.push({ field: e.field, code: e.code, message: e.message });
-  }
-  return { valid: out[0] === 1, brand: out[1] === 0 ? null : BRANDS[out[1] - 1], errors };
+  return wasm.validateCard(...cardArgs(card));
 }
 
 function caretOf(caret) {
@@ -189,6 +178,12 @@ export function formatExpiry(input, caret) {
   return formatted(wasm.formatExpiry(text(input), caretOf(caret)));
 }
 
+/** Formats a CVC: digits only, at most 4 (the longest CVC of any brand). */
+export function formatCvc(input, caret) {
+  assertReady();
+  return formatted(wasm.formatCvc(text(input), caretOf(caret)));
+}
+
 /** The English message for an error code, or `undefined`. */
 export function messageFor(code) {
   assertReady();
@@ -201,17 +196,10 @@ function toCardSealError(e) {
   if (e instanceof CardSealError) return e;
   if (e && typeof e === 'object' && typeof e.code === 'string') {
     const err = new CardSealError(e.code, e.message, { type: e.type, param: e.param ?? null, status: e.status });
-    if (Array.isArray(e.errors)) err.errors = e.errors.map((x) => ({ field: x.param, code: x.code, message: x.message }));
+    if (Array.isArray(e.errors)) err.errors = e.errors;
     return err;
   }
   return new CardSealError('api_error', `cardseal: ${e && e.message ? e.message : String(e)}`, { type: 'api_error' });
-}
-
-// The strings the wasm layer reads from a CardInput.
-function cardArgs(card) {
-  const c = card !== null && typeof card === 'object' ? card : {};
-  const optional = (v) => (v === undefined || v === null ? undefined : text(v));
-  return [text(c.number), monthText(c.exp_month), text(c.exp_year), optional(c.cvc), optional(c.name)];
 }
 
 const CREATE = Symbol('CardSeal.create');

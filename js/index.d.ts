@@ -95,6 +95,8 @@ export function validateCard(card: CardInput): CardValidation;
 export function formatCardNumber(input: string, caret?: number): Formatted;
 /** Formats an expiry as `MM / YY`, keeping the caret after the same digit. */
 export function formatExpiry(input: string, caret?: number): Formatted;
+/** Formats a CVC: digits only, at most 4 (the longest CVC of any brand). */
+export function formatCvc(input: string, caret?: number): Formatted;
 /** The English message for an error code. */
 export function messageFor(code: string): string | undefined;
 
