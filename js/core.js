@@ -184,11 +184,61 @@ export function formatCvc(input, caret) {
   return formatted(wasm.formatCvc(text(input), caretOf(caret)));
 }
 
-/** The English message for an error code, or `undefined`. */
-export function messageFor(code) {
+const LOCALE_TABLES = new Map();
+const WARNED_LOCALES = new Set();
+
+/**
+ * The supported locale for `locale`: a BCP 47 tag (`pt` gives `pt-BR`, `zh-CN` gives `zh-Hans`),
+ * `'auto'` (the first supported entry of `navigator.languages`) or nothing (English). Anything
+ * else is English, with one console warning per value.
+ */
+export function resolveLocale(locale) {
   assertReady();
-  const e = ERRORS.find((x) => x.code === code);
-  return e && e.message;
+  if (locale === undefined || locale === null || locale === '' || locale === 'en') return 'en';
+  if (locale === 'auto') {
+    const preferred = (typeof navigator !== 'undefined' && navigator.languages) || [];
+    for (const tag of preferred) {
+      const found = wasm.resolveLocale(String(tag));
+      if (found) return found;
+    }
+    return 'en';
+  }
+  const found = typeof locale === 'string' ? wasm.resolveLocale(locale) : undefined;
+  if (found) return found;
+  const key = String(locale);
+  if (!WARNED_LOCALES.has(key)) {
+    WARNED_LOCALES.add(key);
+    console.warn(`cardseal: the locale ${JSON.stringify(key)} is not supported; messages are in English`);
+  }
+  return 'en';
+}
+
+/** The message for an error code in `locale` (see `resolveLocale`; English by default), or `undefined`. */
+export function messageFor(code, locale) {
+  assertReady();
+  const i = ERRORS.findIndex((x) => x.code === code);
+  if (i < 0) return undefined;
+  const tag = resolveLocale(locale);
+  if (tag === 'en') return ERRORS[i].message;
+  let table = LOCALE_TABLES.get(tag);
+  if (!table) {
+    table = wasm.localeMessages(tag);
+    LOCALE_TABLES.set(tag, table);
+  }
+  return table[i];
+}
+
+// The customer-facing messages of a result or error, in `locale`.
+function localizedErrors(errors, locale) {
+  return errors.map((e) => ({ ...e, message: messageFor(e.code, locale) ?? e.message }));
+}
+
+function localizedError(err, locale) {
+  if (locale === 'en') return err;
+  if (Array.isArray(err.errors)) err.errors = localizedErrors(err.errors, locale);
+  const message = ERRORS.some((x) => x.code === err.code && x.field) ? messageFor(err.code, locale) : undefined;
+  if (message) err.message = message;
+  return err;
 }
 
 // Errors from the wasm layer arrive as plain `{ code, type, param, message, status?, errors? }`.
@@ -207,24 +257,33 @@ const CREATE = Symbol('CardSeal.create');
 /** Seals cards with the vault's key and tokenizes them (DESIGN.md, "JavaScript API"). */
 export class CardSeal {
   #core;
+  #locale;
 
   /** Use `await CardSeal.create(options)`. */
-  constructor(token, core) {
+  constructor(token, core, locale) {
     if (token !== CREATE) throw new CardSealError('invalid_usage', 'cardseal: use `await CardSeal.create(options)`');
     this.#core = core;
+    this.#locale = locale ?? 'en';
   }
 
   /**
-   * `{ vaultUrl, publishableKey, vaultKey?, timeoutMs?, retries? }`. Without `vaultKey`, the
-   * keys are fetched from `GET {vaultUrl}/v1/encryption_keys`.
+   * `{ vaultUrl, publishableKey, vaultKey?, timeoutMs?, retries?, locale? }`. Without
+   * `vaultKey`, the keys are fetched from `GET {vaultUrl}/v1/encryption_keys`. `locale` picks
+   * the language of validation messages (a tag or `'auto'`; English by default).
    */
   static async create(options) {
     await ready();
+    const locale = resolveLocale(options ? options.locale : undefined);
     try {
-      return new CardSeal(CREATE, await wasm.CardSealCore.create(options ?? {}));
+      return new CardSeal(CREATE, await wasm.CardSealCore.create(options ?? {}), locale);
     } catch (e) {
       throw toCardSealError(e);
     }
+  }
+
+  /** The language of this instance's messages, as a supported tag (`en`, `de`, …, `zh-Hans`). */
+  get locale() {
+    return this.#locale;
   }
 
   /** The `kid` of the vault key in use. */
@@ -234,7 +293,8 @@ export class CardSeal {
 
   /** Every field's error at once (as `validateCard`). */
   validate(card) {
-    return validateCard(card);
+    const result = validateCard(card);
+    return this.#locale === 'en' ? result : { ...result, errors: localizedErrors(result.errors, this.#locale) };
   }
 
   /** Validates and seals a card: the compact JWE, for callers who post it themselves. */
@@ -242,7 +302,7 @@ export class CardSeal {
     try {
       return this.#core.seal(...cardArgs(card));
     } catch (e) {
-      throw toCardSealError(e);
+      throw localizedError(toCardSealError(e), this.#locale);
     }
   }
 
@@ -251,7 +311,7 @@ export class CardSeal {
     try {
       return await this.#core.tokenize(...cardArgs(card));
     } catch (e) {
-      throw toCardSealError(e);
+      throw localizedError(toCardSealError(e), this.#locale);
     }
   }
 
@@ -268,7 +328,7 @@ export class CardSeal {
     try {
       return await this.#core.tokenizeCvc(text(cvc));
     } catch (e) {
-      throw toCardSealError(e);
+      throw localizedError(toCardSealError(e), this.#locale);
     }
   }
 }

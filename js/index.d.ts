@@ -97,8 +97,16 @@ export function formatCardNumber(input: string, caret?: number): Formatted;
 export function formatExpiry(input: string, caret?: number): Formatted;
 /** Formats a CVC: digits only, at most 4 (the longest CVC of any brand). */
 export function formatCvc(input: string, caret?: number): Formatted;
-/** The English message for an error code. */
-export function messageFor(code: string): string | undefined;
+/** A supported language of the messages. */
+export type Locale = 'en' | 'de' | 'fr' | 'es' | 'it' | 'nl' | 'pt-BR' | 'pl' | 'sv' | 'ja' | 'zh-Hans';
+/**
+ * The supported locale for a BCP 47 tag (`pt` gives `pt-BR`, `zh`/`zh-CN` give `zh-Hans`), for
+ * `'auto'` (the first supported entry of `navigator.languages`), or English. An unsupported tag
+ * gives English and one console warning, never a throw.
+ */
+export function resolveLocale(locale?: string | null): Locale;
+/** The message for an error code in `locale` (English by default; see `resolveLocale`). */
+export function messageFor(code: string, locale?: string): string | undefined;
 
 /** A JWK, a JWKS, or an SPKI PEM string. */
 export type VaultKey = JsonWebKey | { keys: JsonWebKey[] } | string;
@@ -115,6 +123,8 @@ export interface CardSealOptions {
   timeoutMs?: number;
   /** Retries on network errors, 429 and 5xx, with backoff and the same idempotency key (default 3). */
   retries?: number;
+  /** The language of validation messages: a tag such as `'de'` or `'pt-BR'`, or `'auto'` (default English). */
+  locale?: string;
 }
 
 /** The card part of a Token. */
@@ -147,6 +157,8 @@ export class CardSeal {
   static create(options: CardSealOptions): Promise<CardSeal>;
   /** The `kid` of the vault key in use. */
   readonly kid: string | null;
+  /** The language of this instance's messages. */
+  readonly locale: Locale;
   /** Every field's error at once. */
   validate(card: CardInput): CardValidation;
   /** Validates and seals a card: the compact JWE. Throws a `CardSealError` for an invalid card. */
@@ -163,6 +175,8 @@ export class CardSeal {
 export interface AttachOptions {
   /** Submit the form once the token is in it (default `true`). */
   submit?: boolean;
+  /** The language of the form's messages (default: the instance's). */
+  locale?: string;
 }
 
 /** A form that a CardSeal is attached to. */

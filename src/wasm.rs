@@ -27,6 +27,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::Error;
 use crate::card::{self, Brand, CardInput, FieldError, Today};
+use crate::error::Locale;
 use crate::secret::Secret;
 
 /// `value` as a JS value: structs as plain objects, `None` as `null`.
@@ -95,6 +96,25 @@ pub fn error_table() -> JsValue {
         })
         .collect();
     to_js(&rows)
+}
+
+/// The supported locale a BCP 47 tag asks for, as its canonical tag (`pt` gives `pt-BR`, `zh-CN`
+/// gives `zh-Hans`), or `undefined`.
+#[wasm_bindgen(js_name = "resolveLocale")]
+pub fn resolve_locale(tag: &str) -> Option<String> {
+    Locale::parse(tag).map(|l| l.tag().to_owned())
+}
+
+/// A supported locale's messages in `errorTable` order, or `undefined` for another tag.
+#[wasm_bindgen(js_name = "localeMessages")]
+pub fn locale_messages(tag: &str) -> JsValue {
+    match Locale::parse(tag) {
+        Some(locale) => {
+            let messages: Vec<&str> = Error::ALL.iter().map(|e| e.message_in(locale)).collect();
+            to_js(&messages)
+        }
+        None => JsValue::UNDEFINED,
+    }
 }
 
 /// UTF-16 code units of the last `validateNumber` input, written by JS straight into wasm
