@@ -105,7 +105,8 @@ export async function startShop({
     return { status: res.status, ok: res.ok, json };
   }
 
-  function page(title, body, { scripts = '', snippetPage = false, locale = 'auto' } = {}) {
+  // `heading` is the page's one <h1> (default: the title); sections below it use <h2>.
+  function page(title, body, { scripts = '', snippetPage = false, locale = 'auto', heading = title } = {}) {
     return `<!doctype html>
 <html lang="en">
 <head>
@@ -121,6 +122,7 @@ export async function startShop({
   <header class="site"><a class="logo" href="/">cardseal demo shop</a>
     <nav><a href="/">Shop</a> <a href="/account">Your cards</a> <a href="/validate.html">Validator</a></nav></header>
   <main>
+    <h1 class="page-title">${esc(heading)}</h1>
 ${body}
   </main>
   <footer class="site">Test mode. Card data goes from your browser to the vault (${esc(vaultOrigin)}), never to this shop.</footer>
@@ -217,7 +219,7 @@ ${body}
       <h2 id="r-title">Payment failed</h2>
       <p data-receipt-message>${esc(r.error)}</p>
       <p><a href="${esc(r.retry ?? '/')}">Try again</a></p>
-    </section>`);
+    </section>`, { heading: 'Your payment' });
     }
     const c = r.charge;
     const ok = c.status === 'succeeded';
@@ -237,7 +239,7 @@ ${body}
       ${r.saved ? '<p>Your card is saved: pay again from <a href="/account">Your cards</a> with just the security code.</p>' : ''}
       ${r.subscribed ? '<p>Subscribed. Renewals are charged without the security code; try one from <a href="/account">Your cards</a>.</p>' : ''}
       <p><a href="/">Back to the shop</a></p>
-    </section>`);
+    </section>`, { heading: 'Your payment' });
   }
 
   async function accountPage() {
@@ -269,7 +271,7 @@ ${body}
       <div class="field">
         <label for="cvc-again">Security code</label>
         <input id="cvc-again" data-cvc-again type="text" inputmode="numeric" autocomplete="cc-csc" placeholder="CVC" aria-describedby="cvc-again-error">
-        <p class="error" id="cvc-again-error"></p>
+        <p class="error" id="cvc-again-error" aria-live="polite"></p>
       </div>
       <button type="submit" disabled data-cardseal-pending>Pay ${money(PRODUCTS.notebook.amount, 'eur')}</button>
       <p class="status" data-cardseal-error="form" role="alert">Card payments are loading…</p>

@@ -14,6 +14,9 @@ export async function demo(): Promise<string> {
   const e: Verdict = validateExpiry(12, '2030');
   const combined: Verdict = validateExpiry('12 / 30');
   const c: Verdict = validateCvc('123', brand);
+  // Any value: a number, or whatever a form handed over.
+  const c2: Verdict = validateCvc(123);
+  const c3: Verdict = validateCvc(null, null);
   const card: CardInput = { number: '4242424242424242', exp_month: 12, exp_year: 2030, cvc: '123', name: 'Ada' };
   const v: CardValidation = validateCard(card);
   const errors: FieldError[] = v.errors;
