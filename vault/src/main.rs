@@ -19,7 +19,7 @@ use cardseal_vault::config::{Config, RateLimit};
 use cardseal_vault::crypto::MasterKey;
 use cardseal_vault::events;
 use cardseal_vault::store::sqlite::SqliteStore;
-use cardseal_vault::store::{KeyKind, Store, ledger};
+use cardseal_vault::store::{self, KeyKind, Store};
 use cardseal_vault::{AppState, admin_app, app, assets, keys};
 
 #[derive(Parser)]
@@ -529,8 +529,7 @@ async fn run(command: Command) -> Result<(), String> {
         }
         Command::Keys(KeysCommand::Rotate { storage }) => {
             let (store, master) = open_storage(&storage).await?;
-            let had_keys = !store
-                .sealing_keys()
+            let had_keys = !store::read(store.as_ref(), |tx| tx.sealing_keys())
                 .await
                 .map_err(|e| e.to_string())?
                 .is_empty();
@@ -585,15 +584,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     // Requests that were running when the last process stopped will never finish: free their
     // idempotency keys now, so that retries run at once instead of after the claim lapses.
     // (Sound with one process per database, as SQLite is used.)
-    let released = ledger::write(state.store(), |tx| {
-        tx.release_all_claims()
-            .map_err(ledger::TxError::<String>::Store)
-    })
-    .await
-    .map_err(|e| match e {
-        ledger::TxError::Store(e) => e.to_string(),
-        ledger::TxError::Abort(e) => e,
-    })?;
+    let released = store::write(state.store(), |tx| tx.release_all_claims())
+        .await
+        .map_err(|e| e.to_string())?;
     if released > 0 {
         tracing::info!(
             keys = released,

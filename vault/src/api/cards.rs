@@ -21,7 +21,7 @@ use zeroize::Zeroizing;
 use super::idempotency::{Kept, Replay};
 use super::{ApiError, Auth, JsonBody, internal};
 use crate::crypto::BlobKey;
-use crate::store::ledger::{self, CardRecord, IssuerInfo, NewEvent, Tx, TxError};
+use crate::store::{self, CardRecord, IssuerInfo, NewEvent, Tx, TxError};
 use crate::store::{CardSummary, TokenRecord, TokenType};
 use crate::{AppState, Principal, ids};
 
@@ -432,7 +432,7 @@ pub(crate) async fn create(
     let principal = Arc::clone(&auth.0);
     let now = state.now();
     let bins = state.config().bin_table.clone();
-    let text = ledger::write(state.store(), move |tx| {
+    let text = store::write_or_abort(state.store(), move |tx| {
         let (token, data) = use_token(tx, &principal, &token_id, TokenType::Card, "token", now)?;
         let (Some(summary), Some(number)) = (token.card.clone(), data.number.as_ref()) else {
             return abort(token_expired("token"));
@@ -484,7 +484,7 @@ pub(crate) async fn retrieve(
     }
     let account = auth.0.account_id.clone();
     let now = state.now();
-    let (card, until) = ledger::read(state.store(), move |tx| {
+    let (card, until) = store::read_or_abort(state.store(), move |tx| {
         let Some(card) = tx.card(&account, &id)? else {
             return abort(ApiError::not_found(Some("id")));
         };
@@ -528,7 +528,7 @@ pub(crate) async fn list(
     let limit = page_limit(params.limit.as_deref())?;
     let account = auth.0.account_id.clone();
     let now = state.now();
-    let (cards, has_more) = ledger::read(state.store(), move |tx| {
+    let (cards, has_more) = store::read_or_abort(state.store(), move |tx| {
         let mut cards = tx.cards(
             &account,
             params.customer.as_deref(),
@@ -577,7 +577,7 @@ pub(crate) async fn delete(
     let account = auth.0.account_id.clone();
     let now = state.now();
     let card_id = id.clone();
-    ledger::write(state.store(), move |tx| {
+    store::write_or_abort(state.store(), move |tx| {
         if !tx.delete_card(&account, &card_id, now)? {
             return abort(ApiError::not_found(Some("id")));
         }
@@ -616,7 +616,7 @@ pub(crate) async fn add_cvc(
     })?;
     let principal = Arc::clone(&auth.0);
     let now = state.now();
-    let text = ledger::write(state.store(), move |tx| {
+    let text = store::write_or_abort(state.store(), move |tx| {
         let acct = principal.account_id.clone();
         // The card first: a token must not be spent on a card that does not exist.
         let Some(card) = tx.card(&acct, &id)? else {

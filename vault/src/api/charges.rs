@@ -18,7 +18,7 @@ use super::idempotency::{Kept, Replay};
 use super::{ApiError, Auth, JsonBody};
 use crate::processor::{Authorization, Interaction, Processor, TestProcessor};
 use crate::store::TokenType;
-use crate::store::ledger::{self, ChargeRecord, IssuerInfo, TxError};
+use crate::store::{self, ChargeRecord, IssuerInfo, TxError};
 use crate::{AppState, ids};
 
 /// Largest amount in minor units (Stripe's limit: eight digits).
@@ -183,7 +183,7 @@ pub(crate) async fn create(
     let principal = Arc::clone(&auth.0);
     let now = state.now();
     let bins = state.config().bin_table.clone();
-    let (object, status, decline_code) = ledger::write(
+    let (object, status, decline_code) = store::write_or_abort(
         state.store(),
         move |tx| -> TxResult<(String, &'static str, Option<&'static str>)> {
             let acct = principal.account_id.clone();
@@ -302,7 +302,7 @@ pub(crate) async fn create(
                 created: now,
             };
             let text = serde_json::to_string(&object)
-                .map_err(|e| TxError::Store(crate::store::StoreError::Backend(e.to_string())))?;
+                .map_err(|e| TxError::Store(store::StoreError::Backend(e.to_string())))?;
             tx.insert_charge(&ChargeRecord {
                 id: id.clone(),
                 account_id: acct.clone(),
@@ -377,7 +377,7 @@ pub(crate) async fn retrieve(
         return Err(ApiError::not_found(Some("id")));
     }
     let account = auth.0.account_id.clone();
-    let charge = ledger::read(state.store(), move |tx| match tx.charge(&account, &id)? {
+    let charge = store::read_or_abort(state.store(), move |tx| match tx.charge(&account, &id)? {
         Some(c) => Ok(c),
         None => Err(TxError::Abort(ApiError::not_found(Some("id")))),
     })

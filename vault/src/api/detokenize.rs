@@ -16,7 +16,7 @@ use super::cards::{
 };
 use super::{ApiError, Auth, JsonBody};
 use crate::store::KeyKind;
-use crate::store::ledger::{self, TxError};
+use crate::store::{self, TxError};
 use crate::{AppState, ids};
 
 #[derive(Deserialize)]
@@ -56,7 +56,7 @@ pub(crate) async fn detokenize(
     })?;
     let principal = Arc::clone(&auth.0);
     let now = state.now();
-    let out = ledger::write(state.store(), move |tx| -> TxResult<Detokenized> {
+    let out = store::write_or_abort(state.store(), move |tx| -> TxResult<Detokenized> {
         let acct = principal.account_id.clone();
         let missing = || TxError::Abort(ApiError::not_found(Some("token")));
         let (data, summary) = if ids::is_id(&source, "card_") {

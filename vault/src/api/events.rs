@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::cards::{page_limit, tx_error};
 use super::{ApiError, Auth};
 use crate::AppState;
-use crate::store::ledger;
+use crate::store;
 
 #[derive(Deserialize)]
 pub(crate) struct ListParams {
@@ -23,7 +23,7 @@ pub(crate) async fn list(
     auth.require_secret("events_read")?;
     let limit = page_limit(params.limit.as_deref())?;
     let account = auth.0.account_id.clone();
-    let mut events = ledger::read(state.store(), move |tx| {
+    let mut events = store::read_or_abort(state.store(), move |tx| {
         Ok(tx.events(&account, params.starting_after.as_deref(), limit + 1)?)
     })
     .await

@@ -21,7 +21,7 @@ use super::cards::tx_error;
 use super::{ApiError, ErrorCode};
 use crate::crypto::sha256;
 use crate::store::StoreResult;
-use crate::store::ledger::{self, Claim, Tx};
+use crate::store::{self, Claim, Tx};
 use crate::{AppState, Principal};
 
 /// How long a kept response is replayed.
@@ -140,7 +140,7 @@ async fn run(
     let now = state.now();
 
     let acct = account.clone();
-    let claim = ledger::write(state.store(), move |tx| {
+    let claim = store::write_or_abort(state.store(), move |tx| {
         Ok(tx.claim_key(&acct, &key_hash, &request_hash, now, LOCK_SECS)?)
     })
     .await
@@ -192,7 +192,7 @@ async fn run(
     } else {
         let kept = body.to_vec();
         let code = status.as_u16();
-        let done = ledger::write(state.store(), move |tx| {
+        let done = store::write_or_abort(state.store(), move |tx| {
             Ok(tx.finish_key(&account, &key_hash, code, &kept, now + KEEP_SECS)?)
         })
         .await;
@@ -235,7 +235,7 @@ fn ran(status: StatusCode, code: Option<&str>) -> bool {
 }
 
 async fn release(state: &AppState, account: String, key_hash: [u8; 32]) {
-    let released = ledger::write(state.store(), move |tx| {
+    let released = store::write_or_abort(state.store(), move |tx| {
         Ok(tx.release_key(&account, &key_hash)?)
     })
     .await;

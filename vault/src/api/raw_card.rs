@@ -24,7 +24,7 @@ use super::charges::json_text;
 use super::idempotency::{Kept, Replay};
 use super::{ApiError, Auth, JsonBody};
 use crate::store::CardSummary;
-use crate::store::ledger::{self, CardRecord, Tx, TxError};
+use crate::store::{self, CardRecord, Tx, TxError};
 use crate::{AppState, ids};
 
 /// No `Debug`: it holds the number and CVV.
@@ -171,7 +171,7 @@ pub(crate) async fn create(
     drop(input);
     let principal = Arc::clone(&auth.0);
     let bins = state.config().bin_table.clone();
-    let text = ledger::write(state.store(), move |tx| {
+    let text = store::write_or_abort(state.store(), move |tx| {
         let number = Secret::new(card.number.expose());
         let cvc = card.cvc.as_ref().map(|c| Secret::new(c.expose()));
         let summary = CardSummary {
@@ -229,7 +229,7 @@ pub(crate) async fn add_cvv(
     })?;
     let principal = Arc::clone(&auth.0);
     let now = state.now();
-    let text = ledger::write(state.store(), move |tx| -> TxResult<String> {
+    let text = store::write_or_abort(state.store(), move |tx| -> TxResult<String> {
         let acct = principal.account_id.clone();
         let Some(card) = tx.card(&acct, &id)? else {
             return Err(TxError::Abort(ApiError::not_found(Some("id"))));

@@ -13,7 +13,7 @@ use crate::AppState;
 use crate::crypto::sha256;
 use crate::ids;
 use crate::keys::Lookup;
-use crate::store::{CardSummary, JtiRecord, StoreError, TokenRecord, TokenType};
+use crate::store::{self, CardSummary, JtiRecord, StoreError, TokenRecord, TokenType};
 use crate::unseal::{self, Payload, UnsealError};
 
 /// The AAD `kind` of a token's sealed card data.
@@ -71,7 +71,7 @@ impl<'a> TokenObject<'a> {
     pub(crate) fn new(t: &'a TokenRecord, bins: Option<&crate::bins::BinTable>) -> Self {
         let issuer = match (bins, t.card.as_ref()) {
             (Some(b), Some(c)) => b.lookup(&c.bin),
-            _ => crate::store::ledger::IssuerInfo::default(),
+            _ => store::IssuerInfo::default(),
         };
         Self {
             id: &t.id,
@@ -132,7 +132,7 @@ async fn create_inner(
     body: CreateToken,
 ) -> Result<TokenRecord, ApiError> {
     let principal = &auth.0;
-    if principal.kind == crate::store::KeyKind::Restricted {
+    if principal.kind == store::KeyKind::Restricted {
         return Err(ApiError::permission(
             "insufficient_scope",
             "Tokens are created with a publishable or secret key.",
@@ -233,12 +233,11 @@ async fn create_inner(
         token_id: id,
         idempotency_key,
     };
-    match state.store().add_token(record.clone(), jti.clone()).await {
+    let (stored, kept) = (record.clone(), jti.clone());
+    match store::write(state.store(), move |tx| tx.add_token(&stored, &kept)).await {
         Ok(()) => Ok(record),
         Err(StoreError::Duplicate) => {
-            let earlier = state
-                .store()
-                .replayed_token(jti)
+            let earlier = store::read(state.store(), move |tx| tx.replayed_token(&jti))
                 .await
                 .map_err(internal("reading a replayed token failed"))?;
             if let Some(t) = earlier {
@@ -336,9 +335,8 @@ pub(crate) async fn retrieve(
     if !ids::is_id(&id, "tok_") {
         return Err(ApiError::not_found(Some("id")));
     }
-    let token = state
-        .store()
-        .token(&auth.0.account_id, &id)
+    let account = auth.0.account_id.clone();
+    let token = store::read(state.store(), move |tx| tx.token(&account, &id))
         .await
         .map_err(internal("reading a token failed"))?
         .ok_or_else(|| ApiError::not_found(Some("id")))?;
