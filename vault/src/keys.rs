@@ -216,7 +216,7 @@ fn public_jwk(kid: &str, key: &PrivateDecryptingKey) -> Result<Value, KeyError> 
         "kty": "RSA",
         "kid": kid,
         "use": "enc",
-        "alg": "RSA-OAEP-256",
+        "alg": cardseal::jwe::ALG,
         "n": URL_SAFE_NO_PAD.encode(n),
         "e": URL_SAFE_NO_PAD.encode(e),
     }))

@@ -8,6 +8,8 @@ pub mod bins;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod domain;
+pub mod error;
 pub mod events;
 pub mod ids;
 pub mod keys;
