@@ -8,6 +8,7 @@
 
 pub mod card;
 pub mod charge;
+pub mod plain;
 pub mod token;
 
 use crate::error::ApiError;

@@ -9,7 +9,8 @@ use cardseal::Secret;
 use serde::Serialize;
 use serde_json::json;
 
-use super::card::{self, PlainCard};
+use super::card;
+use super::plain::PlainCard;
 use super::token;
 use super::{Work, abort, crypto_failed, event};
 use crate::Principal;

@@ -4,7 +4,7 @@ use cardseal::card::{Cvc, Today};
 use cardseal::jwe::Payload;
 use zeroize::Zeroizing;
 
-use super::card::{PlainCard, summary};
+use super::plain::{PlainCard, summary};
 use super::{Work, abort, crypto_failed};
 use crate::Principal;
 use crate::error::{ApiCode, ApiError};
