@@ -56,10 +56,11 @@ const ROUTES: &[&str] = &[
     "/v1/events",
     "/v1/card",
     "/v1/card/{id}",
+    "/js/{version}/{file}",
 ];
 
 pub(crate) fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/healthz", get(healthz))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/v1/encryption_keys", get(encryption_keys))
@@ -76,6 +77,12 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route("/v1/events", get(events::list))
         .merge(raw_card::routes(&state))
+        .with_state(state.clone());
+    let routes = match &state.config().snippet {
+        Some(snippet) => routes.merge(crate::assets::routes(Arc::clone(snippet))),
+        None => routes,
+    };
+    routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
@@ -88,8 +95,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(publishable_scope))
         .layer(middleware::from_fn_with_state(state.clone(), limit_writes))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(state, observe))
 }
 
 /// The admin listener's routes. Metrics name routes, keys and refusal counts an outsider has no

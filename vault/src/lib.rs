@@ -16,6 +16,7 @@ pub mod keys;
 pub mod metrics;
 pub mod processor;
 pub mod ratelimit;
+pub mod server;
 pub mod store;
 pub mod unseal;
 
@@ -32,9 +33,11 @@ use crate::crypto::{AccountKeys, MasterKey, WrappedAccountKeys, sha256};
 use crate::keys::{KeyError, KeyRing};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
+pub use crate::server::Vault;
 use crate::store::{KeyKind, Store, StoreError};
 
-/// The router: every endpoint, with request ids, logging, authentication and CORS.
+/// The router: the whole public HTTP surface (the API and, with `--snippet-dir`, the snippet
+/// files), all with request ids, logging, metrics, authentication and CORS.
 pub fn app(state: AppState) -> Router {
     api::router(state)
 }
