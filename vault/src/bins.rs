@@ -7,7 +7,7 @@
 use std::fmt;
 use std::path::Path;
 
-use crate::store::ledger::IssuerInfo;
+use crate::store::IssuerInfo;
 
 #[derive(Clone)]
 struct Range {
