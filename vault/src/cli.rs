@@ -88,7 +88,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "CARDSEAL_DEMO")]
     pub(crate) demo: bool,
     /// Serve the cardseal snippet and its wasm from this directory (the build's `pkg/snippet/`)
-    /// at `/js/{version}/cardseal.js`.
+    /// at `/js/{version}-{hash}/cardseal.js` (the line `snippet …` on stdout gives the URL and its integrity).
     #[arg(long, env = "CARDSEAL_SNIPPET_DIR")]
     pub(crate) snippet_dir: Option<PathBuf>,
     /// How long a rotated-out sealing key still decrypts, in seconds or e.g. 90s, 30m, 24h, 7d.

@@ -99,7 +99,7 @@ pub struct Config {
     pub bin_table: Option<Arc<BinTable>>,
     /// Serve the raw-card API (`--allow-raw-card-api`).
     pub allow_raw_card_api: bool,
-    /// The snippet files to serve at `/js/{version}/…` (`--snippet-dir`).
+    /// The snippet files to serve at `/js/{version}-{hash}/…` (`--snippet-dir`).
     pub snippet: Option<Arc<Assets>>,
 }
 
