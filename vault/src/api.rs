@@ -7,6 +7,7 @@ mod charges;
 mod detokenize;
 mod events;
 mod idempotency;
+pub mod openapi;
 mod raw_card;
 mod tokens;
 
@@ -43,6 +44,7 @@ pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("request-id");
 /// The route templates, as metrics and logs name them (never the raw path).
 const ROUTES: &[&str] = &[
     "/healthz",
+    "/openapi.json",
     "/.well-known/jwks.json",
     "/v1/encryption_keys",
     "/v1/tokens",
@@ -62,6 +64,7 @@ const ROUTES: &[&str] = &[
 pub(crate) fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi_json))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/v1/encryption_keys", get(encryption_keys))
         .route("/v1/tokens", axum::routing::post(tokens::create))
@@ -296,7 +299,10 @@ async fn publishable_scope(req: Request, next: Next) -> Response {
         .is_some_and(|p| p.kind == KeyKind::Publishable)
         // An unknown route answers 404 whoever asks.
         && req.extensions().get::<MatchedPath>().is_some()
-        && !matches!(req.uri().path(), "/healthz" | "/.well-known/jwks.json")
+        && !matches!(
+            req.uri().path(),
+            "/healthz" | "/openapi.json" | "/.well-known/jwks.json"
+        )
         && !PUBLISHABLE_ROUTES
             .iter()
             .any(|(m, p)| m == req.method() && *p == req.uri().path());
@@ -493,6 +499,11 @@ pub(crate) fn json_response(text: String, kept: bool) -> Response {
     response
 }
 
+/// Liveness.
+#[utoipa::path(
+    get, path = "/healthz", operation_id = "healthz", tag = "meta",
+    responses((status = 200, description = "The vault is up.", body = openapi::Health)),
+)]
 async fn healthz() -> Json<Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
@@ -518,6 +529,10 @@ fn jwks_response(state: &AppState) -> Response {
 
 /// The same public document for everyone, without credentials: any page may read it (the
 /// browser tests and pages given `vaultKey` from it do), so `*` rather than an echoed origin.
+#[utoipa::path(
+    get, path = "/.well-known/jwks.json", operation_id = "jwks", tag = "keys",
+    responses((status = 200, description = "The JWKS: the active key (last) and the keys still in their grace period.", body = openapi::Jwks)),
+)]
 async fn jwks(State(state): State<AppState>) -> Response {
     let mut response = jwks_response(&state);
     response.headers_mut().insert(
@@ -527,8 +542,30 @@ async fn jwks(State(state): State<AppState>) -> Response {
     response
 }
 
+/// The JWKS, for a publishable key.
+#[utoipa::path(
+    get, path = "/v1/encryption_keys", operation_id = "encryptionKeys", tag = "keys",
+    responses((status = 200, description = "The JWKS.", body = openapi::Jwks)),
+    security(("pk" = []), ("sk" = [])),
+)]
 async fn encryption_keys(State(state): State<AppState>, _auth: Auth) -> Response {
     jwks_response(&state)
+}
+
+/// This contract, public like the JWKS.
+#[utoipa::path(
+    get, path = "/openapi.json", operation_id = "openapi", tag = "meta",
+    responses((status = 200, description = "The OpenAPI 3.1 document.", content_type = "application/json", body = Object)),
+)]
+async fn openapi_json() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        ],
+        openapi::json(),
+    )
+        .into_response()
 }
 
 async fn not_found() -> ApiError {
