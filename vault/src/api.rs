@@ -449,6 +449,26 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
+/// A query string of the documented shape. axum's own `Query` answers a malformed one (a
+/// repeated `limit`, say) in plain text; this answers the JSON error every client parses.
+pub(crate) struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(q)| QueryParams(q))
+            .map_err(|_| {
+                ApiError::invalid_request(
+                    ApiCode::ParameterInvalid,
+                    "The query string must hold each documented parameter at most once.",
+                )
+            })
+    }
+}
+
 /// 400 `parameter_missing`.
 pub(crate) fn missing(param: &'static str, message: &'static str) -> ApiError {
     ApiError::invalid_request(ApiCode::ParameterMissing, message).param(param)

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use base64::Engine;
@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::{Auth, JsonBody, List, Replay, invalid, json_response, keep, missing, page_limit};
+use super::{
+    Auth, JsonBody, List, QueryParams, Replay, invalid, json_response, keep, missing, page_limit,
+};
 use crate::domain::{Work, card};
 use crate::error::{ApiError, internal, tx_failed};
 use crate::store::{CardRecord, CardSummary, Tx};
@@ -289,7 +291,7 @@ pub(crate) struct ListParams {
 pub(crate) async fn list(
     State(state): State<AppState>,
     auth: Auth,
-    Query(params): Query<ListParams>,
+    QueryParams(params): QueryParams<ListParams>,
 ) -> Result<Response, ApiError> {
     auth.require_secret("cards_read")?;
     let limit = page_limit(params.limit.as_deref())?;

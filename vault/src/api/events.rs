@@ -1,10 +1,10 @@
 //! `GET /v1/events`: the account's audit log, newest first.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{Auth, page_limit};
+use super::{Auth, QueryParams, page_limit};
 use crate::error::{ApiError, internal};
 use crate::{AppState, store};
 
@@ -62,7 +62,7 @@ pub(crate) struct EventList {
 pub(crate) async fn list(
     State(state): State<AppState>,
     auth: Auth,
-    Query(params): Query<ListParams>,
+    QueryParams(params): QueryParams<ListParams>,
 ) -> Result<Response, ApiError> {
     auth.require_secret("events_read")?;
     let limit = page_limit(params.limit.as_deref())?;

@@ -341,3 +341,21 @@ impl Modify for Shared {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_route_is_documented() {
+        let doc = super::document();
+        for route in super::super::ROUTES {
+            // The snippet's files are static assets, not API.
+            if route.starts_with("/js/") {
+                continue;
+            }
+            assert!(
+                doc.paths.paths.contains_key(*route),
+                "{route} has no #[utoipa::path], or is missing from ApiDoc's paths(...)"
+            );
+        }
+    }
+}

@@ -145,6 +145,7 @@ fn card_error(e: cardseal::Error) -> ApiError {
         (status = 200, description = "The saved card.", body = RawCardObject, links(
             ("AddCvv" = (operation_id = "addRawCardCvv", parameters(("id" = "$response.body#/_id")))),
             ("RetrieveCard" = (operation_id = "retrieveCard", parameters(("id" = "$response.body#/_id")))),
+            ("Charge" = (operation_id = "createCharge", request_body = json!({"amount": 1000, "currency": "eur", "source": "$response.body#/_id"}))),
         )),
         (status = 402, response = super::openapi::CardError),
         (status = 404, response = super::openapi::NotFound),
