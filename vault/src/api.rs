@@ -214,14 +214,17 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
                             .to_str()
                             .is_ok_and(|o| origin_allowed(o, &principal.origins));
                         if !allowed {
-                            return with_cors(
-                                ApiError::permission(
-                                    ApiCode::OriginNotAllowed,
-                                    "This publishable key cannot be used from this origin; add it to the account's allowed origins.",
+                            // The one echo of a request value: an origin is public, and naming
+                            // the one seen is what tells a developer which to allow.
+                            let seen = o.to_str().unwrap_or("(not ASCII)");
+                            let refused = ApiError {
+                                message: format!(
+                                    "This publishable key cannot be used from the origin {seen}; add it to the account's allowed origins (`accounts update --allowed-origin`)."
                                 )
-                                .into_response(),
-                                origin.as_ref(),
-                            );
+                                .into(),
+                                ..ApiError::permission(ApiCode::OriginNotAllowed, "")
+                            };
+                            return with_cors(refused.into_response(), origin.as_ref());
                         }
                     }
                 } else {
