@@ -158,8 +158,7 @@ export function attachForm(cardseal, formOrSelector, options = {}) {
   }
 
   function readCard() {
-    // The whole `MM / YY` field as the month: the core splits it, as it does for validateExpiry.
-    const card = { number: inputs.number.value, exp_month: inputs.expiry.value, exp_year: '' };
+    const card = { number: inputs.number.value, expiry: inputs.expiry.value };
     if (inputs.cvc) card.cvc = inputs.cvc.value;
     if (inputs.name && inputs.name.value.trim()) card.name = inputs.name.value;
     return card;
@@ -227,6 +226,17 @@ export function attachForm(cardseal, formOrSelector, options = {}) {
       emit(form, 'cardseal:error', detail);
     }
   }, true);
+
+  // What the page kept disabled until cardseal could take the card (the Pay button, or a
+  // fieldset), as the snippet does: from now on the form works.
+  const pending = [
+    ...form.querySelectorAll('[data-cardseal-pending]'),
+    ...(form.id ? document.querySelectorAll(`[data-cardseal-pending][form="${CSS.escape(form.id)}"]`) : []),
+  ];
+  for (const el of pending) {
+    el.removeAttribute('data-cardseal-pending');
+    if ('disabled' in el) el.disabled = false;
+  }
 
   return {
     form,

@@ -143,11 +143,15 @@ export function validateCvc(cvc, brand) {
   return verdict(wasm.validateCvcPacked(text(cvc), typeof brand === 'string' ? brand : ''));
 }
 
-// The strings the wasm layer reads from a CardInput.
+// The strings the wasm layer reads from a CardInput. A whole `expiry` (`MM / YY`) goes in as the
+// month with an empty year: the core splits it, as validateExpiry does.
 function cardArgs(card) {
   const c = card !== null && typeof card === 'object' ? card : {};
   const optional = (v) => (v === undefined || v === null ? undefined : text(v));
-  return [text(c.number), monthText(c.exp_month), text(c.exp_year), optional(c.cvc), optional(c.name)];
+  const [month, year] = c.expiry !== undefined && c.expiry !== null
+    ? [text(c.expiry), '']
+    : [monthText(c.exp_month), text(c.exp_year)];
+  return [text(c.number), month, year, optional(c.cvc), optional(c.name)];
 }
 
 /** Every field's error at once. */

@@ -30,11 +30,16 @@ export interface NumberVerdict extends Verdict {
   candidates: Brand[];
 }
 
-/** What the customer typed. */
+/**
+ * What the customer typed. The expiry is either `expiry`, the whole field as typed
+ * (`'MM / YY'`, `'MM/YYYY'`), or `exp_month` and `exp_year`; `expiry` wins when both are given.
+ */
 export interface CardInput {
   number: string;
-  exp_month: number | string;
-  exp_year: number | string;
+  /** The whole expiry as typed, `'MM / YY'`: no need to split it. */
+  expiry?: string;
+  exp_month?: number | string;
+  exp_year?: number | string;
   cvc?: string;
   name?: string;
 }

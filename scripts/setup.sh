@@ -66,6 +66,20 @@ if [ "$need_browsers" = 1 ]; then
   fi
 fi
 
+# schemathesis, for the contract test against a live vault (tests/schemathesis/run.mjs), in a
+# virtual environment of its own. Pinned: a new release may add checks that change the verdict.
+SCHEMATHESIS_VERSION=4.32.5
+if [ "$(.venv/bin/schemathesis --version 2>/dev/null | awk '{print $NF}')" != "$SCHEMATHESIS_VERSION" ]; then
+  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+    log "installing python3-venv from Debian"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq python3-venv >/dev/null
+  fi
+  log "installing schemathesis $SCHEMATHESIS_VERSION into .venv/ (about 1 min)"
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
 # npm 11 skips install scripts; binaryen (wasm-opt) and esbuild ship their code in the package.
 if [ ! -d node_modules ] || [ package.json -nt node_modules/.package-lock.json ] ||
    { [ -f package-lock.json ] && [ package-lock.json -nt node_modules/.package-lock.json ]; }; then

@@ -30,6 +30,9 @@ node scripts/build.mjs
 step "build cardseal-vault (the browser and end-to-end tests start it)"
 cargo build --quiet -p cardseal-vault
 
+step "the OpenAPI contract against a live vault: schemathesis with the sk, pk and rk keys (bounded, stateful)"
+node tests/schemathesis/run.mjs
+
 step "browser tests: wasm-bindgen-test in headless Chrome and Firefox, against a vault on 127.0.0.1"
 node tests/support/with-servers.mjs -- wasm-pack test --headless --chrome --firefox -- --test web --test web_vault
 

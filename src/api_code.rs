@@ -101,6 +101,17 @@ impl ApiCode {
         }
     }
 
+    /// Every code the vault may send: the named ones, then the codes of invalid card fields
+    /// (the core's other errors concern keys, which only a client meets).
+    pub fn all() -> impl Iterator<Item = ApiCode> {
+        NAMED.iter().map(|(c, _)| *c).chain(
+            Error::ALL
+                .into_iter()
+                .filter(|e| e.field().is_some())
+                .map(ApiCode::Card),
+        )
+    }
+
     /// The code with this wire name, if the vault sends it (card codes excepted).
     pub fn parse(code: &str) -> Option<ApiCode> {
         NAMED.iter().find(|(_, s)| *s == code).map(|(c, _)| *c)
@@ -119,5 +130,7 @@ mod tests {
         }
         assert_eq!(ApiCode::Card(Error::InvalidCvc).as_str(), "invalid_cvc");
         assert_eq!(ApiCode::parse("invalid_cvc"), None);
+        assert!(ApiCode::all().any(|c| c == ApiCode::Card(Error::InvalidCvc)));
+        assert!(!ApiCode::all().any(|c| c == ApiCode::Card(Error::Crypto)));
     }
 }

@@ -61,6 +61,16 @@ test('validateCard reports every field with English messages', () => {
   assert.equal(messageFor('invalid_cvc'), "Your card's security code is invalid.");
 });
 
+test('validateCard takes the expiry field as typed, unsplit', () => {
+  const yy = String((new Date().getUTCFullYear() + 1) % 100).padStart(2, '0');
+  assert.deepEqual(validateCard({ number: '4242424242424242', expiry: `12 / ${yy}`, cvc: '123' }),
+    { valid: true, brand: 'visa', errors: [] });
+  assert.deepEqual(validateCard({ number: '4242424242424242', expiry: '13 / 30', cvc: '123' }).errors.map((e) => e.code),
+    ['invalid_expiry_month']);
+  // `expiry` wins over exp_month and exp_year.
+  assert.equal(validateCard({ number: '4242424242424242', expiry: `12 / ${yy}`, exp_month: 13, exp_year: 1 }).valid, true);
+});
+
 test('formatting', () => {
   assert.deepEqual(formatCardNumber('4242424242424242'), { value: '4242 4242 4242 4242', caret: 19 });
   assert.deepEqual(formatCardNumber('378282246310005'), { value: '3782 822463 10005', caret: 17 });

@@ -19,6 +19,8 @@ export async function demo(): Promise<string> {
   const c3: Verdict = validateCvc(null, null);
   const card: CardInput = { number: '4242424242424242', exp_month: 12, exp_year: 2030, cvc: '123', name: 'Ada' };
   const v: CardValidation = validateCard(card);
+  const typed: CardInput = { number: '4242424242424242', expiry: '12 / 30', cvc: '123' };
+  validateCard(typed);
   const errors: FieldError[] = v.errors;
   const codes: ErrorCode[] = errors.map((x) => x.code);
   const f: Formatted = formatCardNumber('4242424242', 4);

@@ -7,6 +7,7 @@ mod charges;
 mod detokenize;
 mod events;
 mod idempotency;
+pub mod openapi;
 mod raw_card;
 mod tokens;
 
@@ -43,6 +44,7 @@ pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("request-id");
 /// The route templates, as metrics and logs name them (never the raw path).
 const ROUTES: &[&str] = &[
     "/healthz",
+    "/openapi.json",
     "/.well-known/jwks.json",
     "/v1/encryption_keys",
     "/v1/tokens",
@@ -62,6 +64,7 @@ const ROUTES: &[&str] = &[
 pub(crate) fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi_json))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/v1/encryption_keys", get(encryption_keys))
         .route("/v1/tokens", axum::routing::post(tokens::create))
@@ -211,14 +214,17 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
                             .to_str()
                             .is_ok_and(|o| origin_allowed(o, &principal.origins));
                         if !allowed {
-                            return with_cors(
-                                ApiError::permission(
-                                    ApiCode::OriginNotAllowed,
-                                    "This publishable key cannot be used from this origin; add it to the account's allowed origins.",
+                            // The one echo of a request value: an origin is public, and naming
+                            // the one seen is what tells a developer which to allow.
+                            let seen = o.to_str().unwrap_or("(not ASCII)");
+                            let refused = ApiError {
+                                message: format!(
+                                    "This publishable key cannot be used from the origin {seen}; add it to the account's allowed origins (`accounts update --allowed-origin`)."
                                 )
-                                .into_response(),
-                                origin.as_ref(),
-                            );
+                                .into(),
+                                ..ApiError::permission(ApiCode::OriginNotAllowed, "")
+                            };
+                            return with_cors(refused.into_response(), origin.as_ref());
                         }
                     }
                 } else {
@@ -296,7 +302,10 @@ async fn publishable_scope(req: Request, next: Next) -> Response {
         .is_some_and(|p| p.kind == KeyKind::Publishable)
         // An unknown route answers 404 whoever asks.
         && req.extensions().get::<MatchedPath>().is_some()
-        && !matches!(req.uri().path(), "/healthz" | "/.well-known/jwks.json")
+        && !matches!(
+            req.uri().path(),
+            "/healthz" | "/openapi.json" | "/.well-known/jwks.json"
+        )
         && !PUBLISHABLE_ROUTES
             .iter()
             .any(|(m, p)| m == req.method() && *p == req.uri().path());
@@ -443,6 +452,26 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
+/// A query string of the documented shape. axum's own `Query` answers a malformed one (a
+/// repeated `limit`, say) in plain text; this answers the JSON error every client parses.
+pub(crate) struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(q)| QueryParams(q))
+            .map_err(|_| {
+                ApiError::invalid_request(
+                    ApiCode::ParameterInvalid,
+                    "The query string must hold each documented parameter at most once.",
+                )
+            })
+    }
+}
+
 /// 400 `parameter_missing`.
 pub(crate) fn missing(param: &'static str, message: &'static str) -> ApiError {
     ApiError::invalid_request(ApiCode::ParameterMissing, message).param(param)
@@ -493,6 +522,11 @@ pub(crate) fn json_response(text: String, kept: bool) -> Response {
     response
 }
 
+/// Liveness.
+#[utoipa::path(
+    get, path = "/healthz", operation_id = "healthz", tag = "meta",
+    responses((status = 200, description = "The vault is up.", body = openapi::Health)),
+)]
 async fn healthz() -> Json<Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
@@ -518,6 +552,10 @@ fn jwks_response(state: &AppState) -> Response {
 
 /// The same public document for everyone, without credentials: any page may read it (the
 /// browser tests and pages given `vaultKey` from it do), so `*` rather than an echoed origin.
+#[utoipa::path(
+    get, path = "/.well-known/jwks.json", operation_id = "jwks", tag = "keys",
+    responses((status = 200, description = "The JWKS: the active key (last) and the keys still in their grace period.", body = openapi::Jwks)),
+)]
 async fn jwks(State(state): State<AppState>) -> Response {
     let mut response = jwks_response(&state);
     response.headers_mut().insert(
@@ -527,8 +565,30 @@ async fn jwks(State(state): State<AppState>) -> Response {
     response
 }
 
+/// The JWKS, for a publishable key.
+#[utoipa::path(
+    get, path = "/v1/encryption_keys", operation_id = "encryptionKeys", tag = "keys",
+    responses((status = 200, description = "The JWKS.", body = openapi::Jwks)),
+    security(("pk" = []), ("sk" = [])),
+)]
 async fn encryption_keys(State(state): State<AppState>, _auth: Auth) -> Response {
     jwks_response(&state)
+}
+
+/// This contract, public like the JWKS.
+#[utoipa::path(
+    get, path = "/openapi.json", operation_id = "openapi", tag = "meta",
+    responses((status = 200, description = "The OpenAPI 3.1 document.", content_type = "application/json", body = Object)),
+)]
+async fn openapi_json() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        ],
+        openapi::json(),
+    )
+        .into_response()
 }
 
 async fn not_found() -> ApiError {

@@ -329,6 +329,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let vault = Vault::start(config, store, master, args.listen, args.admin_listen)
         .await
         .map_err(|e| e.to_string())?;
+    let mut publishable_key = None;
     if args.demo {
         let state = vault.state();
         let account = accounts::demo_account(state.store(), state.master(), state.now())
@@ -336,6 +337,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         print_line("demo account (allowed from http://localhost:* and http://127.0.0.1:*):");
         print_account(&account, false)?;
+        publishable_key = Some(account.publishable_key.clone());
     }
     let addr = vault.addr().map_err(|e| e.to_string())?;
     if let Some(admin_addr) = vault.admin_addr().map_err(|e| e.to_string())? {
@@ -348,10 +350,17 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     tracing::info!(%addr, "listening");
     if let Some(assets) = &snippet {
         let name = "cardseal.js";
+        let src = format!("http://{addr}{}", assets.path(name));
+        let integrity = assets.integrity(name).unwrap_or_default();
+        print_line(&format!("snippet          {src} integrity={integrity}"));
+        // The whole tag, ready to paste; without --demo the vault knows no account, so the
+        // key is a placeholder for the merchant's own.
+        let pk = publishable_key.as_deref().unwrap_or("pk_test_…");
+        print_line(
+            "script tag       (paste into the checkout page, after your cardseal-loader.js):",
+        );
         print_line(&format!(
-            "snippet          http://{addr}{} integrity={}",
-            assets.path(name),
-            assets.integrity(name).unwrap_or_default()
+            "<script async src=\"{src}\" integrity=\"{integrity}\" crossorigin=\"anonymous\" data-vault-url=\"http://{addr}\" data-publishable-key=\"{pk}\"></script>"
         ));
     }
     print_line(&format!("listening on http://{addr}"));

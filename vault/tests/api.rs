@@ -404,6 +404,9 @@ async fn keys_and_origins() {
         .insert("origin", "https://evil.example".parse().unwrap());
     let r = v.call(req).await;
     r.assert_error(403, "permission_error", "origin_not_allowed");
+    // It names the origin it saw (public), so the developer knows which to allow.
+    let message = r.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("https://evil.example"), "{message}");
     // From allowed origins, with CORS headers.
     for origin in ["https://shop.example", "http://127.0.0.1:5173"] {
         let mut req = post_json("/v1/tokens", pk, &sealed());

@@ -74,3 +74,41 @@ async fn other_versions_and_files_are_not_found() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[path = "support/helpers.rs"]
+mod support;
+
+/// The vault prints the whole `<script>` tag to paste: with `--demo` it knows the publishable key,
+/// otherwise the key is a `pk_test_…` placeholder.
+#[test]
+fn serve_prints_a_complete_script_tag() {
+    let (files, assets) = load(b"/* the snippet */");
+    let snippet_dir = files.path().to_str().unwrap();
+    for demo in [true, false] {
+        let data = tempfile::tempdir().unwrap();
+        let mut args = vec!["--snippet-dir", snippet_dir];
+        if demo {
+            args.push("--demo");
+        }
+        let server = support::spawn_server(data.path().to_str().unwrap(), &args);
+        let tag = server
+            .stdout
+            .iter()
+            .find(|l| l.starts_with("<script "))
+            .unwrap_or_else(|| panic!("no script tag in {:?}", server.stdout));
+        let url = format!("http://{}", server.addr);
+        let pk = if demo {
+            support::key_from(&server.stdout, "publishable_key")
+        } else {
+            "pk_test_…".to_owned()
+        };
+        let path = assets.path("cardseal.js");
+        let integrity = assets.integrity("cardseal.js").unwrap();
+        assert_eq!(
+            tag,
+            &format!(
+                r#"<script async src="{url}{path}" integrity="{integrity}" crossorigin="anonymous" data-vault-url="{url}" data-publishable-key="{pk}"></script>"#
+            )
+        );
+    }
+}

@@ -4,15 +4,18 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
 
-use super::{Auth, JsonBody, List, Replay, invalid, json_response, keep, missing, page_limit};
+use super::{
+    Auth, JsonBody, List, QueryParams, Replay, invalid, json_response, keep, missing, page_limit,
+};
 use crate::domain::{Work, card};
 use crate::error::{ApiError, internal, tx_failed};
 use crate::store::{CardRecord, CardSummary, Tx};
@@ -25,9 +28,12 @@ const METADATA_VALUE_LEN: usize = 500;
 const CUSTOMER_LEN: usize = 255;
 
 /// The Card object, fields in DESIGN.md's order.
-#[derive(Serialize)]
-struct CardObject<'a> {
+#[derive(Serialize, ToSchema)]
+#[schema(as = Card)]
+pub(crate) struct CardObject<'a> {
+    /// `card_…`.
     id: &'a str,
+    #[schema(value_type = String, pattern = "^card$")]
     object: &'static str,
     customer: Option<&'a str>,
     brand: &'a str,
@@ -40,9 +46,33 @@ struct CardObject<'a> {
     issuer: Option<&'a str>,
     currency: Option<&'a str>,
     fingerprint: String,
+    /// Until when a CVC is kept for the next charge (Unix seconds), if one is.
     cvc_available_until: Option<i64>,
     created: i64,
+    #[schema(value_type = HashMap<String, String>)]
     metadata: serde_json::Value,
+}
+
+/// A page of cards.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Only its schema is used: the handler serializes [`super::List`].
+pub(crate) struct CardList<'a> {
+    #[schema(pattern = "^list$")]
+    object: String,
+    #[schema(pattern = "^/v1/cards$")]
+    url: String,
+    data: Vec<CardObject<'a>>,
+    has_more: bool,
+}
+
+/// A deleted card.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct DeletedCard {
+    /// `card_…`.
+    id: String,
+    #[schema(value_type = String, pattern = "^card$")]
+    object: &'static str,
+    deleted: bool,
 }
 
 /// The public fingerprint: 16 characters of the account-keyed HMAC.
@@ -73,10 +103,14 @@ impl<'a> CardObject<'a> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(crate) struct CreateCard {
+    /// A card token (`tok_…`); it is used up.
     token: Option<String>,
+    /// The merchant's customer reference, at most 255 characters, not a card number.
     customer: Option<String>,
+    /// At most 50 keys of 1 to 40 characters, string values of at most 500.
+    #[schema(value_type = Option<HashMap<String, String>>)]
     metadata: Option<BTreeMap<String, serde_json::Value>>,
 }
 
@@ -142,6 +176,22 @@ fn keep_card(
     Ok(text)
 }
 
+/// Saves a reusable card from a card token; the token's CVC is kept for the next charge.
+#[utoipa::path(
+    post, path = "/v1/cards", operation_id = "createCard", tag = "cards",
+    request_body = CreateCard,
+    responses(
+        (status = 200, description = "The saved card.", body = CardObject, links(
+            ("RetrieveCard" = (operation_id = "retrieveCard", parameters(("id" = "$response.body#/id")))),
+            ("AddCvc" = (operation_id = "addCardCvc", parameters(("id" = "$response.body#/id")))),
+            ("Charge" = (operation_id = "createCharge", request_body = json!({"amount": 1000, "currency": "eur", "source": "$response.body#/id"}))),
+            ("DeleteCard" = (operation_id = "deleteCard", parameters(("id" = "$response.body#/id")))),
+        )),
+        (status = 402, response = super::openapi::CardError),
+        (status = 404, response = super::openapi::NotFound),
+    ),
+    security(("sk" = []), ("rk" = ["cards_write"])),
+)]
 pub(crate) async fn create(
     State(state): State<AppState>,
     auth: Auth,
@@ -184,6 +234,16 @@ pub(crate) async fn create(
     Ok(json_response(text, kept))
 }
 
+/// A saved card, masked.
+#[utoipa::path(
+    get, path = "/v1/cards/{id}", operation_id = "retrieveCard", tag = "cards",
+    params(("id" = String, Path, description = "`card_…`")),
+    responses(
+        (status = 200, description = "The card.", body = CardObject),
+        (status = 404, response = super::openapi::NotFound),
+    ),
+    security(("sk" = []), ("rk" = ["cards_read"])),
+)]
 pub(crate) async fn retrieve(
     State(state): State<AppState>,
     auth: Auth,
@@ -206,17 +266,32 @@ pub(crate) async fn retrieve(
 }
 
 /// `customer`, `limit` and `starting_after`, as Stripe's lists take them.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListParams {
+    /// Only this customer's cards.
     customer: Option<String>,
+    /// 1 to 100, default 10.
+    #[param(value_type = Option<u8>, minimum = 1, maximum = 100)]
     limit: Option<String>,
+    /// A `card_…` id: the page after it.
     starting_after: Option<String>,
 }
 
+/// Saved cards, newest first.
+#[utoipa::path(
+    get, path = "/v1/cards", operation_id = "listCards", tag = "cards",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of cards.", body = CardList),
+        (status = 400, response = super::openapi::BadRequest),
+    ),
+    security(("sk" = []), ("rk" = ["cards_read"])),
+)]
 pub(crate) async fn list(
     State(state): State<AppState>,
     auth: Auth,
-    Query(params): Query<ListParams>,
+    QueryParams(params): QueryParams<ListParams>,
 ) -> Result<Response, ApiError> {
     auth.require_secret("cards_read")?;
     let limit = page_limit(params.limit.as_deref())?;
@@ -250,6 +325,16 @@ pub(crate) async fn list(
     .into_response())
 }
 
+/// Destroys a saved card's data.
+#[utoipa::path(
+    delete, path = "/v1/cards/{id}", operation_id = "deleteCard", tag = "cards",
+    params(("id" = String, Path, description = "`card_…`")),
+    responses(
+        (status = 200, description = "The card is gone.", body = DeletedCard),
+        (status = 404, response = super::openapi::NotFound),
+    ),
+    security(("sk" = []), ("rk" = ["cards_write"])),
+)]
 pub(crate) async fn delete(
     State(state): State<AppState>,
     auth: Auth,
@@ -267,14 +352,32 @@ pub(crate) async fn delete(
     })
     .await
     .map_err(tx_failed("deleting a card failed"))?;
-    Ok(Json(json!({"id": id, "object": "card", "deleted": true})).into_response())
+    Ok(Json(DeletedCard {
+        id,
+        object: "card",
+        deleted: true,
+    })
+    .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(crate) struct AddCvc {
+    /// A CVC token (`tok_…` of type `cvc`); it is used up.
     token: Option<String>,
 }
 
+/// Keeps a CVC for the card's next charge, at most 1 hour.
+#[utoipa::path(
+    post, path = "/v1/cards/{id}/cvc", operation_id = "addCardCvc", tag = "cards",
+    params(("id" = String, Path, description = "`card_…`")),
+    request_body = AddCvc,
+    responses(
+        (status = 200, description = "The card, with `cvc_available_until`.", body = CardObject),
+        (status = 402, response = super::openapi::CardError),
+        (status = 404, response = super::openapi::NotFound),
+    ),
+    security(("sk" = []), ("rk" = ["cards_write"])),
+)]
 pub(crate) async fn add_cvc(
     State(state): State<AppState>,
     auth: Auth,

@@ -8,6 +8,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::{Auth, JsonBody, Replay, invalid, json_response, keep, missing};
 use crate::domain::charge::{self, NewCharge};
@@ -35,12 +36,19 @@ const CURRENCIES: &[&str] = &[
     "ves", "vnd", "vuv", "wst", "xaf", "xcd", "xof", "xpf", "yer", "zar", "zmw", "zwg",
 ];
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(crate) struct CreateCharge {
+    /// In the currency's minor unit, 1 to 99999999.
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 99_999_999)]
     amount: Option<Value>,
+    /// An ISO 4217 code, such as `eur`.
     currency: Option<String>,
+    /// A card token (`tok_…`, used up) or a saved card (`card_…`).
     source: Option<String>,
+    /// `ONE_TIME` (default), `SETUP_COF_ONSESSION`, `SETUP_COF_RECURRING`,
+    /// `SETUP_COF_UNSCHEDULED`, `COF_ONSESSION`, `COF_RECURRING` or `COF_UNSCHEDULED`.
     interaction: Option<String>,
+    /// The `network_transaction_id` of the setup charge, for a merchant-initiated charge.
     reference: Option<String>,
 }
 
@@ -100,6 +108,18 @@ fn check(body: CreateCharge) -> Result<NewCharge, ApiError> {
     })
 }
 
+/// Authorizes through the configured processor. A decline is a Charge too, with 200.
+#[utoipa::path(
+    post, path = "/v1/charges", operation_id = "createCharge", tag = "charges",
+    request_body = CreateCharge,
+    responses(
+        (status = 200, description = "The charge, succeeded or failed.", body = charge::ChargeObject, links(
+            ("RetrieveCharge" = (operation_id = "retrieveCharge", parameters(("id" = "$response.body#/id")))),
+        )),
+        (status = 404, response = super::openapi::NotFound),
+    ),
+    security(("sk" = []), ("rk" = ["charges_write"])),
+)]
 pub(crate) async fn create(
     State(state): State<AppState>,
     auth: Auth,
@@ -135,6 +155,16 @@ pub(crate) async fn create(
     Ok(json_response(charged.object, kept))
 }
 
+/// A charge.
+#[utoipa::path(
+    get, path = "/v1/charges/{id}", operation_id = "retrieveCharge", tag = "charges",
+    params(("id" = String, Path, description = "`ch_…`")),
+    responses(
+        (status = 200, description = "The charge.", body = charge::ChargeObject),
+        (status = 404, response = super::openapi::NotFound),
+    ),
+    security(("sk" = []), ("rk" = ["charges_read"])),
+)]
 pub(crate) async fn retrieve(
     State(state): State<AppState>,
     auth: Auth,

@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::{Auth, JsonBody, missing};
 use crate::domain::charge;
@@ -16,7 +17,7 @@ use crate::error::{ApiCode, ApiError, tx_failed};
 use crate::store::KeyKind;
 use crate::{AppState, store};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(crate) struct Detokenize {
     /// `tok_…` or `card_…`.
     token: Option<String>,
@@ -25,16 +26,30 @@ pub(crate) struct Detokenize {
 }
 
 /// No `Debug`: it holds the number.
-#[derive(Serialize)]
-struct Detokenized {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Detokenized {
+    #[schema(value_type = String, pattern = "^detokenized_card$")]
     object: &'static str,
     source: String,
+    /// The card number.
+    #[schema(value_type = String)]
     number: cardseal::Secret,
     exp_month: u8,
     exp_year: u16,
     brand: String,
 }
 
+/// The card number behind a token or saved card, for a payment provider's connector; audited,
+/// never cached.
+#[utoipa::path(
+    post, path = "/v1/detokenize", operation_id = "detokenize", tag = "detokenize",
+    request_body = Detokenize,
+    responses(
+        (status = 200, description = "The card number and expiry.", body = Detokenized),
+        (status = 404, response = super::openapi::NotFound),
+    ),
+    security(("rk" = ["detokenize"])),
+)]
 pub(crate) async fn detokenize(
     State(state): State<AppState>,
     auth: Auth,

@@ -16,6 +16,7 @@ use cardseal::Secret;
 use cardseal::card::{Card, CardInput, Today};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::{Auth, JsonBody, Replay, json_response, keep, missing};
 use crate::domain::{Work, card, crypto_failed};
@@ -24,25 +25,35 @@ use crate::store::{CardRecord, Tx};
 use crate::{AppState, ids, store};
 
 /// No `Debug`: it holds the number and CVV.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(crate) struct RawCard {
+    #[schema(value_type = Option<String>, example = "4242424242424242")]
     card_number: Option<Secret>,
+    #[schema(value_type = Option<String>, example = "123")]
     cvv: Option<Secret>,
+    /// A number or a string.
+    #[schema(value_type = Option<Value>, example = 12)]
     expiry_month: Option<Value>,
+    /// A number or a string, 2 or 4 digits.
+    #[schema(value_type = Option<Value>, example = 2030)]
     expiry_year: Option<Value>,
+    /// The API key's account (`acct_…`).
     organisation: Option<String>,
 }
 
 /// No `Debug`: it holds the CVV.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(crate) struct RawCvv {
+    #[schema(value_type = Option<String>, example = "123")]
     cvv: Option<Secret>,
+    /// The API key's account (`acct_…`).
     organisation: Option<String>,
 }
 
 /// The answer, in the older vaults' shape.
-#[derive(Serialize)]
-struct RawCardObject<'a> {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RawCardObject<'a> {
+    /// `card_…`.
     #[serde(rename = "_id")]
     id: &'a str,
     organisation: &'a str,
@@ -126,6 +137,21 @@ fn card_error(e: cardseal::Error) -> ApiError {
     ApiError::card(e, e.field().map_or("number", |f| f.as_str()))
 }
 
+/// Saves a card sent in clear (only with `--allow-raw-card-api`; otherwise 404).
+#[utoipa::path(
+    post, path = "/v1/card", operation_id = "createRawCard", tag = "raw card",
+    request_body = RawCard,
+    responses(
+        (status = 200, description = "The saved card.", body = RawCardObject, links(
+            ("AddCvv" = (operation_id = "addRawCardCvv", parameters(("id" = "$response.body#/_id")))),
+            ("RetrieveCard" = (operation_id = "retrieveCard", parameters(("id" = "$response.body#/_id")))),
+            ("Charge" = (operation_id = "createCharge", request_body = json!({"amount": 1000, "currency": "eur", "source": "$response.body#/_id"}))),
+        )),
+        (status = 402, response = super::openapi::CardError),
+        (status = 404, response = super::openapi::NotFound),
+    ),
+    security(("sk" = []), ("rk" = ["cards_write"])),
+)]
 pub(crate) async fn create(
     State(state): State<AppState>,
     auth: Auth,
@@ -159,6 +185,18 @@ pub(crate) async fn create(
     Ok(json_response(text, kept))
 }
 
+/// Keeps a CVV for the card's next charge (only with `--allow-raw-card-api`; otherwise 404).
+#[utoipa::path(
+    post, path = "/v1/card/{id}", operation_id = "addRawCardCvv", tag = "raw card",
+    params(("id" = String, Path, description = "`card_…`")),
+    request_body = RawCvv,
+    responses(
+        (status = 200, description = "The card.", body = RawCardObject),
+        (status = 402, response = super::openapi::CardError),
+        (status = 404, response = super::openapi::NotFound),
+    ),
+    security(("sk" = []), ("rk" = ["cards_write"])),
+)]
 pub(crate) async fn add_cvv(
     State(state): State<AppState>,
     auth: Auth,

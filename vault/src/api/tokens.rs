@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::{Auth, ClientIp, JsonBody, invalid, missing};
 use crate::bins::BinTable;
@@ -16,19 +17,28 @@ use crate::store::{self, IssuerInfo, JtiRecord, KeyKind, StoreError, TokenRecord
 use crate::unseal::{self, UnsealError};
 use crate::{AppState, ids};
 
-#[derive(Deserialize)]
+/// Exactly one of `card` and `cvc`.
+#[derive(Deserialize, ToSchema)]
 pub(crate) struct CreateToken {
+    /// A sealed card: a compact JWE (RSA-OAEP-256 + A256GCM) from cardseal's `seal()`.
     card: Option<String>,
+    /// A sealed CVC: a compact JWE from cardseal's `sealCvc()`.
     cvc: Option<String>,
 }
 
 /// The Token object of the API, fields in the documented order.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Token)]
 pub(crate) struct TokenObject<'a> {
+    /// `tok_…`.
     id: &'a str,
+    #[schema(value_type = String, pattern = "^token$")]
     object: &'static str,
     #[serde(rename = "type")]
+    #[schema(value_type = String, pattern = "^(card|cvc)$")]
     token_type: &'static str,
+    /// The card's public details; `null` for a CVC token.
+    #[schema(value_type = Option<TokenCard>)]
     card: Option<TokenCard<'a>>,
     client_ip: Option<&'a str>,
     created: i64,
@@ -37,8 +47,8 @@ pub(crate) struct TokenObject<'a> {
     used: bool,
 }
 
-#[derive(Serialize)]
-struct TokenCard<'a> {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TokenCard<'a> {
     brand: &'a str,
     last4: &'a str,
     exp_month: u8,
@@ -90,6 +100,21 @@ fn unseal_error(e: UnsealError, param: &'static str) -> ApiError {
     }
 }
 
+/// Turns a sealed card (or CVC) into a single-use token that expires in 15 minutes.
+#[utoipa::path(
+    post, path = "/v1/tokens", operation_id = "createToken", tag = "tokens",
+    request_body = CreateToken,
+    responses(
+        (status = 200, description = "The token.", body = TokenObject, links(
+            ("RetrieveToken" = (operation_id = "retrieveToken", parameters(("id" = "$response.body#/id")))),
+            ("SaveCard" = (operation_id = "createCard", request_body = json!({"token": "$response.body#/id"}))),
+            ("Charge" = (operation_id = "createCharge", request_body = json!({"amount": 1000, "currency": "eur", "source": "$response.body#/id"}))),
+        )),
+        (status = 402, response = super::openapi::CardError),
+        (status = 409, response = super::openapi::Conflict),
+    ),
+    security(("pk" = []), ("sk" = [])),
+)]
 pub(crate) async fn create(
     State(state): State<AppState>,
     auth: Auth,
@@ -229,6 +254,16 @@ async fn create_inner(
     }
 }
 
+/// A token, with whether it was used.
+#[utoipa::path(
+    get, path = "/v1/tokens/{id}", operation_id = "retrieveToken", tag = "tokens",
+    params(("id" = String, Path, description = "`tok_…`")),
+    responses(
+        (status = 200, description = "The token.", body = TokenObject),
+        (status = 404, response = super::openapi::NotFound),
+    ),
+    security(("sk" = []), ("rk" = ["tokens_read"])),
+)]
 pub(crate) async fn retrieve(
     State(state): State<AppState>,
     auth: Auth,

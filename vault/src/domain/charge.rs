@@ -214,8 +214,9 @@ pub struct NewCharge {
     pub reference: Option<String>,
 }
 
-#[derive(Serialize)]
-struct ChargeCard<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ChargeCard<'a> {
+    /// The saved card's `card_…`, or `null` when a token paid.
     id: Option<&'a str>,
     brand: &'a str,
     last4: &'a str,
@@ -223,27 +224,36 @@ struct ChargeCard<'a> {
     exp_year: u16,
     funding: Option<&'a str>,
     country: Option<&'a str>,
+    #[schema(value_type = Option<String>)]
     cvc_check: Option<&'static str>,
 }
 
-#[derive(Serialize)]
-struct Outcome<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Outcome<'a> {
+    #[schema(value_type = String)]
     network_status: &'static str,
+    #[schema(value_type = Option<String>)]
     decline_code: Option<&'static str>,
     network_transaction_id: Option<&'a str>,
 }
 
 /// The Charge object, fields in DESIGN.md's order.
-#[derive(Serialize)]
-struct ChargeObject<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Charge)]
+pub(crate) struct ChargeObject<'a> {
+    /// `ch_…`.
     id: &'a str,
+    #[schema(value_type = String, pattern = "^charge$")]
     object: &'static str,
     amount: i64,
     currency: &'a str,
+    #[schema(value_type = String, pattern = "^(succeeded|failed)$")]
     status: &'static str,
+    /// The `tok_…` or `card_…` charged.
     source: &'a str,
     card: ChargeCard<'a>,
     outcome: Outcome<'a>,
+    #[schema(value_type = String)]
     interaction: &'static str,
     created: i64,
 }

@@ -1,0 +1,361 @@
+//! The OpenAPI 3.1 contract, generated from the handlers' `#[utoipa::path]` attributes and the
+//! types they answer with, so it cannot drift from the code. Served at `/openapi.json`; a copy is
+//! checked in as `vault/openapi.json`, and `tests/openapi.rs` fails when that copy is stale.
+//!
+//! A new endpoint needs its `#[utoipa::path]` and one line in `paths(...)` below. What every
+//! operation shares (the error answers of authentication, idempotency, limits, the body limit
+//! and failures, and the `Idempotency-Key` header) is added by [`Shared`], not repeated.
+
+use std::sync::LazyLock;
+
+use serde_json::Value;
+use utoipa::openapi::path::{HttpMethod, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{
+    ContentBuilder, HeaderBuilder, OpenApi as Document, Ref, RefOr, Required, Response,
+    ResponseBuilder, Schema,
+};
+use utoipa::{Modify, OpenApi, PartialSchema, ToResponse, ToSchema};
+
+use crate::error::ApiCode;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "cardseal-vault",
+        description = "The reference card vault for cardseal: it unseals JWE-sealed cards and issues single-use tokens. \
+Errors are `{\"error\":{\"type\",\"code\",\"param\",\"message\",\"request_id\"}}` with Stripe's statuses; \
+unknown ids and other accounts' ids give the same 404 `resource_missing`.",
+        license(name = "MIT OR Apache-2.0"),
+    ),
+    paths(
+        super::healthz,
+        super::jwks,
+        super::openapi_json,
+        super::encryption_keys,
+        super::tokens::create,
+        super::tokens::retrieve,
+        super::cards::create,
+        super::cards::list,
+        super::cards::retrieve,
+        super::cards::delete,
+        super::cards::add_cvc,
+        super::charges::create,
+        super::charges::retrieve,
+        super::detokenize::detokenize,
+        super::events::list,
+        super::raw_card::create,
+        super::raw_card::add_cvv,
+    ),
+    components(
+        responses(BadRequest, Unauthorized, CardError, Forbidden, NotFound, Conflict, TooLarge, RateLimited, Internal),
+    ),
+    modifiers(&Shared),
+    tags(
+        (name = "keys", description = "The vault's public encryption keys."),
+        (name = "tokens", description = "Single-use tokens of sealed cards and CVCs."),
+        (name = "cards", description = "Saved, reusable cards."),
+        (name = "charges", description = "Authorizations through the configured processor."),
+        (name = "detokenize", description = "Card numbers, for a payment provider's connector."),
+        (name = "events", description = "The audit log."),
+        (name = "raw card", description = "The raw-card API of older vaults, off unless `--allow-raw-card-api`."),
+        (name = "meta", description = "Health and this document."),
+    ),
+)]
+struct ApiDoc;
+
+/// The contract as a document.
+pub fn document() -> Document {
+    ApiDoc::openapi()
+}
+
+/// The contract as pretty JSON with a final newline: the body of `/openapi.json` and the
+/// checked-in `vault/openapi.json`.
+pub fn json() -> &'static str {
+    static JSON: LazyLock<String> = LazyLock::new(|| {
+        // Serializing a document of plain maps and strings cannot fail.
+        let mut doc = serde_json::to_value(document()).unwrap_or_default();
+        fix_links(&mut doc);
+        let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+        text.push('\n');
+        text
+    });
+    &JSON
+}
+
+/// utoipa 5 writes a Link's `operationId` and `requestBody` in snake case, which OpenAPI tools
+/// (schemathesis among them) do not read; this renames them.
+fn fix_links(doc: &mut Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let links = paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .filter_map(|op| op.get_mut("responses").and_then(Value::as_object_mut))
+        .flat_map(|responses| responses.values_mut())
+        .filter_map(|r| r.get_mut("links").and_then(Value::as_object_mut))
+        .flat_map(|links| links.values_mut())
+        .filter_map(Value::as_object_mut);
+    for link in links {
+        for (from, to) in [
+            ("operation_id", "operationId"),
+            ("operation_ref", "operationRef"),
+            ("request_body", "requestBody"),
+        ] {
+            if let Some(v) = link.remove(from) {
+                link.insert(to.to_owned(), v);
+            }
+        }
+    }
+}
+
+/// The error envelope, `{"error": {...}}`, with every `type` and `code` the vault sends.
+pub(crate) struct ApiErrorBody;
+
+const ERROR_TYPES: [&str; 7] = [
+    "invalid_request_error",
+    "idempotency_error",
+    "authentication_error",
+    "card_error",
+    "permission_error",
+    "rate_limit_error",
+    "api_error",
+];
+
+impl PartialSchema for ApiErrorBody {
+    fn schema() -> RefOr<Schema> {
+        let string = |description: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some(description))
+        };
+        let nullable = |description: &str| {
+            ObjectBuilder::new()
+                .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                .description(Some(description))
+        };
+        let codes: Vec<&str> = ApiCode::all().map(ApiCode::as_str).collect();
+        let error = ObjectBuilder::new()
+            .property(
+                "type",
+                string("The kind of error.").enum_values(Some(ERROR_TYPES)),
+            )
+            .property(
+                "code",
+                string("A stable code; a card error carries the card field's own code.")
+                    .enum_values(Some(codes)),
+            )
+            .property(
+                "param",
+                nullable("The parameter at fault (`number`, `expiry`, `cvc` or `name` for a card error)."),
+            )
+            .property(
+                "message",
+                string("English text for the developer; never echoes the request."),
+            )
+            .property(
+                "request_id",
+                nullable("The `Request-Id` header's value; `null` for an opaque decryption failure."),
+            )
+            .required("type")
+            .required("code")
+            .required("param")
+            .required("message")
+            .required("request_id");
+        ObjectBuilder::new()
+            .property("error", error)
+            .required("error")
+            .into()
+    }
+}
+
+impl ToSchema for ApiErrorBody {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Error".into()
+    }
+}
+
+/// A JWKS of the active key and the keys still in their grace period, the active key last.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Only its schema is used: the keys module builds the JWKS as JSON.
+pub(crate) struct Jwks {
+    keys: Vec<Jwk>,
+}
+
+/// An RSA public key for sealing.
+#[derive(serde::Serialize, ToSchema)]
+#[allow(dead_code)] // Only its schema is used.
+pub(crate) struct Jwk {
+    #[schema(pattern = "^RSA$")]
+    kty: String,
+    /// `key_…`.
+    kid: String,
+    #[serde(rename = "use")]
+    #[schema(pattern = "^enc$")]
+    key_use: String,
+    #[schema(pattern = "^RSA-OAEP-256$")]
+    alg: String,
+    /// Modulus, base64url.
+    n: String,
+    /// Exponent, base64url.
+    e: String,
+    /// When the key was made (Unix seconds).
+    iat: i64,
+}
+
+/// `{"status":"ok"}`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Only its schema is used.
+pub(crate) struct Health {
+    #[schema(pattern = "^ok$")]
+    status: String,
+}
+
+fn error_response(description: &str) -> ResponseBuilder {
+    ResponseBuilder::new().description(description).content(
+        "application/json",
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("Error")))
+            .build(),
+    )
+}
+
+macro_rules! error_responses {
+    ($($name:ident => $description:literal;)*) => {$(
+        #[doc = $description]
+        pub(crate) struct $name;
+
+        impl<'s> ToResponse<'s> for $name {
+            fn response() -> (&'s str, RefOr<Response>) {
+                (stringify!($name), error_response($description).build().into())
+            }
+        }
+    )*};
+}
+
+error_responses! {
+    BadRequest => "`invalid_request_error` or `idempotency_error`: the body or a parameter is invalid, or a sealed value cannot be used.";
+    Unauthorized => "`authentication_error`: `api_key_required` or `invalid_api_key`.";
+    CardError => "`card_error`: a card field is invalid; the code is the card field's, as in the browser.";
+    Forbidden => "`permission_error`: `origin_not_allowed` (naming the origin seen), `secret_key_required`, `insufficient_scope` or `organisation_mismatch`.";
+    NotFound => "`resource_missing`: unknown ids and other accounts' ids alike, and unknown URLs.";
+    Conflict => "`replayed_request`, or `idempotency_key_in_use` while a request with the same key runs.";
+    TooLarge => "`request_too_large`: bodies are limited to 8 KiB.";
+    Internal => "`api_error` `internal_error`; nothing about why is sent.";
+}
+
+/// 429 with `Retry-After`.
+pub(crate) struct RateLimited;
+
+impl<'s> ToResponse<'s> for RateLimited {
+    fn response() -> (&'s str, RefOr<Response>) {
+        let retry_after = HeaderBuilder::new()
+            .schema(ObjectBuilder::new().schema_type(Type::Integer))
+            .description(Some("Seconds to wait."))
+            .build();
+        let response =
+            error_response("`rate_limit_error` `rate_limit`: retry after `Retry-After` seconds.")
+                .header("Retry-After", retry_after)
+                .build();
+        ("RateLimited", response.into())
+    }
+}
+
+/// What every operation shares, and the security schemes.
+struct Shared;
+
+impl Modify for Shared {
+    fn modify(&self, doc: &mut Document) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components
+            .schemas
+            .insert(ApiErrorBody::name().into_owned(), ApiErrorBody::schema());
+        let bearer = |description: &str| {
+            let mut http = Http::new(HttpAuthScheme::Bearer);
+            http.description = Some(description.to_owned());
+            SecurityScheme::Http(http)
+        };
+        components.add_security_scheme(
+            "pk",
+            bearer("A publishable key, `pk_test_…`: reads the keys and creates tokens, only from the account's allowed origins (CORS). `Authorization: Basic base64(KEY:)` works too."),
+        );
+        components.add_security_scheme(
+            "sk",
+            bearer("A secret key, `sk_test_…`: everything but detokenize. Never in a browser."),
+        );
+        components.add_security_scheme(
+            "rk",
+            bearer("A restricted key, `rk_test_…`, with scopes: `detokenize` (the only one that sees card numbers), `tokens_read`, `cards_read`, `cards_write`, `charges_read`, `charges_write`, `events_read`."),
+        );
+
+        let reference = |name: &str| RefOr::Ref(Ref::from_response_name(name));
+        for item in doc.paths.paths.values_mut() {
+            let operations = [
+                (HttpMethod::Get, item.get.as_mut()),
+                (HttpMethod::Post, item.post.as_mut()),
+                (HttpMethod::Delete, item.delete.as_mut()),
+            ];
+            for (method, op) in operations {
+                let Some(op) = op else { continue };
+                let authenticated = op.security.is_some();
+                let post = method == HttpMethod::Post;
+                // Any request may carry a key, and a malformed or unknown one is refused.
+                let mut shared = vec![("401", "Unauthorized"), ("500", "Internal")];
+                if authenticated {
+                    shared.push(("403", "Forbidden"));
+                }
+                if post {
+                    shared.extend([
+                        ("400", "BadRequest"),
+                        ("409", "Conflict"),
+                        ("413", "TooLarge"),
+                        ("429", "RateLimited"),
+                    ]);
+                    if op.operation_id.as_deref() != Some("detokenize") {
+                        op.parameters.get_or_insert_with(Vec::new).push(
+                            ParameterBuilder::new()
+                                .name("Idempotency-Key")
+                                .parameter_in(ParameterIn::Header)
+                                .required(Required::False)
+                                .description(Some("Makes a retry safe: the same key and body answer the first answer again (24 hours). 1 to 255 characters."))
+                                .schema(Some(
+                                    ObjectBuilder::new()
+                                        .schema_type(Type::String)
+                                        .min_length(Some(1))
+                                        .max_length(Some(255)),
+                                ))
+                                .build(),
+                        );
+                    }
+                }
+                for (status, name) in shared {
+                    op.responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| reference(name));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_route_is_documented() {
+        let doc = super::document();
+        for route in super::super::ROUTES {
+            // The snippet's files are static assets, not API.
+            if route.starts_with("/js/") {
+                continue;
+            }
+            assert!(
+                doc.paths.paths.contains_key(*route),
+                "{route} has no #[utoipa::path], or is missing from ApiDoc's paths(...)"
+            );
+        }
+    }
+}
