@@ -372,9 +372,17 @@ impl<'de> Deserialize<'de> for Member {
                 }
                 Ok(Member::List(items))
             }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Member, A::Error> {
-                Jwk::deserialize(de::value::MapAccessDeserializer::new(map))
-                    .map(|jwk| Member::Map(Box::new(jwk)))
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Member, A::Error> {
+                let mut jwk = Jwk::default();
+                while let Some(name) = map.next_key::<String>()? {
+                    // Every member is read, the unknown ones too, so the parser's nesting
+                    // limit holds for the whole text. A repeated member: the last one counts.
+                    let value = map.next_value::<Member>()?;
+                    if let Some(slot) = jwk.member(&name) {
+                        *slot = value;
+                    }
+                }
+                Ok(Member::Map(Box::new(jwk)))
             }
         }
         d.deserialize_any(MemberVisitor)
@@ -383,11 +391,9 @@ impl<'de> Deserialize<'de> for Member {
 
 /// The members of a JWK (RFC 7517, RFC 7518 §6.3) that importing a vault key looks at; others
 /// are ignored.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[derive(Debug, Default)]
 struct Jwk {
     kty: Member,
-    #[serde(rename = "use")]
     use_: Member,
     alg: Member,
     key_ops: Member,
@@ -408,6 +414,29 @@ struct Jwk {
 }
 
 impl Jwk {
+    /// The slot of a member this import reads, by its JSON name.
+    fn member(&mut self, name: &str) -> Option<&mut Member> {
+        Some(match name {
+            "kty" => &mut self.kty,
+            "use" => &mut self.use_,
+            "alg" => &mut self.alg,
+            "key_ops" => &mut self.key_ops,
+            "kid" => &mut self.kid,
+            "n" => &mut self.n,
+            "e" => &mut self.e,
+            "iat" => &mut self.iat,
+            "nbf" => &mut self.nbf,
+            "d" => &mut self.d,
+            "p" => &mut self.p,
+            "q" => &mut self.q,
+            "dp" => &mut self.dp,
+            "dq" => &mut self.dq,
+            "qi" => &mut self.qi,
+            "keys" => &mut self.keys,
+            _ => return None,
+        })
+    }
+
     fn has_private_members(&self) -> bool {
         [&self.d, &self.p, &self.q, &self.dp, &self.dq, &self.qi]
             .iter()
