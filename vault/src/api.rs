@@ -5,6 +5,7 @@ mod charges;
 mod detokenize;
 mod error;
 mod events;
+mod forward;
 mod idempotency;
 mod raw_card;
 mod tokens;
@@ -54,6 +55,7 @@ const ROUTES: &[&str] = &[
     "/v1/charges/{id}",
     "/v1/detokenize",
     "/v1/events",
+    "/v1/forward",
     "/v1/card",
     "/v1/card/{id}",
 ];
@@ -75,6 +77,7 @@ pub(crate) fn router(state: AppState) -> Router {
             axum::routing::post(detokenize::detokenize),
         )
         .route("/v1/events", get(events::list))
+        .route("/v1/forward", axum::routing::post(forward::create))
         .merge(raw_card::routes(&state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -61,6 +61,9 @@ pub struct Config {
     pub bin_table: Option<std::sync::Arc<crate::bins::BinTable>>,
     /// Serve the raw-card API (`--allow-raw-card-api`).
     pub allow_raw_card_api: bool,
+    /// How `POST /v1/forward` reaches processors (`--forward-allow-private`,
+    /// `--forward-ca-file`, `--forward-timeout`).
+    pub forward: crate::forward::ForwardSettings,
 }
 
 impl Default for Config {
@@ -83,6 +86,7 @@ impl Default for Config {
             trust_forwarded_for: false,
             bin_table: None,
             allow_raw_card_api: false,
+            forward: crate::forward::ForwardSettings::default(),
         }
     }
 }

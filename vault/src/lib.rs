@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod events;
+pub mod forward;
 pub mod ids;
 pub mod keys;
 pub mod metrics;

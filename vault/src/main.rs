@@ -95,6 +95,16 @@ struct ServeArgs {
     /// Enable the raw-card API of older vaults (puts callers in full PCI scope).
     #[arg(long, env = "CARDSEAL_ALLOW_RAW_CARD_API")]
     allow_raw_card_api: bool,
+    /// Let `POST /v1/forward` reach loopback, private, link-local and metadata addresses
+    /// (tests, or a processor on your own network).
+    #[arg(long, env = "CARDSEAL_FORWARD_ALLOW_PRIVATE")]
+    forward_allow_private: bool,
+    /// Extra CA certificates (PEM) trusted for `POST /v1/forward`, beside the webpki roots.
+    #[arg(long, env = "CARDSEAL_FORWARD_CA_FILE")]
+    forward_ca_file: Option<PathBuf>,
+    /// How long one forward may take, lookup to answer (e.g. 30s).
+    #[arg(long, env = "CARDSEAL_FORWARD_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    forward_timeout: i64,
     /// Create or reuse a demo account allowed from http://localhost:* and http://127.0.0.1:*,
     /// and print its keys.
     #[arg(long, env = "CARDSEAL_DEMO")]
@@ -173,6 +183,13 @@ enum AccountsCommand {
         /// Remove every allowed origin: the publishable keys then work only outside browsers.
         #[arg(long)]
         clear_allowed_origins: bool,
+        /// Replace the hosts `POST /v1/forward` may send cards to: api.psp.example,
+        /// *.psp.example, or with a port, localhost:8443 (repeat or list several).
+        #[arg(long = "forward-host", num_args = 1.., conflicts_with = "clear_forward_hosts")]
+        forward_hosts: Option<Vec<String>>,
+        /// Remove every forward host: `POST /v1/forward` is then refused.
+        #[arg(long)]
+        clear_forward_hosts: bool,
     },
     /// Roll or revoke API keys.
     #[command(subcommand)]
@@ -430,29 +447,51 @@ async fn run(command: Command) -> Result<(), String> {
             account,
             allowed_origins,
             clear_allowed_origins,
+            forward_hosts,
+            clear_forward_hosts,
         }) => {
             let origins = match (allowed_origins, clear_allowed_origins) {
-                (Some(o), _) => o,
-                (None, true) => Vec::new(),
-                (None, false) => {
-                    return Err(
-                        "nothing to update: give --allowed-origin or --clear-allowed-origins"
-                            .into(),
-                    );
-                }
+                (Some(o), _) => Some(o),
+                (None, true) => Some(Vec::new()),
+                (None, false) => None,
             };
+            let forward_hosts = match (forward_hosts, clear_forward_hosts) {
+                (Some(h), _) => Some(h),
+                (None, true) => Some(Vec::new()),
+                (None, false) => None,
+            };
+            if origins.is_none() && forward_hosts.is_none() {
+                return Err(
+                    "nothing to update: give --allowed-origin, --clear-allowed-origins, --forward-host or --clear-forward-hosts"
+                        .into(),
+                );
+            }
             let (store, _master) = open_storage(&storage).await?;
-            let origins = accounts::set_allowed_origins(store.as_ref(), &account, &origins)
-                .await
-                .map_err(|e| e.to_string())?;
-            print_line(&format!(
-                "account {account}: allowed origins {}",
-                if origins.is_empty() {
+            let list = |l: &[String]| {
+                if l.is_empty() {
                     "none".to_owned()
                 } else {
-                    origins.join(" ")
+                    l.join(" ")
                 }
-            ));
+            };
+            if let Some(origins) = origins {
+                let origins = accounts::set_allowed_origins(store.as_ref(), &account, &origins)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                print_line(&format!(
+                    "account {account}: allowed origins {}",
+                    list(&origins)
+                ));
+            }
+            if let Some(hosts) = forward_hosts {
+                let hosts =
+                    cardseal_vault::forward::set_forward_hosts(store.as_ref(), &account, &hosts)
+                        .await?;
+                print_line(&format!(
+                    "account {account}: forward hosts {}",
+                    list(&hosts)
+                ));
+            }
             Ok(())
         }
         Command::Accounts(AccountsCommand::Keys(AccountKeysCommand::Roll {
@@ -572,8 +611,24 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             None => None,
         },
         allow_raw_card_api: args.allow_raw_card_api,
+        forward: {
+            let mut forward = cardseal_vault::forward::ForwardSettings::default()
+                .with_allow_private(args.forward_allow_private)
+                .with_timeout(Duration::from_secs(
+                    args.forward_timeout.max(1).unsigned_abs(),
+                ));
+            if let Some(path) = &args.forward_ca_file {
+                forward = forward.with_ca_file(path)?;
+            }
+            forward
+        },
         ..Config::default()
     };
+    if args.forward_allow_private {
+        tracing::warn!(
+            "--forward-allow-private: forwards may reach loopback, private and metadata addresses"
+        );
+    }
     if args.allow_raw_card_api {
         tracing::warn!(
             "the raw-card API is on: its callers handle card numbers and are in full PCI DSS scope"

@@ -261,6 +261,13 @@ pub trait Store: ledger::Ledger + Send + Sync + fmt::Debug {
         origins: Vec<String>,
     ) -> StoreResult<bool>;
 
+    /// The hosts the account may forward cards to (normalised allow-list entries); empty for
+    /// an unknown account.
+    async fn forward_hosts(&self, account_id: &str) -> StoreResult<Vec<String>>;
+
+    /// Replaces an account's forward allow-list. `false` when there is no such account.
+    async fn set_forward_hosts(&self, account_id: &str, hosts: Vec<String>) -> StoreResult<bool>;
+
     /// Records `jti` and stores `token` in one transaction. [`StoreError::Duplicate`] when the
     /// `jti` was seen before (and then nothing is stored).
     async fn add_token(&self, token: TokenRecord, jti: JtiRecord) -> StoreResult<()>;

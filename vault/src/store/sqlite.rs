@@ -90,6 +90,8 @@ const MIGRATIONS: &[&str] = &[
     ",
     // 4: per-account audit keys for the keyed event chains.
     ledger::AUDIT_KEY_MIGRATION,
+    // 5: the hosts `POST /v1/forward` may send cards to (`accounts update --forward-host`).
+    "ALTER TABLE accounts ADD COLUMN forward_hosts TEXT NOT NULL DEFAULT '[]'; -- JSON array",
 ];
 
 /// How many read connections to keep.
@@ -675,6 +677,36 @@ impl Store for SqliteStore {
             c.execute(
                 "UPDATE accounts SET allowed_origins = ?2 WHERE id = ?1",
                 params![account_id, json_list(&origins)?],
+            )
+            .map(|n| n > 0)
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn forward_hosts(&self, account_id: &str) -> StoreResult<Vec<String>> {
+        let account_id = account_id.to_owned();
+        self.read(move |c| {
+            let text: Option<String> = c
+                .prepare_cached("SELECT forward_hosts FROM accounts WHERE id = ?1")
+                .map_err(backend)?
+                .query_row(params![account_id], |r| r.get(0))
+                .optional()
+                .map_err(backend)?;
+            match text {
+                Some(t) => parse_list(&t).map_err(backend),
+                None => Ok(Vec::new()),
+            }
+        })
+        .await
+    }
+
+    async fn set_forward_hosts(&self, account_id: &str, hosts: Vec<String>) -> StoreResult<bool> {
+        let account_id = account_id.to_owned();
+        self.write(move |c| {
+            c.execute(
+                "UPDATE accounts SET forward_hosts = ?2 WHERE id = ?1",
+                params![account_id, json_list(&hosts)?],
             )
             .map(|n| n > 0)
             .map_err(backend)

@@ -1,0 +1,584 @@
+//! `POST /v1/forward` against a fake processor: an https server on 127.0.0.1 with a CA made
+//! here (rcgen), reached as `localhost` by a vault that trusts that CA and allows private
+//! addresses. The fake records every request it gets.
+
+#[path = "support/helpers.rs"]
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::{Request, Response};
+use cardseal_vault::accounts;
+use cardseal_vault::config::Config;
+use cardseal_vault::forward::{ForwardSettings, set_forward_hosts};
+use cardseal_vault::store::KeyKind;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rustls_pki_types::PrivateKeyDer;
+use serde_json::{Value, json};
+use support::{Reply, TestVault, post_json, unlimited};
+
+/// One request as the fake processor received it.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub headers: axum::http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+/// The fake processor. `/redirect` answers 302 to `/pay`, `/hang` never answers, `/huge`
+/// answers 2 MiB; any other path answers 200 with the body it got echoed back, so that the
+/// masking has something to mask.
+#[derive(Debug)]
+pub struct Fake {
+    pub port: u16,
+    pub ca_pem: String,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Fake {
+    pub fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    pub fn last(&self) -> Seen {
+        self.seen.lock().unwrap().last().cloned().unwrap()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.port)
+    }
+}
+
+async fn answer(
+    req: Request<hyper::body::Incoming>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    port: u16,
+) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await.unwrap().to_bytes().to_vec();
+    let path = parts.uri.path().to_owned();
+    seen.lock().unwrap().push(Seen {
+        method: parts.method.to_string(),
+        path: path.clone(),
+        headers: parts.headers.clone(),
+        body: body.clone(),
+    });
+    match path.as_str() {
+        "/redirect" => Response::builder()
+            .status(302)
+            .header("location", format!("https://localhost:{port}/pay"))
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+        "/hang" => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Response::new(Full::new(Bytes::new()))
+        }
+        "/huge" => Response::new(Full::new(Bytes::from(vec![b'a'; 2 * 1024 * 1024]))),
+        _ => Response::builder()
+            .status(201)
+            .header("content-type", "application/json")
+            .header("request-id", "req_fake_1")
+            .header("set-cookie", "session=secret")
+            .body(Full::new(Bytes::from(
+                json!({"id": "pm_1", "received": String::from_utf8_lossy(&body)}).to_string(),
+            )))
+            .unwrap(),
+    }
+}
+
+pub async fn fake() -> Fake {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![leaf.der().clone()],
+        PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let recorder = Arc::clone(&seen);
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            let seen = Arc::clone(&recorder);
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(move |req| {
+                    let seen = Arc::clone(&seen);
+                    async move { Ok::<_, std::convert::Infallible>(answer(req, seen, port).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    Fake {
+        port,
+        ca_pem: ca.pem(),
+        seen,
+    }
+}
+
+fn settings(fake: &Fake, allow_private: bool) -> ForwardSettings {
+    ForwardSettings::default()
+        .with_allow_private(allow_private)
+        .with_timeout(Duration::from_secs(2))
+        .with_ca_pem(fake.ca_pem.as_bytes())
+        .unwrap()
+}
+
+async fn vault_for(fake: &Fake, allow_private: bool) -> TestVault {
+    let v = TestVault::with_config(Config {
+        forward: settings(fake, allow_private),
+        ..unlimited()
+    })
+    .await;
+    for acct in [&v.account.account, &v.other.account] {
+        set_forward_hosts(
+            v.state.store(),
+            acct,
+            &[format!("localhost:{}", fake.port), "api.psp.example".into()],
+        )
+        .await
+        .unwrap();
+    }
+    v
+}
+
+const NAME: &str = "Zoë \"Q\" O'Brien & Sons+Co=%\\";
+
+async fn token(v: &TestVault, number: &str, cvc: &str) -> String {
+    let mut payload = v.payload(number, 3, 2031, Some(cvc));
+    payload.name = Some(NAME.into());
+    let r = v
+        .create_token(
+            &v.account.publishable_key,
+            &json!({"card": v.seal(&payload)}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    r.json()["id"].as_str().unwrap().to_owned()
+}
+
+async fn saved_card(v: &TestVault, number: &str, cvc: &str) -> String {
+    let tok = token(v, number, cvc).await;
+    let r = v
+        .call(post_json(
+            "/v1/cards",
+            &v.account.secret_key,
+            &json!({"token": tok}),
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    r.json()["id"].as_str().unwrap().to_owned()
+}
+
+fn json_body(destination: &str, source: &str) -> Value {
+    json!({
+        "source": source,
+        "destination": destination,
+        "method": "POST",
+        "headers": {"Authorization": "Bearer psp_test_key", "Content-Type": "application/json"},
+        "body": "{\"pan\":\"{{card.number}}\",\"exp\":\"{{card.exp_month}}/{{card.exp_year2}}\",\"year\":{{card.exp_year}},\"cvc\":\"{{card.cvc}}\",\"name\":\"{{card.name}}\"}",
+    })
+}
+
+async fn forward(v: &TestVault, key: &str, body: &Value) -> Reply {
+    v.call(post_json("/v1/forward", key, body)).await
+}
+
+/// `a=b&c=d` with `+` and `%XX` decoded.
+fn form_decode(s: &str) -> Vec<(String, String)> {
+    let decode = |t: &str| {
+        let mut out = Vec::new();
+        let b = t.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            match b[i] {
+                b'+' => out.push(b' '),
+                b'%' => {
+                    out.push(u8::from_str_radix(&t[i + 1..i + 3], 16).unwrap());
+                    i += 2;
+                }
+                c => out.push(c),
+            }
+            i += 1;
+        }
+        String::from_utf8(out).unwrap()
+    };
+    s.split('&')
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap();
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_processor_gets_the_card_in_json_and_the_merchant_a_masked_answer() {
+    let fake = fake().await;
+    let v = vault_for(&fake, true).await;
+    let tok = token(&v, "4242424242424242", "987").await;
+    let r = forward(
+        &v,
+        &v.account.secret_key,
+        &json_body(&fake.url("/v1/pay?x=1"), &tok),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(fake.count(), 1);
+    let seen = fake.last();
+    assert_eq!(
+        (seen.method.as_str(), seen.path.as_str()),
+        ("POST", "/v1/pay")
+    );
+    assert_eq!(seen.headers["authorization"], "Bearer psp_test_key");
+    assert_eq!(seen.headers["host"], format!("localhost:{}", fake.port));
+    let sent: Value = serde_json::from_slice(&seen.body).unwrap();
+    assert_eq!(
+        sent,
+        json!({"pan": "4242424242424242", "exp": "03/31", "year": 2031, "cvc": "987", "name": NAME})
+    );
+    let answer = r.json();
+    assert_eq!(answer["status"], 201);
+    assert_eq!(answer["headers"]["request-id"], "req_fake_1");
+    assert_eq!(answer["headers"]["content-type"], "application/json");
+    assert!(answer["headers"].get("set-cookie").is_none(), "{answer}");
+    let body = answer["body"].as_str().unwrap();
+    assert!(!body.contains("4242424242424242"), "{body}");
+    assert!(!body.contains("987"), "{body}");
+    assert!(body.contains("************4242"), "{body}");
+    assert!(!String::from_utf8_lossy(&r.body).contains("4242424242424242"));
+
+    // The event: host, status and request id, never the body.
+    let events = v.get("/v1/events", &v.account.secret_key).await.json();
+    let text = events.to_string();
+    let fwd = events["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "card.forwarded")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(fwd["data"]["host"], "localhost");
+    assert_eq!(fwd["data"]["status"], 201);
+    assert_eq!(fwd["data"]["request_id"], r.header("request-id").unwrap());
+    assert!(!text.contains("psp_test_key") && !text.contains("4242424242424242"));
+}
+
+#[tokio::test]
+async fn form_bodies_are_percent_encoded_with_names_that_need_it() {
+    let fake = fake().await;
+    let v = vault_for(&fake, true).await;
+    let tok = token(&v, "5555555555554444", "321").await;
+    let r = forward(
+        &v,
+        &v.account.secret_key,
+        &json!({
+            "source": tok,
+            "destination": fake.url("/v1/payment_methods"),
+            "headers": {"content-type": "application/x-www-form-urlencoded"},
+            "body": "type=card&card%5Bnumber%5D={{card.number}}&card%5Bexp_month%5D={{card.exp_month}}&card%5Bexp_year%5D={{card.exp_year}}&card%5Bcvc%5D={{card.cvc}}&billing_details%5Bname%5D={{card.name}}",
+        }),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let sent = form_decode(std::str::from_utf8(&fake.last().body).unwrap());
+    assert_eq!(
+        sent,
+        [
+            ("type", "card"),
+            ("card[number]", "5555555555554444"),
+            ("card[exp_month]", "03"),
+            ("card[exp_year]", "2031"),
+            ("card[cvc]", "321"),
+            ("billing_details[name]", NAME),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    );
+    assert!(!String::from_utf8_lossy(&r.body).contains("5555555555554444"));
+}
+
+#[tokio::test]
+async fn refused_destinations_and_placeholders_send_nothing_and_keep_the_token() {
+    let fake = fake().await;
+    let v = vault_for(&fake, true).await;
+    let sk = v.account.secret_key.clone();
+    let tok = token(&v, "4242424242424242", "987").await;
+    let port = fake.port;
+    for (destination, code) in [
+        (
+            "https://api.other.example/pay".to_owned(),
+            "forward_destination_not_allowed",
+        ),
+        (
+            format!("https://localhost:{}/pay", port + 1),
+            "forward_destination_not_allowed",
+        ),
+        (
+            format!("http://localhost:{port}/pay"),
+            "forward_destination_not_allowed",
+        ),
+        (
+            format!("https://127.0.0.1:{port}/pay"),
+            "forward_destination_not_allowed",
+        ),
+        (
+            format!("https://[::1]:{port}/pay"),
+            "forward_destination_not_allowed",
+        ),
+    ] {
+        let r = forward(&v, &sk, &json_body(&destination, &tok)).await;
+        r.assert_error(400, "invalid_request_error", code);
+        assert_eq!(r.json()["error"]["param"], "destination");
+    }
+    let mut body = json_body(&fake.url("/pay"), &tok);
+    body["body"] = json!("{\"pan\":\"{{card.pan}}\"}");
+    let r = forward(&v, &sk, &body).await;
+    r.assert_error(400, "invalid_request_error", "placeholder_unknown");
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("{{card.pan}}")
+    );
+    body["body"] = json!("<pan>{{card.number}}</pan>");
+    body["headers"]["Content-Type"] = json!("text/xml");
+    forward(&v, &sk, &body).await.assert_error(
+        400,
+        "invalid_request_error",
+        "content_type_unsupported",
+    );
+    // A merchant-initiated interaction never sends a CVC.
+    let mut mit = json_body(&fake.url("/pay"), &tok);
+    mit["interaction"] = json!("COF_UNSCHEDULED");
+    forward(&v, &sk, &mit)
+        .await
+        .assert_error(402, "card_error", "cvc_unavailable");
+    assert_eq!(fake.count(), 0);
+
+    // Without --forward-allow-private, localhost is refused after the lookup.
+    let strict = TestVault::with_config(Config {
+        forward: settings(&fake, false),
+        ..unlimited()
+    })
+    .await;
+    set_forward_hosts(
+        strict.state.store(),
+        &strict.account.account,
+        &[format!("localhost:{port}")],
+    )
+    .await
+    .unwrap();
+    let stok = token(&strict, "4242424242424242", "987").await;
+    forward(
+        &strict,
+        &strict.account.secret_key,
+        &json_body(&fake.url("/pay"), &stok),
+    )
+    .await
+    .assert_error(
+        400,
+        "invalid_request_error",
+        "forward_destination_not_allowed",
+    );
+    assert_eq!(fake.count(), 0);
+
+    // A redirect comes back as it is, and is not followed.
+    let r = forward(&v, &sk, &json_body(&fake.url("/redirect"), &tok)).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["status"], 302);
+    assert_eq!(r.json()["headers"]["location"], fake.url("/pay"));
+    assert_eq!(fake.count(), 1);
+    assert_eq!(fake.last().path, "/redirect");
+}
+
+#[tokio::test]
+async fn a_saved_card_without_a_cvc_is_402_and_its_cvc_is_used_once() {
+    let fake = fake().await;
+    let v = vault_for(&fake, true).await;
+    let sk = v.account.secret_key.clone();
+    let card = saved_card(&v, "4242424242424242", "987").await;
+    let r = forward(&v, &sk, &json_body(&fake.url("/pay"), &card)).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&fake.last().body).unwrap()["cvc"],
+        "987"
+    );
+    let r = forward(&v, &sk, &json_body(&fake.url("/pay"), &card)).await;
+    r.assert_error(402, "card_error", "cvc_unavailable");
+    assert_eq!(fake.count(), 1);
+    // Without {{card.cvc}}, a saved card goes again and again.
+    let mut body = json_body(&fake.url("/pay"), &card);
+    body["body"] = json!("{\"pan\":\"{{card.number}}\"}");
+    for _ in 0..2 {
+        assert_eq!(forward(&v, &sk, &body).await.status, 200);
+    }
+    assert_eq!(fake.count(), 3);
+}
+
+#[tokio::test]
+async fn a_token_is_forwarded_once_and_an_idempotency_key_calls_once() {
+    let fake = fake().await;
+    let v = vault_for(&fake, true).await;
+    let sk = v.account.secret_key.clone();
+    let tok = token(&v, "4242424242424242", "987").await;
+    assert_eq!(
+        forward(&v, &sk, &json_body(&fake.url("/pay"), &tok))
+            .await
+            .status,
+        200
+    );
+    forward(&v, &sk, &json_body(&fake.url("/pay"), &tok))
+        .await
+        .assert_error(400, "invalid_request_error", "token_already_used");
+    assert_eq!(fake.count(), 1);
+
+    let card = saved_card(&v, "4242424242424242", "987").await;
+    let mut body = json_body(&fake.url("/pay"), &card);
+    body["body"] = json!("{\"pan\":\"{{card.number}}\"}");
+    let send = || {
+        let mut req = post_json("/v1/forward", &sk, &body);
+        req.headers_mut()
+            .insert("idempotency-key", "fwd-1".parse().unwrap());
+        v.call(req)
+    };
+    let first = send().await;
+    assert_eq!(
+        first.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&first.body)
+    );
+    let second = send().await;
+    assert_eq!(second.status, 200);
+    assert_eq!(second.header("idempotent-replayed"), Some("true"));
+    assert_eq!(first.body, second.body);
+    assert_eq!(fake.count(), 2);
+}
+
+#[tokio::test]
+async fn a_hanging_processor_is_504_and_a_huge_answer_502() {
+    let fake = fake().await;
+    let v = vault_for(&fake, true).await;
+    let sk = v.account.secret_key.clone();
+    let tok = token(&v, "4242424242424242", "987").await;
+    let start = Instant::now();
+    let r = forward(&v, &sk, &json_body(&fake.url("/hang"), &tok)).await;
+    r.assert_error(504, "api_error", "upstream_timeout");
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
+    );
+    // The token was used: the request may have reached the processor.
+    forward(&v, &sk, &json_body(&fake.url("/pay"), &tok))
+        .await
+        .assert_error(400, "invalid_request_error", "token_already_used");
+
+    let tok = token(&v, "4242424242424242", "987").await;
+    forward(&v, &sk, &json_body(&fake.url("/huge"), &tok))
+        .await
+        .assert_error(502, "api_error", "upstream_response_too_large");
+
+    // Nobody listening: a 502 with a code, at once.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    set_forward_hosts(
+        v.state.store(),
+        &v.account.account,
+        &[format!("localhost:{port}")],
+    )
+    .await
+    .unwrap();
+    let tok = token(&v, "4242424242424242", "987").await;
+    forward(
+        &v,
+        &sk,
+        &json_body(&format!("https://localhost:{port}/pay"), &tok),
+    )
+    .await
+    .assert_error(502, "api_error", "upstream_connection_failed");
+    // Refused before the card was used: the token still works for a charge.
+    let r = v
+        .call(post_json(
+            "/v1/charges",
+            &sk,
+            &json!({"amount": 100, "currency": "eur", "source": tok}),
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+}
+
+#[tokio::test]
+async fn keys_scopes_and_tenants() {
+    let fake = fake().await;
+    let v = vault_for(&fake, true).await;
+    // Another account's card is a 404, and so is its token.
+    let card = saved_card(&v, "4242424242424242", "987").await;
+    let tok = token(&v, "4242424242424242", "987").await;
+    for source in [&card, &tok] {
+        forward(
+            &v,
+            &v.other.secret_key,
+            &json_body(&fake.url("/pay"), source),
+        )
+        .await
+        .assert_error(404, "invalid_request_error", "resource_missing");
+    }
+    forward(
+        &v,
+        &v.account.publishable_key,
+        &json_body(&fake.url("/pay"), &tok),
+    )
+    .await
+    .assert_error(403, "permission_error", "secret_key_required");
+    // The detokenize key lacks the forward scope; a key with it may forward.
+    forward(
+        &v,
+        &v.account.restricted_key,
+        &json_body(&fake.url("/pay"), &tok),
+    )
+    .await
+    .assert_error(403, "permission_error", "insufficient_scope");
+    assert_eq!(fake.count(), 0);
+    let rk = accounts::roll_key(
+        v.state.store(),
+        v.state.master(),
+        &v.account.account,
+        KeyKind::Restricted,
+        &["forward".to_owned()],
+        3600,
+        v.now(),
+    )
+    .await
+    .unwrap();
+    let r = forward(&v, &rk.key, &json_body(&fake.url("/pay"), &tok)).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(fake.count(), 1);
+}
