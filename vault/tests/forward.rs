@@ -582,3 +582,299 @@ async fn keys_scopes_and_tenants() {
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(fake.count(), 1);
 }
+
+/// Every maximal run of ASCII digits of at least 3 in `hay`.
+fn digit_runs(hay: &[u8]) -> Vec<&[u8]> {
+    hay.split(|b| !b.is_ascii_digit())
+        .filter(|r| r.len() >= 3)
+        .collect()
+}
+
+/// The digit runs with no letter on either side: a CVC leaked into text stands alone, while
+/// random ids hold digit runs by chance.
+fn isolated_digit_runs(hay: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < hay.len() {
+        if hay[i].is_ascii_digit() {
+            let start = i;
+            while i < hay.len() && hay[i].is_ascii_digit() {
+                i += 1;
+            }
+            let before = start.checked_sub(1).map(|j| hay[j]);
+            if !before.is_some_and(|b| b.is_ascii_alphabetic())
+                && !hay.get(i).is_some_and(u8::is_ascii_alphabetic)
+            {
+                out.push(&hay[start..i]);
+            }
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// The digits that follow a `cvc` member or key (`"cvc":"123"`, `cvc=123`, `cvc%5D=123`).
+fn after_cvc(hay: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    for i in 0..hay.len().saturating_sub(3) {
+        if hay[i..].starts_with(b"cvc") {
+            let rest = &hay[i + 3..];
+            let rest = rest.strip_prefix(b"%5D").unwrap_or(rest);
+            let skip = rest
+                .iter()
+                .take(6)
+                .take_while(|b| matches!(b, b'"' | b':' | b'=' | b' ' | b'\\'))
+                .count();
+            let digits = rest[skip..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            out.push(&rest[skip..skip + digits]);
+        }
+    }
+    out
+}
+
+/// After 50 forwards through the real binary (25 tokens, 25 saved cards with their CVC, JSON
+/// and form bodies), neither the database files (WAL included) nor the logs (at trace level)
+/// nor the merchant's answers hold a card number or a CVC, though the processor echoed both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_number_or_cvc_in_the_database_or_the_logs_after_50_forwards() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::{Command, Stdio};
+
+    use cardseal::Secret;
+    use cardseal::jwe::{self, Payload, VaultKey};
+    use support::{BIN, http, luhn_number, unix_now};
+
+    let fake = fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca_file = ca_dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &fake.ca_pem).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .env_remove("CARDSEAL_MASTER_KEY")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let account: Value = serde_json::from_str(&run(&[
+        "accounts",
+        "create",
+        "--data-dir",
+        &data,
+        "--name",
+        "forward-leaks",
+        "--json",
+    ]))
+    .unwrap();
+    let acct = account["account"].as_str().unwrap().to_owned();
+    let pk = account["publishable_key"].as_str().unwrap().to_owned();
+    let sk = account["secret_key"].as_str().unwrap().to_owned();
+    let host = format!("localhost:{}", fake.port);
+    let printed = run(&[
+        "accounts",
+        "update",
+        "--data-dir",
+        &data,
+        "--account",
+        &acct,
+        "--forward-host",
+        &host,
+        "*.psp.example",
+    ]);
+    assert!(
+        printed.contains(&format!("forward hosts *.psp.example {host}")),
+        "{printed}"
+    );
+
+    let mut server = Command::new(BIN)
+        .args([
+            "serve",
+            "--data-dir",
+            &data,
+            "--listen",
+            "127.0.0.1:0",
+            "--ip-rate",
+            "0",
+            "--key-rate",
+            "0",
+            "--card-tokens-per-10m",
+            "0",
+            "--forward-allow-private",
+            "--forward-ca-file",
+            ca_file.to_str().unwrap(),
+        ])
+        .env("CARDSEAL_LOG", "trace")
+        .env_remove("CARDSEAL_MASTER_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = server.stderr.take().unwrap();
+    let logs = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        stderr.read_to_end(&mut buf).unwrap();
+        buf
+    });
+    let mut stdout = BufReader::new(server.stdout.take().unwrap());
+    let mut line = String::new();
+    let addr: std::net::SocketAddr = loop {
+        line.clear();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            let _ = server.kill();
+            panic!("the server exited");
+        }
+        if let Some(a) = line.trim().strip_prefix("listening on http://") {
+            break a.parse().unwrap();
+        }
+    };
+    let jwks = http(
+        addr,
+        Request::get("/.well-known/jwks.json")
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await;
+    let key = VaultKey::parse(std::str::from_utf8(&jwks.body).unwrap()).unwrap();
+
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64 ^ u64::try_from(unix_now()).unwrap();
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut cards = Vec::new();
+    let mut answers = Vec::new();
+    for i in 0..50 {
+        let (number, cvc) = if i % 2 == 0 {
+            // 4-digit CVCs from 3000-8999 never look like a year, a port or a timestamp.
+            (
+                luhn_number("37", 15, next() % 1_000_000_000_000),
+                format!("{}", 3000 + next() % 6000),
+            )
+        } else {
+            (
+                luhn_number("4", 16, next() % 100_000_000_000_000),
+                format!("{:03}", next() % 1000),
+            )
+        };
+        let payload = Payload {
+            v: 1,
+            number: Some(Secret::new(number.as_str())),
+            exp_month: Some(11),
+            exp_year: Some(2031),
+            cvc: Some(Secret::new(cvc.as_str())),
+            name: Some("Leak Test".into()),
+            iat: unix_now(),
+            jti: jwe::new_jti().unwrap(),
+        };
+        let r = http(
+            addr,
+            post_json(
+                "/v1/tokens",
+                &pk,
+                &json!({"card": jwe::seal_payload(&key, &payload).unwrap()}),
+            ),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let mut source = r.json()["id"].as_str().unwrap().to_owned();
+        if i % 4 >= 2 {
+            let card = http(addr, post_json("/v1/cards", &sk, &json!({"token": source}))).await;
+            assert_eq!(card.status, 200, "{}", String::from_utf8_lossy(&card.body));
+            source = card.json()["id"].as_str().unwrap().to_owned();
+        }
+        let body = if i % 3 == 0 {
+            json!({
+                "source": source, "destination": fake.url("/v1/payment_methods"),
+                "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+                "body": "card%5Bnumber%5D={{card.number}}&card%5Bcvc%5D={{card.cvc}}&card%5Bexp_year%5D={{card.exp_year}}",
+            })
+        } else {
+            json_body(&fake.url("/payments"), &source)
+        };
+        let r = http(addr, post_json("/v1/forward", &sk, &body)).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        answers.push(r.body.to_vec());
+        cards.push((number, cvc));
+    }
+    assert_eq!(fake.count(), 50);
+    // The processor got them all in clear.
+    let received: Vec<u8> = fake
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s.body.clone())
+        .collect();
+    for (number, cvc) in &cards {
+        assert!(digit_runs(&received).contains(&number.as_bytes()));
+        assert!(after_cvc(&received).contains(&cvc.as_bytes()));
+    }
+
+    // Killed, not stopped: the WAL stays as it was. The pause lets the log writer catch up.
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = server.kill();
+    let _ = server.wait();
+    let logs = logs.join().unwrap();
+    assert!(
+        String::from_utf8_lossy(&logs)
+            .matches("/v1/forward")
+            .count()
+            >= 50
+    );
+    let mut files = vec![("logs".to_owned(), logs)];
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.ends_with("master.key") {
+            files.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+        }
+    }
+    files.extend(answers.into_iter().map(|a| ("answer".to_owned(), a)));
+    let mut db_cvcs = std::collections::BTreeSet::new();
+    for (name, bytes) in &files {
+        let runs = digit_runs(bytes);
+        let isolated = isolated_digit_runs(bytes);
+        let cvc_values = after_cvc(bytes);
+        for (number, cvc) in &cards {
+            let n = number.as_bytes();
+            assert!(
+                !runs.iter().any(|r| r.windows(n.len()).any(|w| w == n)),
+                "card number in {name}"
+            );
+            assert!(
+                !cvc_values.contains(&cvc.as_bytes()),
+                "CVC after `cvc` in {name}"
+            );
+            if cvc.len() == 4 {
+                if name.contains("sqlite3") {
+                    // Mostly ciphertext, where a given 4-digit run turns up by chance: count.
+                    let stored = runs.iter().any(|r| {
+                        !(r.len() == 10 && r[0] == b'1')
+                            && r.windows(4).any(|w| w == cvc.as_bytes())
+                    });
+                    if stored {
+                        db_cvcs.insert(cvc.clone());
+                    }
+                } else {
+                    assert!(!isolated.contains(&cvc.as_bytes()), "CVC {cvc} in {name}");
+                }
+            }
+        }
+    }
+    assert!(
+        db_cvcs.len() <= 2,
+        "CVCs in the database files: {db_cvcs:?}"
+    );
+}
