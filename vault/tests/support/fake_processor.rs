@@ -113,6 +113,8 @@ pub async fn fake() -> Fake {
             let Ok((tcp, _)) = listener.accept().await else {
                 return;
             };
+            // Answers go out at once, not after the client's delayed ACK.
+            let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();
             let seen = Arc::clone(&recorder);
             tokio::spawn(async move {
