@@ -2,7 +2,7 @@
 // customer types, and on submit tokenizes, clears the card inputs, adds the hidden
 // `cardseal_token` input and submits the form. Card inputs never carry a `name`.
 import {
-  formatCardNumber, formatExpiry, messageFor, validateCard, validateCvc, validateExpiry, validateNumber,
+  formatCardNumber, formatCvc, formatExpiry, messageFor, resolveLocale, validateCard, validateCvc, validateExpiry, validateNumber,
 } from './core.js';
 import { unavailableMessage } from './unavailable.js';
 
@@ -24,11 +24,14 @@ function resolveForm(form) {
 
 /**
  * Attaches a CardSeal to a form. Returns `{ detach(), validate() }`.
- * Options: `submit` (default true: submit the form once the token is in it).
+ * Options: `submit` (default true: submit the form once the token is in it), `locale` (the
+ * language of its messages; the instance's by default).
  */
 export function attachForm(cardseal, formOrSelector, options = {}) {
   const form = resolveForm(formOrSelector);
   const submit = options.submit !== false;
+  // The instance's language unless the form asks for another (`options.locale`).
+  const locale = resolveLocale(options.locale !== undefined ? options.locale : cardseal.locale);
   const inputs = {};
   const errorEls = {};
   for (const field of FIELDS) {
@@ -60,7 +63,11 @@ export function attachForm(cardseal, formOrSelector, options = {}) {
   function showError(field, message) {
     const input = inputs[field];
     const el = errorEls[field];
-    if (el) el.textContent = message ?? '';
+    if (el) {
+      el.textContent = message ?? '';
+      // Screen readers pronounce the message in its own language, whatever the page's.
+      if (message) el.lang = locale;
+    }
     if (!input) return;
     if (message) {
       input.setAttribute('aria-invalid', 'true');
@@ -97,7 +104,7 @@ export function attachForm(cardseal, formOrSelector, options = {}) {
   }
 
   function messageOf(code) {
-    return code ? (messageFor(code) ?? code) : null;
+    return code ? (messageFor(code, locale) ?? code) : null;
   }
 
   const listeners = [];
@@ -106,14 +113,17 @@ export function attachForm(cardseal, formOrSelector, options = {}) {
     listeners.push(() => el.removeEventListener(type, fn, opts));
   }
 
-  function onNumber() {
-    const el = inputs.number;
-    const f = formatCardNumber(el.value, el.selectionStart ?? el.value.length);
+  function reformat(el, format) {
+    const f = format(el.value, el.selectionStart ?? el.value.length);
     if (f.value !== el.value) {
       el.value = f.value;
       if (document.activeElement === el) el.setSelectionRange(f.caret, f.caret);
     }
-    const b = validateNumber(f.value).brand;
+    return f.value;
+  }
+
+  function onNumber() {
+    const b = validateNumber(reformat(inputs.number, formatCardNumber)).brand;
     if (b !== brand) {
       brand = b;
       form.dataset.cardsealBrand = b ?? '';
@@ -123,18 +133,11 @@ export function attachForm(cardseal, formOrSelector, options = {}) {
     changed('number');
   }
   function onExpiry() {
-    const el = inputs.expiry;
-    const f = formatExpiry(el.value, el.selectionStart ?? el.value.length);
-    if (f.value !== el.value) {
-      el.value = f.value;
-      if (document.activeElement === el) el.setSelectionRange(f.caret, f.caret);
-    }
+    reformat(inputs.expiry, formatExpiry);
     changed('expiry');
   }
   function onCvc() {
-    const el = inputs.cvc;
-    const digits = el.value.replace(/\D/g, '').slice(0, 4);
-    if (digits !== el.value) el.value = digits;
+    reformat(inputs.cvc, formatCvc);
     changed('cvc');
   }
   const onInput = { number: onNumber, expiry: onExpiry, cvc: onCvc };
@@ -155,8 +158,8 @@ export function attachForm(cardseal, formOrSelector, options = {}) {
   }
 
   function readCard() {
-    const [month = '', year = ''] = (inputs.expiry.value ?? '').split('/').map((s) => s.trim());
-    const card = { number: inputs.number.value, exp_month: month, exp_year: year };
+    // The whole `MM / YY` field as the month: the core splits it, as it does for validateExpiry.
+    const card = { number: inputs.number.value, exp_month: inputs.expiry.value, exp_year: '' };
     if (inputs.cvc) card.cvc = inputs.cvc.value;
     if (inputs.name && inputs.name.value.trim()) card.name = inputs.name.value;
     return card;
@@ -165,7 +168,7 @@ export function attachForm(cardseal, formOrSelector, options = {}) {
   function validate() {
     const result = validateCard(readCard());
     for (const field of FIELDS) showError(field, null);
-    for (const e of result.errors) showError(e.field, e.message);
+    for (const e of result.errors) showError(e.field, messageOf(e.code));
     return result;
   }
 
@@ -186,7 +189,7 @@ export function attachForm(cardseal, formOrSelector, options = {}) {
     if (!result.valid) {
       const first = result.errors[0];
       inputs[first.field]?.focus();
-      emit(form, 'cardseal:error', { code: first.code, type: 'validation_error', param: first.field, message: first.message, errors: result.errors });
+      emit(form, 'cardseal:error', { code: first.code, type: 'validation_error', param: first.field, message: messageOf(first.code), errors: result.errors });
       return;
     }
     setBusy(true);
@@ -211,13 +214,13 @@ export function attachForm(cardseal, formOrSelector, options = {}) {
       setBusy(false);
       const detail = { code: e.code, type: e.type, param: e.param ?? null, message: e.message, status: e.status };
       if (e.errors) {
-        for (const x of e.errors) showError(x.field, x.message);
+        for (const x of e.errors) showError(x.field, messageOf(x.code));
       } else if (e.param && inputs[e.param]) {
         showError(e.param, e.message);
       } else if (e.type === 'api_connection_error' || e.status >= 500) {
         // No answer, no connection, or the vault's own trouble after the retries: the card stays
         // in the form and the button is back, so the customer can press Pay again.
-        showFormError(unavailableMessage(form));
+        showFormError(unavailableMessage(form, locale));
       } else {
         showFormError(e.message);
       }

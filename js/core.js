@@ -1,6 +1,6 @@
 // The public JS API of cardseal (DESIGN.md, "JavaScript API"), over the wasm-bindgen glue.
-// This file only normalizes inputs and decodes the packed verdicts of src/wasm.rs; every rule
-// lives in Rust.
+// This file only normalizes inputs and decodes the packed verdicts of src/wasm/verdict.rs by
+// the layout that module exports; every rule lives in Rust.
 import { attachForm } from './attach.js';
 import init, * as wasm from './wasm/cardseal.js';
 
@@ -8,6 +8,7 @@ let loading = null;
 let loaded = false;
 let BRANDS = [];
 let ERRORS = [];
+let LAYOUT = null;
 let memory = null;
 let inputAddress = 0;
 let inputCapacity = 0;
@@ -54,11 +55,8 @@ export function ready(source) {
         inputAddress = wasm.inputBuffer();
         inputCapacity = wasm.inputCapacity();
         BRANDS = wasm.brandTable();
-        const t = wasm.errorTable();
-        ERRORS = [];
-        for (let i = 0; i < t.length; i += 4) {
-          ERRORS.push({ code: t[i], message: t[i + 1], field: t[i + 2] || null, type: t[i + 3] });
-        }
+        ERRORS = wasm.errorTable();
+        LAYOUT = wasm.verdictLayout();
         loaded = true;
       }, (err) => {
         loading = null;
@@ -104,35 +102,27 @@ function text(v) {
   return '\u0000';
 }
 
-function codeOf(bits) {
-  const i = (bits >>> 23) & 31;
-  return i === 0 ? null : ERRORS[i - 1].code;
-}
-
-function verdict(bits) {
+function verdict(head) {
+  const code = (head >>> LAYOUT.codeShift) & LAYOUT.codeMask;
   return {
-    isValid: (bits & (1 << 21)) !== 0,
-    isPotentiallyValid: (bits & (1 << 22)) !== 0,
-    code: codeOf(bits),
+    isValid: (head & LAYOUT.validBit) !== 0,
+    isPotentiallyValid: (head & LAYOUT.potentialBit) !== 0,
+    code: code === 0 ? null : ERRORS[code - 1].code,
   };
 }
 
 /** The as-you-type verdict on a card number. */
 export function validateNumber(number) {
   assertReady();
-  const bits = packNumber(text(number));
-  const b = (bits >>> 16) & 31;
+  const packed = packNumber(text(number));
+  // The candidate set is the low 32 bits, the head word above it (`>>> 0` keeps the low 32).
+  const head = (packed / LAYOUT.headScale) >>> 0;
+  const b = head & LAYOUT.brandMask;
   const candidates = [];
-  for (let m = bits & 0xffff, i = 0; m !== 0; m >>>= 1, i++) {
+  for (let m = packed >>> 0, i = 0; m !== 0; m >>>= 1, i++) {
     if (m & 1) candidates.push(BRANDS[i]);
   }
-  return {
-    brand: b === 0 ? null : BRANDS[b - 1],
-    candidates,
-    isValid: (bits & (1 << 21)) !== 0,
-    isPotentiallyValid: (bits & (1 << 22)) !== 0,
-    code: codeOf(bits),
-  };
+  return { brand: b === 0 ? null : BRANDS[b - 1], candidates, ...verdict(head) };
 }
 
 // A month given as a number is a finished value, so 0 is a wrong month rather than the first
@@ -153,18 +143,17 @@ export function validateCvc(cvc, brand) {
   return verdict(wasm.validateCvcPacked(text(cvc), typeof brand === 'string' ? brand : ''));
 }
 
+// The strings the wasm layer reads from a CardInput.
+function cardArgs(card) {
+  const c = card !== null && typeof card === 'object' ? card : {};
+  const optional = (v) => (v === undefined || v === null ? undefined : text(v));
+  return [text(c.number), monthText(c.exp_month), text(c.exp_year), optional(c.cvc), optional(c.name)];
+}
+
 /** Every field's error at once. */
 export function validateCard(card) {
   assertReady();
-  const c = card !== null && typeof card === 'object' ? card : {};
-  const optional = (v) => (v === undefined || v === null ? undefined : text(v));
-  const out = wasm.validateCardPacked(text(c.number), monthText(c.exp_month), text(c.exp_year), optional(c.cvc), optional(c.name));
-  const errors = [];
-  for (let i = 2; i < out.length; i++) {
-    const e = ERRORS[out[i] - 1];
-    errors.push({ field: e.field, code: e.code, message: e.message });
-  }
-  return { valid: out[0] === 1, brand: out[1] === 0 ? null : BRANDS[out[1] - 1], errors };
+  return wasm.validateCard(...cardArgs(card));
 }
 
 function caretOf(caret) {
@@ -189,11 +178,67 @@ export function formatExpiry(input, caret) {
   return formatted(wasm.formatExpiry(text(input), caretOf(caret)));
 }
 
-/** The English message for an error code, or `undefined`. */
-export function messageFor(code) {
+/** Formats a CVC: digits only, at most 4 (the longest CVC of any brand). */
+export function formatCvc(input, caret) {
   assertReady();
-  const e = ERRORS.find((x) => x.code === code);
-  return e && e.message;
+  return formatted(wasm.formatCvc(text(input), caretOf(caret)));
+}
+
+const LOCALE_TABLES = new Map();
+const WARNED_LOCALES = new Set();
+
+/**
+ * The supported locale for `locale`: a BCP 47 tag (`pt` gives `pt-BR`, `zh-CN` gives `zh-Hans`),
+ * `'auto'` (the first supported entry of `navigator.languages`) or nothing (English). Anything
+ * else is English, with one console warning per value.
+ */
+export function resolveLocale(locale) {
+  assertReady();
+  if (locale === undefined || locale === null || locale === '' || locale === 'en') return 'en';
+  if (locale === 'auto') {
+    const preferred = (typeof navigator !== 'undefined' && navigator.languages) || [];
+    for (const tag of preferred) {
+      const found = wasm.resolveLocale(String(tag));
+      if (found) return found;
+    }
+    return 'en';
+  }
+  const found = typeof locale === 'string' ? wasm.resolveLocale(locale) : undefined;
+  if (found) return found;
+  const key = String(locale);
+  if (!WARNED_LOCALES.has(key)) {
+    WARNED_LOCALES.add(key);
+    console.warn(`cardseal: the locale ${JSON.stringify(key)} is not supported; messages are in English`);
+  }
+  return 'en';
+}
+
+/** The message for an error code in `locale` (see `resolveLocale`; English by default), or `undefined`. */
+export function messageFor(code, locale) {
+  assertReady();
+  const i = ERRORS.findIndex((x) => x.code === code);
+  if (i < 0) return undefined;
+  const tag = resolveLocale(locale);
+  if (tag === 'en') return ERRORS[i].message;
+  let table = LOCALE_TABLES.get(tag);
+  if (!table) {
+    table = wasm.localeMessages(tag);
+    LOCALE_TABLES.set(tag, table);
+  }
+  return table[i];
+}
+
+// The customer-facing messages of a result or error, in `locale`.
+function localizedErrors(errors, locale) {
+  return errors.map((e) => ({ ...e, message: messageFor(e.code, locale) ?? e.message }));
+}
+
+function localizedError(err, locale) {
+  if (locale === 'en') return err;
+  if (Array.isArray(err.errors)) err.errors = localizedErrors(err.errors, locale);
+  const message = ERRORS.some((x) => x.code === err.code && x.field) ? messageFor(err.code, locale) : undefined;
+  if (message) err.message = message;
+  return err;
 }
 
 // Errors from the wasm layer arrive as plain `{ code, type, param, message, status?, errors? }`.
@@ -201,17 +246,10 @@ function toCardSealError(e) {
   if (e instanceof CardSealError) return e;
   if (e && typeof e === 'object' && typeof e.code === 'string') {
     const err = new CardSealError(e.code, e.message, { type: e.type, param: e.param ?? null, status: e.status });
-    if (Array.isArray(e.errors)) err.errors = e.errors.map((x) => ({ field: x.param, code: x.code, message: x.message }));
+    if (Array.isArray(e.errors)) err.errors = e.errors;
     return err;
   }
   return new CardSealError('api_error', `cardseal: ${e && e.message ? e.message : String(e)}`, { type: 'api_error' });
-}
-
-// The strings the wasm layer reads from a CardInput.
-function cardArgs(card) {
-  const c = card !== null && typeof card === 'object' ? card : {};
-  const optional = (v) => (v === undefined || v === null ? undefined : text(v));
-  return [text(c.number), monthText(c.exp_month), text(c.exp_year), optional(c.cvc), optional(c.name)];
 }
 
 const CREATE = Symbol('CardSeal.create');
@@ -219,24 +257,33 @@ const CREATE = Symbol('CardSeal.create');
 /** Seals cards with the vault's key and tokenizes them (DESIGN.md, "JavaScript API"). */
 export class CardSeal {
   #core;
+  #locale;
 
   /** Use `await CardSeal.create(options)`. */
-  constructor(token, core) {
+  constructor(token, core, locale) {
     if (token !== CREATE) throw new CardSealError('invalid_usage', 'cardseal: use `await CardSeal.create(options)`');
     this.#core = core;
+    this.#locale = locale ?? 'en';
   }
 
   /**
-   * `{ vaultUrl, publishableKey, vaultKey?, timeoutMs?, retries? }`. Without `vaultKey`, the
-   * keys are fetched from `GET {vaultUrl}/v1/encryption_keys`.
+   * `{ vaultUrl, publishableKey, vaultKey?, timeoutMs?, retries?, locale? }`. Without
+   * `vaultKey`, the keys are fetched from `GET {vaultUrl}/v1/encryption_keys`. `locale` picks
+   * the language of validation messages (a tag or `'auto'`; English by default).
    */
   static async create(options) {
     await ready();
+    const locale = resolveLocale(options ? options.locale : undefined);
     try {
-      return new CardSeal(CREATE, await wasm.CardSealCore.create(options ?? {}));
+      return new CardSeal(CREATE, await wasm.CardSealCore.create(options ?? {}), locale);
     } catch (e) {
       throw toCardSealError(e);
     }
+  }
+
+  /** The language of this instance's messages, as a supported tag (`en`, `de`, …, `zh-Hans`). */
+  get locale() {
+    return this.#locale;
   }
 
   /** The `kid` of the vault key in use. */
@@ -246,7 +293,8 @@ export class CardSeal {
 
   /** Every field's error at once (as `validateCard`). */
   validate(card) {
-    return validateCard(card);
+    const result = validateCard(card);
+    return this.#locale === 'en' ? result : { ...result, errors: localizedErrors(result.errors, this.#locale) };
   }
 
   /** Validates and seals a card: the compact JWE, for callers who post it themselves. */
@@ -254,7 +302,7 @@ export class CardSeal {
     try {
       return this.#core.seal(...cardArgs(card));
     } catch (e) {
-      throw toCardSealError(e);
+      throw localizedError(toCardSealError(e), this.#locale);
     }
   }
 
@@ -263,7 +311,7 @@ export class CardSeal {
     try {
       return await this.#core.tokenize(...cardArgs(card));
     } catch (e) {
-      throw toCardSealError(e);
+      throw localizedError(toCardSealError(e), this.#locale);
     }
   }
 
@@ -280,7 +328,7 @@ export class CardSeal {
     try {
       return await this.#core.tokenizeCvc(text(cvc));
     } catch (e) {
-      throw toCardSealError(e);
+      throw localizedError(toCardSealError(e), this.#locale);
     }
   }
 }

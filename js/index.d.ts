@@ -87,16 +87,30 @@ export function ready(source?: WasmSource): Promise<void>;
 export function validateNumber(number: string | number): NumberVerdict;
 /** The verdict on an expiry; with `year` omitted, `month` may be a whole `MM / YY` field. */
 export function validateExpiry(month: string | number, year?: string | number): Verdict;
-/** The verdict on a CVC, sized for `brand` when known (3 digits, 4 for amex). */
-export function validateCvc(cvc: string, brand?: Brand | null): Verdict;
+/**
+ * The verdict on a CVC, sized for `brand` when known (3 digits, 4 for amex; 3 or 4 without one).
+ * Accepts any value, as every validator does: a number is read as its digits, and junk
+ * (`null`, objects, emoji) gets a verdict, never an exception.
+ */
+export function validateCvc(cvc: unknown, brand?: Brand | null): Verdict;
 /** Every field's error at once. */
 export function validateCard(card: CardInput): CardValidation;
 /** Formats a card number as typed, keeping the caret after the same digit. */
 export function formatCardNumber(input: string, caret?: number): Formatted;
 /** Formats an expiry as `MM / YY`, keeping the caret after the same digit. */
 export function formatExpiry(input: string, caret?: number): Formatted;
-/** The English message for an error code. */
-export function messageFor(code: string): string | undefined;
+/** Formats a CVC: digits only, at most 4 (the longest CVC of any brand). */
+export function formatCvc(input: string, caret?: number): Formatted;
+/** A supported language of the messages. */
+export type Locale = 'en' | 'de' | 'fr' | 'es' | 'it' | 'nl' | 'pt-BR' | 'pl' | 'sv' | 'ja' | 'zh-Hans';
+/**
+ * The supported locale for a BCP 47 tag (`pt` gives `pt-BR`, `zh`/`zh-CN` give `zh-Hans`), for
+ * `'auto'` (the first supported entry of `navigator.languages`), or English. An unsupported tag
+ * gives English and one console warning, never a throw.
+ */
+export function resolveLocale(locale?: string | null): Locale;
+/** The message for an error code in `locale` (English by default; see `resolveLocale`). */
+export function messageFor(code: string, locale?: string): string | undefined;
 
 /** A JWK, a JWKS, or an SPKI PEM string. */
 export type VaultKey = JsonWebKey | { keys: JsonWebKey[] } | string;
@@ -111,8 +125,16 @@ export interface CardSealOptions {
   vaultKey?: VaultKey;
   /** Overall deadline of one `tokenize` call, in milliseconds (default 15000). */
   timeoutMs?: number;
-  /** Retries on network errors, 429 and 5xx, with backoff and the same idempotency key (default 3). */
+  /**
+   * How many times one `tokenize` call is retried (an integer 0 to 10, default 3): after a network
+   * error, a 429, a 5xx, or a 409 `idempotency_key_in_use` (an earlier attempt with the same key
+   * is still running at the vault). Each retry waits with exponential backoff and jitter (at
+   * least `Retry-After`) and reuses the idempotency key, so one call makes at most one token.
+   * `timeoutMs` still bounds the whole call.
+   */
   retries?: number;
+  /** The language of validation messages: a tag such as `'de'` or `'pt-BR'`, or `'auto'` (default English). */
+  locale?: string;
 }
 
 /** The card part of a Token. */
@@ -141,15 +163,24 @@ export interface Token {
 /** Seals cards with the vault's key and tokenizes them. */
 export class CardSeal {
   private constructor();
-  /** Checks the options and imports (or fetches) the vault key. */
+  /**
+   * Loads the wasm itself (it awaits `ready()`, so no separate call is needed), checks the
+   * options and imports (or fetches) the vault key.
+   */
   static create(options: CardSealOptions): Promise<CardSeal>;
   /** The `kid` of the vault key in use. */
   readonly kid: string | null;
+  /** The language of this instance's messages. */
+  readonly locale: Locale;
   /** Every field's error at once. */
   validate(card: CardInput): CardValidation;
   /** Validates and seals a card: the compact JWE. Throws a `CardSealError` for an invalid card. */
   seal(card: CardInput): string;
-  /** Validates, seals and posts the card; an invalid card rejects before any network call. */
+  /**
+   * Validates, seals and posts the card; an invalid card rejects before any network call.
+   * Network errors, 429, 5xx and 409 `idempotency_key_in_use` are retried (`retries`, default 3)
+   * with the same idempotency key.
+   */
   tokenize(card: CardInput): Promise<Token>;
   /** Seals and posts a CVC alone, to re-add it to a saved card. */
   tokenizeCvc(cvc: string): Promise<Token>;
@@ -161,6 +192,8 @@ export class CardSeal {
 export interface AttachOptions {
   /** Submit the form once the token is in it (default `true`). */
   submit?: boolean;
+  /** The language of the form's messages (default: the instance's). */
+  locale?: string;
 }
 
 /** A form that a CardSeal is attached to. */

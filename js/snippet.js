@@ -44,7 +44,8 @@ if (!window.cardseal) {
       await ready();
       if (!vaultUrl || !publishableKey) return null;
       stage = 'keys';
-      return api.CardSeal.create({ vaultUrl, publishableKey, timeoutMs });
+      // `data-locale`: the language of the form's messages (a tag or `auto`; English by default).
+      return api.CardSeal.create({ vaultUrl, publishableKey, timeoutMs, locale: script?.dataset.locale });
     };
     // Worth retrying: no answer, no connection, or the vault's own trouble (5xx, 429).
     const reasonOf = (e) => {

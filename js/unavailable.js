@@ -3,14 +3,30 @@
 // "ready". The message is a small JS table rather than the wasm's error table because it is
 // needed exactly when the wasm could not be loaded.
 
-/** The customer's message, by language (`<html lang>` or the nearest `lang=`). */
+/** The customer's message, by language (the form's locale, else `<html lang>` or the nearest `lang=`). */
 export const UNAVAILABLE = {
   en: 'Card payments are unavailable right now. Please try again in a moment.',
   de: 'Kartenzahlungen sind gerade nicht möglich. Bitte versuchen Sie es gleich noch einmal.',
-  es: 'Los pagos con tarjeta no están disponibles en este momento. Inténtelo de nuevo en unos instantes.',
   fr: 'Les paiements par carte sont momentanément indisponibles. Veuillez réessayer dans un instant.',
+  es: 'Los pagos con tarjeta no están disponibles en este momento. Inténtelo de nuevo en unos instantes.',
+  it: 'I pagamenti con carta non sono disponibili al momento. Riprova tra qualche istante.',
   nl: 'Kaartbetalingen zijn op dit moment niet beschikbaar. Probeer het zo meteen opnieuw.',
+  'pt-BR': 'Os pagamentos com cartão estão indisponíveis no momento. Tente novamente em instantes.',
+  pl: 'Płatności kartą są w tej chwili niedostępne. Spróbuj ponownie za chwilę.',
+  sv: 'Kortbetalningar är inte tillgängliga just nu. Försök igen om en stund.',
+  ja: '現在、カードでのお支払いはご利用いただけません。しばらくしてからもう一度お試しください。',
+  'zh-Hans': '银行卡支付暂时无法使用，请稍后重试。',
 };
+
+// The table's key for a language tag, by the same rules as the core's locales (`pt` is
+// `pt-BR`, `zh`/`zh-CN` are `zh-Hans`); without a wasm, this is all there is to go by.
+function unavailableKey(tag) {
+  const t = String(tag || '').toLowerCase().replace(/_/g, '-');
+  const [language, ...rest] = t.split('-');
+  if (language === 'pt') return 'pt-BR';
+  if (language === 'zh') return rest.some((p) => ['hant', 'tw', 'hk', 'mo'].includes(p)) ? null : 'zh-Hans';
+  return Object.hasOwn(UNAVAILABLE, language) ? language : null;
+}
 
 /** How long one attempt (the script, the wasm, the keys) may take before it counts as failed. */
 export const DEFAULT_TIMEOUT_MS = 15_000;
@@ -19,11 +35,23 @@ export const DEFAULT_RETRY_WINDOW_MS = 30_000;
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_CAP_MS = 4_000;
 
-/** The message for the language that applies to `el`, English when there is none for it. */
-export function unavailableMessage(el) {
+/**
+ * The message in `locale` (a tag, as `data-locale` or the instance's locale give it) or else
+ * the language that applies to `el`; English when there is none for it.
+ */
+export function unavailableMessage(el, locale) {
+  if (locale && locale !== 'auto') {
+    const key = unavailableKey(locale);
+    if (key) return UNAVAILABLE[key];
+  }
+  const preferred = locale === 'auto' && typeof navigator !== 'undefined' ? navigator.languages || [] : [];
+  for (const tag of preferred) {
+    const key = unavailableKey(tag);
+    if (key) return UNAVAILABLE[key];
+  }
   const tagged = el && el.closest ? el.closest('[lang]') : null;
-  const lang = ((tagged && tagged.lang) || document.documentElement.lang || '').toLowerCase();
-  return UNAVAILABLE[lang] ?? UNAVAILABLE[lang.split('-')[0]] ?? UNAVAILABLE.en;
+  const key = unavailableKey((tagged && tagged.lang) || document.documentElement.lang);
+  return UNAVAILABLE[key ?? 'en'];
 }
 
 /** The wait before retry number `n` (0-based): exponential, capped, with jitter of ±50%. */
@@ -50,12 +78,19 @@ const formErrors = () => document.querySelectorAll('[data-cardseal-error="form"]
  * the message in every `[data-cardseal-error="form"]`. Forms get `data-cardseal-unavailable`.
  */
 export function announceUnavailable(reason, retrying) {
-  const message = unavailableMessage(document.querySelector('form[data-cardseal]'));
+  const locale = snippetLocale();
+  const message = unavailableMessage(document.querySelector('form[data-cardseal]'), locale);
   const show = document.dispatchEvent(new CustomEvent('cardseal:unavailable', {
     bubbles: true, cancelable: true, detail: { reason, retrying, message },
   }));
   for (const form of document.querySelectorAll('form[data-cardseal]')) form.setAttribute('data-cardseal-unavailable', reason);
-  if (show) for (const el of formErrors()) el.textContent = unavailableMessage(el);
+  if (show) for (const el of formErrors()) el.textContent = unavailableMessage(el, locale);
+}
+
+/** The snippet tag's `data-locale`, if the page has such a tag. */
+export function snippetLocale() {
+  const tag = [...document.querySelectorAll('script[data-locale]')].find(isSnippetTag);
+  return tag ? tag.dataset.locale : undefined;
 }
 
 /**

@@ -52,6 +52,9 @@ if [ "$need_browsers" = 1 ]; then
   [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
   command -v firefox-esr >/dev/null || command -v firefox >/dev/null || missing+=(firefox-esr)
   command -v openssl >/dev/null || missing+=(openssl)
+  # WebKit (Safari's engine): WebKitWebDriver and MiniBrowser, which needs a virtual display.
+  command -v WebKitWebDriver >/dev/null || missing+=(webkit2gtk-driver)
+  command -v Xvfb >/dev/null || missing+=(xvfb)
   if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]} from Debian"
     as_root apt-get update -qq

@@ -39,5 +39,5 @@ tsc --noEmit -p tests/ts
 step "JS tests: the package in Node and in headless Chromium"
 node --test tests/js/
 
-step "end-to-end: the demo shop with a real vault, in headless Chromium"
+step "end-to-end: the demo shop with a real vault, in headless Chromium, Firefox and WebKit (Xvfb); accessibility (axe); the integration walkthrough"
 node --test tests/e2e/

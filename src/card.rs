@@ -12,9 +12,9 @@ pub mod name;
 pub mod number;
 
 pub use brand::{BRANDS, Brand, BrandInfo, Heads};
-pub use cvc::{Cvc, validate_cvc};
-pub use expiry::{Expiry, Today, split_expiry, validate_expiry};
-pub use format::{Formatted, format_card_number, format_expiry};
+pub use cvc::{Cvc, MAX_CVC_SIZE, validate_cvc};
+pub use expiry::{Expiry, Today, expiry_fields, split_expiry, validate_expiry};
+pub use format::{Formatted, format_card_number, format_cvc, format_expiry};
 pub use name::Name;
 pub use number::{
     BrandSet, CardNumber, NumberVerdict, luhn, validate_number, validate_number_chars,

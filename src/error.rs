@@ -1,8 +1,7 @@
 //! The one error type of the cardseal core, with stable codes.
 //!
 //! Codes are part of the public contract (JS `CardSealError.code`, the vault's `error.code`), so a
-//! variant's code never changes. English messages live in one table, [`messages::EN`], so other
-//! languages can be added beside it.
+//! variant's code never changes. The messages are one table per language in [`messages`].
 
 use std::fmt;
 
@@ -149,6 +148,11 @@ impl Error {
     pub fn message(&self) -> &'static str {
         messages::lookup(messages::EN, *self)
     }
+
+    /// The message in `locale`.
+    pub fn message_in(&self, locale: Locale) -> &'static str {
+        messages::lookup(locale.table(), *self)
+    }
 }
 
 impl fmt::Display for Error {
@@ -160,68 +164,9 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// Message tables, one per language.
-pub mod messages {
-    use super::Error;
+pub mod messages;
 
-    /// A language's messages, keyed by error.
-    pub type Table = &'static [(Error, &'static str)];
-
-    /// English.
-    pub const EN: Table = &[
-        (Error::IncompleteNumber, "Your card number is incomplete."),
-        (Error::InvalidNumber, "Your card number is invalid."),
-        (
-            Error::IncompleteExpiry,
-            "Your card's expiration date is incomplete.",
-        ),
-        (
-            Error::InvalidExpiryMonth,
-            "Your card's expiration month is invalid.",
-        ),
-        (
-            Error::InvalidExpiryYear,
-            "Your card's expiration year is invalid.",
-        ),
-        (
-            Error::InvalidExpiryYearPast,
-            "Your card's expiration date is in the past.",
-        ),
-        (
-            Error::IncompleteCvc,
-            "Your card's security code is incomplete.",
-        ),
-        (Error::InvalidCvc, "Your card's security code is invalid."),
-        (Error::InvalidName, "The cardholder name is invalid."),
-        (
-            Error::InvalidKey,
-            "The vault key is not a valid JWK, JWKS or PEM.",
-        ),
-        (
-            Error::KeyTooSmall,
-            "The vault key must be an RSA key of at least 2048 bits.",
-        ),
-        (Error::UnsupportedKey, "The vault key must be an RSA key."),
-        (
-            Error::KeyNotForEncryption,
-            "The vault key is not an encryption key.",
-        ),
-        (
-            Error::NoEncryptionKey,
-            "The key set holds no usable encryption key.",
-        ),
-        (Error::Crypto, "The card could not be sealed."),
-    ];
-
-    /// The message for `error` in `table`, falling back to English.
-    pub fn lookup(table: Table, error: Error) -> &'static str {
-        table
-            .iter()
-            .chain(EN.iter())
-            .find(|(e, _)| *e == error)
-            .map_or("Unknown error.", |(_, m)| m)
-    }
-}
+pub use messages::Locale;
 
 #[cfg(test)]
 mod tests {

@@ -24,11 +24,17 @@ use base64ct::{Base64UrlUnpadded, Encoding};
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use crate::card::{Card, Cvc};
+use crate::card::{Card, CardInput, Cvc, FieldError, Today};
 use crate::{Error, Secret};
 
 /// The payload format version, the `v` member.
 pub const PAYLOAD_VERSION: u8 = 1;
+
+/// The only key-management algorithm: the protected header's `alg`, and a vault key's `alg`.
+pub const ALG: &str = "RSA-OAEP-256";
+
+/// The content-encryption algorithm of every sealed card: the protected header's `enc`.
+pub const ENC: &str = "A256GCM";
 
 /// The plaintext of a sealed card, as the vault decodes it.
 ///
@@ -90,6 +96,20 @@ impl Payload {
             iat,
             jti,
         }
+    }
+
+    /// The card it carries, parsed by the same rules as [`Card::parse`], so that a vault
+    /// refuses exactly what a form would. Errors come in form order, as `Card::parse` gives them.
+    pub fn to_card(&self, today: Today) -> Result<Card, Vec<FieldError>> {
+        let input = CardInput {
+            number: self.number.clone().unwrap_or_default(),
+            // A typed year goes through the same two- or four-digit rule as a typed string.
+            exp_month: self.exp_month.map(|m| m.to_string()).unwrap_or_default(),
+            exp_year: self.exp_year.map(|y| y.to_string()).unwrap_or_default(),
+            cvc: self.cvc.clone(),
+            name: self.name.clone(),
+        };
+        Card::parse(&input, today)
     }
 
     /// The payload of a CVC-only seal.
@@ -270,6 +290,22 @@ mod tests {
             serde_json::to_string(&cvc_only).unwrap(),
             r#"{"v":1,"cvc":"1234","iat":5,"jti":"j"}"#
         );
+    }
+
+    #[test]
+    fn a_payload_parses_to_the_card_it_was_made_from() {
+        let today = Today::from_unix(1_763_860_000);
+        let card = full().to_card(today).unwrap();
+        assert_eq!(card.number.expose(), "4242424242424242");
+        assert_eq!((card.expiry.month(), card.expiry.year()), (12, 2030));
+        assert_eq!(
+            Payload::for_card(&card, 1, "j".into()).to_card(today),
+            Ok(card)
+        );
+        let errors = Payload::for_cvc(&Cvc::parse("123", None).unwrap(), 1, "j".into())
+            .to_card(today)
+            .unwrap_err();
+        assert_eq!(errors[0].code, Error::IncompleteNumber);
     }
 
     #[test]

@@ -1,85 +1,120 @@
 //! The thin wasm-bindgen layer: each export converts its inputs, calls the core, and converts
 //! the result back. The hand-written `js/` wrapper turns these into the public API of DESIGN.md.
 //!
-//! Verdicts cross the boundary as packed `u32`s rather than objects: building a JS object from
-//! wasm costs a crossing per property, and `validateNumber` runs on every keystroke (and in the
-//! benchmark, 100,000 times). The layout is fixed here and decoded in `js/core.js`:
+//! - this file: the stateless validators and formatters;
+//! - [`verdict`]: the packed verdicts of the as-you-type validators (the keystroke hot path);
+//! - [`seal`]: `CardSealCore`, the keyed sealer; [`client`]: its calls to the vault;
+//! - [`error`]: the error objects every export rejects with; [`json`]: a `vaultKey` object as
+//!   JSON text.
 //!
-//! | bits   | field                                             |
-//! |--------|---------------------------------------------------|
-//! | 0–15   | candidate brands (bit i = row i of the brand table) |
-//! | 16–20  | brand: row + 1, 0 for none                        |
-//! | 21     | `isValid`                                         |
-//! | 22     | `isPotentiallyValid`                              |
-//! | 23–27  | error: index in `Error::ALL` + 1, 0 for none      |
+//! Results off the hot path (tables, `validateCard`, errors) cross through serde-wasm-bindgen.
+//! Options come in through typed getters instead: serde-wasm-bindgen's deserializer measured
+//! 12.5 KB of gzipped wasm, most of it core's float formatting for error messages that are
+//! thrown away.
 
+mod client;
+mod error;
+mod json;
 mod seal;
+pub mod verdict;
 
 pub use seal::CardSealCore;
 
 use std::sync::atomic::{AtomicU16, Ordering};
 
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use crate::Error;
-use crate::card::{self, Brand, CardInput, Today, Verdict};
+use crate::card::{self, Brand, CardInput, FieldError, Today};
+use crate::error::Locale;
 use crate::secret::Secret;
 
-const BRAND_SHIFT: u32 = 16;
-const VALID_BIT: u32 = 1 << 21;
-const POTENTIAL_BIT: u32 = 1 << 22;
-const CODE_SHIFT: u32 = 23;
-
-fn code_bits(code: Option<Error>) -> u32 {
-    code.and_then(|c| Error::ALL.iter().position(|e| *e == c))
-        .map_or(0, |i| (i as u32 + 1) << CODE_SHIFT)
+/// `value` as a JS value: structs as plain objects, `None` as `null`.
+fn to_js<T: Serialize + ?Sized>(value: &T) -> JsValue {
+    let s = serde_wasm_bindgen::Serializer::new().serialize_missing_as_null(true);
+    // These types hold only strings, numbers, booleans, options and sequences, which always
+    // serialize.
+    value.serialize(&s).unwrap_or(JsValue::UNDEFINED)
 }
 
-fn brand_bits(brand: Option<Brand>) -> u32 {
-    brand.map_or(0, |b| (b.index() as u32 + 1) << BRAND_SHIFT)
-}
-
-fn verdict_bits(v: Verdict) -> u32 {
-    let mut bits = code_bits(v.code);
-    if v.is_valid {
-        bits |= VALID_BIT;
-    }
-    if v.is_potentially_valid {
-        bits |= POTENTIAL_BIT;
-    }
-    bits
+fn now_seconds() -> i64 {
+    // Date.now() is milliseconds since the epoch; f64 holds it exactly.
+    (js_sys::Date::now() / 1000.0) as i64
 }
 
 /// The current month, by the browser's clock.
 fn today() -> Today {
-    // Date.now() is milliseconds since the epoch; f64 holds it exactly.
-    Today::from_unix((js_sys::Date::now() / 1000.0) as i64)
+    Today::from_unix(now_seconds())
 }
 
-fn brand_named(name: &str) -> Option<Brand> {
-    Brand::from_name(name)
+/// A card as the JS wrapper passes it; with an empty year, the month may hold the whole
+/// `MM / YY` field.
+fn card_input(
+    number: String,
+    exp_month: String,
+    exp_year: String,
+    cvc: Option<String>,
+    name: Option<String>,
+) -> CardInput {
+    let (exp_month, exp_year) = card::expiry_fields(&exp_month, &exp_year);
+    CardInput {
+        number: Secret::new(number),
+        exp_month,
+        exp_year,
+        cvc: cvc.map(Secret::new),
+        name,
+    }
 }
 
-/// Brand wire names in table order, for decoding brand bits.
+/// Brand wire names in table order, for decoding candidate bits.
 #[wasm_bindgen(js_name = "brandTable")]
 pub fn brand_table() -> Vec<String> {
     Brand::all().map(|b| b.as_str().to_owned()).collect()
 }
 
-/// Error codes in `Error::ALL` order, as `[code, message, field or "", type]` rows flattened.
+/// One row of `errorTable`.
+#[derive(Serialize)]
+struct ErrorRow {
+    code: &'static str,
+    message: &'static str,
+    field: Option<&'static str>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+/// Error codes in `Error::ALL` order, as `{ code, message, field, type }`.
 #[wasm_bindgen(js_name = "errorTable")]
-pub fn error_table() -> Vec<String> {
-    Error::ALL
+pub fn error_table() -> JsValue {
+    let rows: Vec<ErrorRow> = Error::ALL
         .iter()
-        .flat_map(|e| {
-            [
-                e.code().to_owned(),
-                e.message().to_owned(),
-                e.field().map_or("", |f| f.as_str()).to_owned(),
-                e.kind().to_owned(),
-            ]
+        .map(|e| ErrorRow {
+            code: e.code(),
+            message: e.message(),
+            field: e.field().map(|f| f.as_str()),
+            kind: e.kind(),
         })
-        .collect()
+        .collect();
+    to_js(&rows)
+}
+
+/// The supported locale a BCP 47 tag asks for, as its canonical tag (`pt` gives `pt-BR`, `zh-CN`
+/// gives `zh-Hans`), or `undefined`.
+#[wasm_bindgen(js_name = "resolveLocale")]
+pub fn resolve_locale(tag: &str) -> Option<String> {
+    Locale::parse(tag).map(|l| l.tag().to_owned())
+}
+
+/// A supported locale's messages in `errorTable` order, or `undefined` for another tag.
+#[wasm_bindgen(js_name = "localeMessages")]
+pub fn locale_messages(tag: &str) -> JsValue {
+    match Locale::parse(tag) {
+        Some(locale) => {
+            let messages: Vec<&str> = Error::ALL.iter().map(|e| e.message_in(locale)).collect();
+            to_js(&messages)
+        }
+        None => JsValue::UNDEFINED,
+    }
 }
 
 /// UTF-16 code units of the last `validateNumber` input, written by JS straight into wasm
@@ -101,80 +136,77 @@ pub fn input_capacity() -> u32 {
     INPUT_CAPACITY as u32
 }
 
-/// `validateNumber` of the first `len` code units of the input buffer, packed. The buffer is
-/// wiped as it is read, so no card number lingers in wasm memory.
+/// `validateNumber` of the first `len` code units of the input buffer, packed (see
+/// [`verdict`]). The buffer is wiped as it is read, so no card number lingers in wasm memory.
 #[wasm_bindgen(js_name = "validateNumberInput")]
-pub fn validate_number_input(len: u32) -> u32 {
+pub fn validate_number_input(len: u32) -> f64 {
     let len = (len as usize).min(INPUT_CAPACITY);
     let units = INPUT[..len].iter().map(|u| u.swap(0, Ordering::Relaxed));
     let chars = char::decode_utf16(units).map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER));
-    number_bits(card::validate_number_chars(chars))
+    verdict::number(card::validate_number_chars(chars))
 }
 
-/// `validateNumber`, packed (see the module docs).
+/// `validateNumber`, packed (see [`verdict`]).
 #[wasm_bindgen(js_name = "validateNumberPacked")]
-pub fn validate_number_packed(number: &str) -> u32 {
-    number_bits(card::validate_number(number))
-}
-
-fn number_bits(v: card::NumberVerdict) -> u32 {
-    let mut bits = v.candidates.bits() | brand_bits(v.brand) | code_bits(v.code);
-    if v.is_valid {
-        bits |= VALID_BIT;
-    }
-    if v.is_potentially_valid {
-        bits |= POTENTIAL_BIT;
-    }
-    bits
+pub fn validate_number_packed(number: &str) -> f64 {
+    verdict::number(card::validate_number(number))
 }
 
 /// `validateExpiry`, packed. With an empty `year`, `month` may hold the whole `MM / YY` field.
 #[wasm_bindgen(js_name = "validateExpiryPacked")]
 pub fn validate_expiry_packed(month: &str, year: &str) -> u32 {
-    let v = if year.is_empty() && month.contains(['/', '-']) {
-        let (m, y) = card::split_expiry(month);
-        card::validate_expiry(&m, &y, today())
-    } else {
-        card::validate_expiry(month, year, today())
-    };
-    verdict_bits(v)
+    let (month, year) = card::expiry_fields(month, year);
+    verdict::head(card::validate_expiry(&month, &year, today()), None)
 }
 
 /// `validateCvc`, packed. An empty or unknown `brand` means "brand not known yet".
 #[wasm_bindgen(js_name = "validateCvcPacked")]
 pub fn validate_cvc_packed(cvc: &str, brand: &str) -> u32 {
-    verdict_bits(card::validate_cvc(cvc, brand_named(brand)))
+    verdict::head(card::validate_cvc(cvc, Brand::from_name(brand)), None)
 }
 
-/// `validateCard`: `[valid, brand row + 1, error index + 1 …]`.
-#[wasm_bindgen(js_name = "validateCardPacked")]
-pub fn validate_card_packed(
+/// A field error as JS sees it, `{ field, code, message }`.
+#[derive(Debug, Serialize)]
+struct FieldErrorJs {
+    field: &'static str,
+    code: &'static str,
+    message: &'static str,
+}
+
+impl From<FieldError> for FieldErrorJs {
+    fn from(e: FieldError) -> Self {
+        FieldErrorJs {
+            field: e.field.as_str(),
+            code: e.code.code(),
+            message: e.code.message(),
+        }
+    }
+}
+
+/// `validateCard`'s result.
+#[derive(Serialize)]
+struct CardValidation {
+    valid: bool,
+    brand: Option<&'static str>,
+    errors: Vec<FieldErrorJs>,
+}
+
+/// `validateCard`: `{ valid, brand, errors: [{ field, code, message }] }`.
+#[wasm_bindgen(js_name = "validateCard")]
+pub fn validate_card(
     number: String,
     exp_month: String,
     exp_year: String,
     cvc: Option<String>,
     name: Option<String>,
-) -> Vec<u8> {
-    let input = CardInput {
-        number: Secret::new(number),
-        exp_month,
-        exp_year,
-        cvc: cvc.map(Secret::new),
-        name,
-    };
+) -> JsValue {
+    let input = card_input(number, exp_month, exp_year, cvc, name);
     let v = card::validate_card(&input, today());
-    let mut out = Vec::with_capacity(2 + v.errors.len());
-    out.push(u8::from(v.valid));
-    out.push(v.brand.map_or(0, |b| b.index() as u8 + 1));
-    for e in &v.errors {
-        out.push(
-            Error::ALL
-                .iter()
-                .position(|x| *x == e.code)
-                .map_or(0, |i| i as u8 + 1),
-        );
-    }
-    out
+    to_js(&CardValidation {
+        valid: v.valid,
+        brand: v.brand.map(Brand::as_str),
+        errors: v.errors.into_iter().map(FieldErrorJs::from).collect(),
+    })
 }
 
 /// A formatted value and caret, as `{ value, caret }`.
@@ -218,4 +250,11 @@ pub fn format_card_number(input: &str, caret: i32) -> Formatted {
 #[wasm_bindgen(js_name = "formatExpiry")]
 pub fn format_expiry(input: &str, caret: i32) -> Formatted {
     card::format_expiry(input, caret_of(caret)).into()
+}
+
+/// `formatCvc`: digits only, at most as many as the longest CVC; a negative caret means "at
+/// the end".
+#[wasm_bindgen(js_name = "formatCvc")]
+pub fn format_cvc(input: &str, caret: i32) -> Formatted {
+    card::format_cvc(input, caret_of(caret)).into()
 }

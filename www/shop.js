@@ -19,7 +19,8 @@ if (again) {
     await api.started;
     const verdict = api.validateCvc(input.value);
     if (!verdict.isValid) {
-      error.textContent = api.messageFor(verdict.code);
+      // In the language the snippet tag asked for (`data-locale`).
+      error.textContent = api.messageFor(verdict.code, api.instance?.locale);
       input.setAttribute('aria-invalid', 'true');
       input.focus();
       return;

@@ -49,6 +49,17 @@ const money = (amount, currency) => new Intl.NumberFormat('en-IE', { style: 'cur
 const BRAND_NAMES = { visa: 'Visa', mastercard: 'Mastercard', amex: 'American Express', discover: 'Discover', diners: 'Diners Club', jcb: 'JCB', unionpay: 'UnionPay', maestro: 'Maestro' };
 const brandName = (b) => BRAND_NAMES[b] ?? (b ? b[0].toUpperCase() + b.slice(1) : 'Card');
 
+/** The checkout pages' language switch: `auto` follows the browser's languages. */
+const LANGUAGES = [['auto', 'Browser language'], ['en', 'English'], ['de', 'Deutsch'], ['fr', 'Français'],
+  ['es', 'Español'], ['it', 'Italiano'], ['nl', 'Nederlands'], ['pt-BR', 'Português (Brasil)'], ['pl', 'Polski'],
+  ['sv', 'Svenska'], ['ja', '日本語'], ['zh-Hans', '简体中文']];
+
+/** `?lang=` when it names a language of the switch, else `auto`. */
+function localeParam(url) {
+  const lang = url.searchParams.get('lang');
+  return LANGUAGES.some(([tag]) => tag === lang) ? lang : 'auto';
+}
+
 /**
  * Starts the shop. `snippet` says where pages load cardseal.js from: `{ src, integrity }` of the
  * vault's copy, or omitted for the shop's self-hosted copy under `/cardseal/`. `snippetData`
@@ -62,10 +73,10 @@ export async function startShop({
   const vaultOrigin = new URL(vaultUrl).origin;
   const selfHosted = !snippet;
   const buildInfo = () => JSON.parse(readFileSync(join(repoRoot, 'pkg/build-info.json'), 'utf8'));
-  const snippetTag = () => {
+  const snippetTag = (locale) => {
     const src = selfHosted ? '/cardseal/cardseal.js' : snippet.src;
     const integrity = selfHosted ? buildInfo().sri['snippet/cardseal.js'] : snippet.integrity;
-    const settings = Object.entries(snippetData).map(([k, v]) => ` data-${esc(k)}="${esc(v)}"`).join('');
+    const settings = Object.entries({ locale, ...snippetData }).map(([k, v]) => ` data-${esc(k)}="${esc(v)}"`).join('');
     // The loader first and blocking, so it sees the snippet's `error` event; the snippet async,
     // so a vault that never answers cannot hold up the page.
     return `<script src="/cardseal-loader.js"></script>
@@ -94,7 +105,8 @@ export async function startShop({
     return { status: res.status, ok: res.ok, json };
   }
 
-  function page(title, body, { scripts = '', snippetPage = false } = {}) {
+  // `heading` is the page's one <h1> (default: the title); sections below it use <h2>.
+  function page(title, body, { scripts = '', snippetPage = false, locale = 'auto', heading = title } = {}) {
     return `<!doctype html>
 <html lang="en">
 <head>
@@ -103,13 +115,14 @@ export async function startShop({
   <title>${esc(title)} · cardseal demo shop</title>
   <link rel="stylesheet" href="/style.css">
   <link rel="icon" href="/favicon.svg" type="image/svg+xml">
-  ${snippetPage ? snippetTag() : ''}
+  ${snippetPage ? snippetTag(locale) : ''}
   ${scripts}
 </head>
 <body>
   <header class="site"><a class="logo" href="/">cardseal demo shop</a>
     <nav><a href="/">Shop</a> <a href="/account">Your cards</a> <a href="/validate.html">Validator</a></nav></header>
   <main>
+    <h1 class="page-title">${esc(heading)}</h1>
 ${body}
   </main>
   <footer class="site">Test mode. Card data goes from your browser to the vault (${esc(vaultOrigin)}), never to this shop.</footer>
@@ -163,9 +176,23 @@ ${body}
     </ul>`);
   }
 
-  function checkoutPage(productId) {
+  // The language switch of the checkout pages: the card messages follow it (the snippet's
+  // `data-locale`); the shop's own words stay English.
+  function languageSwitch(path, locale) {
+    const links = LANGUAGES.map(([tag, name]) => {
+      const url = new URL(path, 'http://x');
+      url.searchParams.set('lang', tag);
+      const current = tag === locale ? ' aria-current="true"' : '';
+      const lang = tag === 'auto' ? '' : ` lang="${tag}" hreflang="${tag}"`;
+      return `<a href="${esc(url.pathname + url.search)}"${lang}${current}>${esc(name)}</a>`;
+    }).join(' ');
+    return `<nav class="languages" aria-label="Language of card messages">${links}</nav>`;
+  }
+
+  function checkoutPage(productId, locale) {
     const p = PRODUCTS[productId];
     return page('Checkout', `
+    ${languageSwitch(`/checkout?product=${productId}`, locale)}
     <div class="layout">
       <section class="summary" aria-labelledby="summary-title">
         <h2 id="summary-title">Your order</h2>
@@ -182,7 +209,7 @@ ${body}
         <button type="submit" disabled data-cardseal-pending>Pay ${money(p.amount, p.currency)}</button>
         <p class="status" data-cardseal-error="form" role="alert">Card payments are loading…</p>
       </form>
-    </div>`, { snippetPage: true, scripts: '<script src="/shop.js" defer></script>' });
+    </div>`, { snippetPage: true, locale, scripts: '<script src="/shop.js" defer></script>' });
   }
 
   function outcomePage(r) {
@@ -192,7 +219,7 @@ ${body}
       <h2 id="r-title">Payment failed</h2>
       <p data-receipt-message>${esc(r.error)}</p>
       <p><a href="${esc(r.retry ?? '/')}">Try again</a></p>
-    </section>`);
+    </section>`, { heading: 'Your payment' });
     }
     const c = r.charge;
     const ok = c.status === 'succeeded';
@@ -212,7 +239,7 @@ ${body}
       ${r.saved ? '<p>Your card is saved: pay again from <a href="/account">Your cards</a> with just the security code.</p>' : ''}
       ${r.subscribed ? '<p>Subscribed. Renewals are charged without the security code; try one from <a href="/account">Your cards</a>.</p>' : ''}
       <p><a href="/">Back to the shop</a></p>
-    </section>`);
+    </section>`, { heading: 'Your payment' });
   }
 
   async function accountPage() {
@@ -233,8 +260,9 @@ ${body}
     </section>`);
   }
 
-  function payAgainPage(cardId) {
+  function payAgainPage(cardId, locale) {
     return page('Pay again', `
+    ${languageSwitch(`/pay-again?card=${encodeURIComponent(cardId)}`, locale)}
     <form id="pay-again" class="card-form narrow" action="/pay-again" method="post" novalidate>
       <h2>Pay again: ${esc(PRODUCTS.notebook.name)}</h2>
       <p>Enter your card's security code again; the vault uses it once and forgets it.</p>
@@ -243,11 +271,11 @@ ${body}
       <div class="field">
         <label for="cvc-again">Security code</label>
         <input id="cvc-again" data-cvc-again type="text" inputmode="numeric" autocomplete="cc-csc" placeholder="CVC" aria-describedby="cvc-again-error">
-        <p class="error" id="cvc-again-error"></p>
+        <p class="error" id="cvc-again-error" aria-live="polite"></p>
       </div>
       <button type="submit" disabled data-cardseal-pending>Pay ${money(PRODUCTS.notebook.amount, 'eur')}</button>
       <p class="status" data-cardseal-error="form" role="alert">Card payments are loading…</p>
-    </form>`, { snippetPage: true, scripts: '<script src="/shop.js" defer></script>' });
+    </form>`, { snippetPage: true, locale, scripts: '<script src="/shop.js" defer></script>' });
   }
 
   function remember(r) {
@@ -326,10 +354,10 @@ ${body}
     if (req.method === 'GET' && path === '/') return send(res, 200, productPage());
     if (req.method === 'GET' && path === '/checkout') {
       const id = url.searchParams.get('product');
-      return PRODUCTS[id] ? send(res, 200, checkoutPage(id)) : send(res, 404, page('Not found', '<p>No such product.</p>'));
+      return PRODUCTS[id] ? send(res, 200, checkoutPage(id, localeParam(url))) : send(res, 404, page('Not found', '<p>No such product.</p>'));
     }
     if (req.method === 'GET' && path === '/account') return send(res, 200, await accountPage());
-    if (req.method === 'GET' && path === '/pay-again') return send(res, 200, payAgainPage(url.searchParams.get('card') ?? ''));
+    if (req.method === 'GET' && path === '/pay-again') return send(res, 200, payAgainPage(url.searchParams.get('card') ?? '', localeParam(url)));
     if (req.method === 'GET' && path.startsWith('/receipt/')) {
       const r = receipts.get(path.slice('/receipt/'.length));
       return r ? send(res, 200, outcomePage(r)) : send(res, 404, page('Not found', '<p>No such receipt.</p>'));

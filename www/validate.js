@@ -1,6 +1,7 @@
 // The demo checkout: live validation and formatting of the card fields with cardseal.
 // No framework and no build step; it runs under `script-src 'self' 'wasm-unsafe-eval'`.
-// Tokenization arrives with the vault: until then the submit button only validates.
+// It sends nothing anywhere: the submit button only validates (the shop, www/shop.mjs,
+// tokenizes through the vault).
 import {
   formatCardNumber,
   formatExpiry,
@@ -90,11 +91,6 @@ function deleteAcrossSeparator(event) {
   input.dispatchEvent(new Event('input', { bubbles: true }));
 }
 
-function splitExpiry(value) {
-  const [month = '', year = ''] = value.split('/').map((part) => part.trim());
-  return { exp_month: month, exp_year: year };
-}
-
 // The verdict on one field, in the shape of `validateNumber` & co.
 function verdictOf(field) {
   const value = fields[field].input.value;
@@ -156,7 +152,9 @@ function onSubmit(event) {
   const value = (field) => fields[field].input.value;
   const card = {
     number: value('number'),
-    ...splitExpiry(value('expiry')),
+    // The whole `MM / YY` field as the month: cardseal splits it, as validateExpiry does.
+    exp_month: value('expiry'),
+    exp_year: '',
     cvc: value('cvc'),
     name: value('name').trim() === '' ? undefined : value('name'),
   };

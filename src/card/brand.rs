@@ -547,8 +547,7 @@ mod tests {
             Brand::Humo,
         ];
         assert!(BRANDS.len() >= 15);
-        // src/wasm.rs packs the candidate set into 16 bits and a brand row into 5.
-        assert!(BRANDS.len() <= 16);
+        assert!(BRANDS.len() <= crate::card::BrandSet::CAPACITY);
         assert_eq!(BRANDS.len(), all.len());
         for b in all {
             assert_eq!(BRANDS.iter().filter(|i| i.brand == b).count(), 1, "{b}");

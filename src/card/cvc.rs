@@ -5,6 +5,9 @@ use std::fmt;
 use super::{Brand, Verdict};
 use crate::{Error, Secret};
 
+/// The longest CVC of any brand (amex's four digits).
+pub const MAX_CVC_SIZE: usize = 4;
+
 /// A CVC of the right size: digits only, 3 or 4 as the brand prints it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Cvc(Secret);
@@ -48,4 +51,28 @@ impl fmt::Debug for Cvc {
 /// The as-you-type verdict on a CVC (never panics).
 pub fn validate_cvc(input: &str, brand: Option<Brand>) -> Verdict {
     Verdict::from_result(Cvc::parse(input, brand))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::card::{BRANDS, format_cvc};
+
+    #[test]
+    fn the_longest_cvc_of_the_table() {
+        let longest = BRANDS.iter().map(|b| usize::from(b.cvc_size)).max();
+        assert_eq!(longest, Some(MAX_CVC_SIZE));
+    }
+
+    #[test]
+    fn formatting_keeps_digits_up_to_the_longest_size() {
+        let f = |s: &str, caret| {
+            let f = format_cvc(s, caret);
+            (f.value, f.caret)
+        };
+        assert_eq!(f("12a3", None), ("123".into(), 3));
+        assert_eq!(f("1 2", Some(2)), ("12".into(), 1));
+        assert_eq!(f("123456", Some(6)), ("1234".into(), 4));
+        assert_eq!(f("", Some(0)), (String::new(), 0));
+    }
 }

@@ -81,6 +81,17 @@ pub fn split_expiry(input: &str) -> (String, String) {
     (compact, String::new())
 }
 
+/// The month and year as a form gives them. With `year` empty, `month` may hold the whole
+/// `MM / YY` field: it is split when it has a `/` or `-` (see [`split_expiry`]). This is the one
+/// rule for `validateExpiry`, `validateCard` and the snippet's expiry input.
+pub fn expiry_fields(month: &str, year: &str) -> (String, String) {
+    if year.is_empty() && month.contains(['/', '-']) {
+        split_expiry(month)
+    } else {
+        (month.to_owned(), year.to_owned())
+    }
+}
+
 fn month_of(input: &str) -> Result<u8, Error> {
     let m = input.trim();
     if m.is_empty() || m == "0" {
@@ -193,5 +204,16 @@ mod tests {
         assert_eq!(split_expiry("1230"), ("12".into(), "30".into()));
         assert_eq!(split_expiry("12"), ("12".into(), String::new()));
         assert_eq!(split_expiry(""), (String::new(), String::new()));
+    }
+
+    #[test]
+    fn a_whole_field_in_the_month() {
+        let f = |m: &str, y: &str| expiry_fields(m, y);
+        assert_eq!(f("12 / 30", ""), ("12".into(), "30".into()));
+        assert_eq!(f("12-30", ""), ("12".into(), "30".into()));
+        assert_eq!(f("12", "30"), ("12".into(), "30".into()));
+        // Without a separator the month stays as typed, so "1230" is a wrong month.
+        assert_eq!(f("1230", ""), ("1230".into(), String::new()));
+        assert_eq!(f("1/2", "30"), ("1/2".into(), "30".into()));
     }
 }

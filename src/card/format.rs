@@ -4,6 +4,7 @@
 //! so output offsets are the same in UTF-8 and UTF-16.
 
 use super::brand::Brand;
+use super::cvc::MAX_CVC_SIZE;
 use super::number::{MAX_DIGITS, validate_number};
 
 /// A formatted field value and where the caret goes.
@@ -67,6 +68,16 @@ pub fn format_card_number(input: &str, caret: Option<usize>) -> Formatted {
         value.push(char::from(*d));
     }
     let caret = caret_out.unwrap_or(value.len());
+    Formatted { value, caret }
+}
+
+/// Formats a CVC: digits only, at most [`MAX_CVC_SIZE`] of them (whether they fit the brand is
+/// `validate_cvc`'s verdict, not the formatter's).
+pub fn format_cvc(input: &str, caret: Option<usize>) -> Formatted {
+    let (mut digits, before) = digits_and_caret(input, caret);
+    digits.truncate(MAX_CVC_SIZE);
+    let caret = before.min(digits.len());
+    let value = digits.into_iter().map(char::from).collect();
     Formatted { value, caret }
 }
 

@@ -15,6 +15,9 @@ pub const MAX_DIGITS: usize = 19;
 pub struct BrandSet(u32);
 
 impl BrandSet {
+    /// How many brands a set can hold: the brand table may grow to this many rows.
+    pub const CAPACITY: usize = 32;
+
     fn insert(&mut self, brand_index: usize) {
         self.0 |= 1 << brand_index;
     }

@@ -10,13 +10,8 @@ use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
 use super::monty::Modulus;
-use super::oaep;
+use super::{ALG, ENC, oaep};
 use crate::Error;
-
-/// The only key-management algorithm a vault key may name.
-pub(crate) const ALG: &str = "RSA-OAEP-256";
-/// The content-encryption algorithm of every sealed card.
-pub(crate) const ENC: &str = "A256GCM";
 
 /// Smallest modulus accepted, in bits (NIST SP 800-131A: 2048 through 2030).
 const MIN_BITS: usize = 2048;

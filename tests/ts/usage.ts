@@ -1,8 +1,8 @@
 // Type-checked by `tsc --noEmit -p tests/ts` in `npm test`: every export, used as documented.
 import {
   CardSealError, ready, validateCard, validateCvc, validateExpiry, validateNumber,
-  formatCardNumber, formatExpiry, messageFor,
-  type Brand, type CardInput, type CardValidation, type ErrorCode, type FieldError,
+  formatCardNumber, formatExpiry, messageFor, resolveLocale,
+  type Brand, type Locale, type CardInput, type CardValidation, type ErrorCode, type FieldError,
   type Formatted, type NumberVerdict, type Verdict,
 } from 'cardseal';
 
@@ -14,6 +14,9 @@ export async function demo(): Promise<string> {
   const e: Verdict = validateExpiry(12, '2030');
   const combined: Verdict = validateExpiry('12 / 30');
   const c: Verdict = validateCvc('123', brand);
+  // Any value: a number, or whatever a form handed over.
+  const c2: Verdict = validateCvc(123);
+  const c3: Verdict = validateCvc(null, null);
   const card: CardInput = { number: '4242424242424242', exp_month: 12, exp_year: 2030, cvc: '123', name: 'Ada' };
   const v: CardValidation = validateCard(card);
   const errors: FieldError[] = v.errors;
@@ -21,6 +24,8 @@ export async function demo(): Promise<string> {
   const f: Formatted = formatCardNumber('4242424242', 4);
   const g: Formatted = formatExpiry('1230');
   const m: string | undefined = messageFor('invalid_number');
+  const de: string | undefined = messageFor('invalid_number', 'de');
+  const locale: Locale = resolveLocale('auto');
   try {
     validateNumber('x');
   } catch (err) {
@@ -29,7 +34,7 @@ export async function demo(): Promise<string> {
       return s;
     }
   }
-  return [n.isValid, candidates.length, e.code, combined.isPotentiallyValid, c.isValid, codes.join(), f.value, f.caret, g.value, m].join();
+  return [n.isValid, candidates.length, e.code, combined.isPotentiallyValid, c.isValid, codes.join(), f.value, f.caret, g.value, m, de, locale].join();
 }
 
 // @ts-expect-error: brands are a closed union.

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cardseal_vault::config::Config;
-use cardseal_vault::forward::{ForwardSettings, set_forward_hosts};
+use cardseal_vault::forward::set_forward_hosts;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
@@ -84,7 +84,8 @@ async fn main() {
         .map_or(500, |n| n.parse().unwrap());
     let fake = fake_processor::fake().await;
     let v = TestVault::with_config(Config {
-        forward: ForwardSettings::default()
+        forward: Config::default()
+            .forward
             .with_allow_private(true)
             .with_ca_pem(fake.ca_pem.as_bytes())
             .unwrap(),

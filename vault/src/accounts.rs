@@ -5,7 +5,7 @@ use zeroize::Zeroizing;
 
 use crate::crypto::{AccountKeys, MasterKey, sha256};
 use crate::ids;
-use crate::store::{AccountRecord, ApiKeyRecord, KeyKind, Store, StoreError};
+use crate::store::{self, AccountRecord, ApiKeyRecord, KeyKind, Store, StoreError};
 
 /// The scope that lets a restricted key see card numbers.
 pub const SCOPE_DETOKENIZE: &str = "detokenize";
@@ -180,20 +180,16 @@ pub async fn create_account(
             revoked_at: None,
         });
     }
-    store
-        .add_account(
-            AccountRecord {
-                id: id.clone(),
-                name: name.to_owned(),
-                allowed_origins: origins,
-                wrapped_data_key: wrapped.data_key,
-                wrapped_fingerprint_key: wrapped.fingerprint_key,
-                demo,
-                created: now,
-            },
-            records,
-        )
-        .await?;
+    let account = AccountRecord {
+        id: id.clone(),
+        name: name.to_owned(),
+        allowed_origins: origins,
+        wrapped_data_key: wrapped.data_key,
+        wrapped_fingerprint_key: wrapped.fingerprint_key,
+        demo,
+        created: now,
+    };
+    store::write(store, move |tx| tx.add_account(&account, &records)).await?;
     let [(_, _, pk), (_, _, sk), (_, _, rk)] = keys;
     Ok(NewAccount {
         account: id,
@@ -209,7 +205,7 @@ pub async fn demo_account(
     master: &MasterKey,
     now: i64,
 ) -> Result<NewAccount, AccountError> {
-    if let Some((account, keys)) = store.demo_account().await? {
+    if let Some((account, keys)) = store::read(store, |tx| tx.demo_account()).await? {
         let reveal = |kind: KeyKind| -> Result<String, AccountError> {
             // The newest usable one: after `accounts keys roll` the old key is on its way out.
             let k = keys
@@ -238,7 +234,9 @@ pub async fn demo_account(
     let origins: Vec<String> = DEMO_ORIGINS.iter().map(|s| (*s).to_owned()).collect();
     match create_account(store, master, "demo", &origins, true, now).await {
         // Another process made it at the same moment: use that one.
-        Err(AccountError::Internal(_)) if store.demo_account().await?.is_some() => {
+        Err(AccountError::Internal(_))
+            if store::read(store, |tx| tx.demo_account()).await?.is_some() =>
+        {
             Box::pin(demo_account(store, master, now)).await
         }
         other => other,
@@ -299,8 +297,8 @@ pub async fn roll_key(
             None => Vec::new(),
         },
     };
-    let account = store
-        .account(account_id)
+    let id = account_id.to_owned();
+    let account = store::read(store, move |tx| tx.account(&id))
         .await?
         .ok_or_else(|| AccountError::NoSuchAccount(account_id.to_owned()))?;
     let key = new_key(kind);
@@ -316,21 +314,17 @@ pub async fn roll_key(
         None
     };
     let expire_at = now.saturating_add(grace_secs.max(0));
-    let old_keys = store
-        .roll_api_key(
-            ApiKeyRecord {
-                key_hash: sha256(key.as_bytes()),
-                account_id: account.id.clone(),
-                kind,
-                scopes: scopes.clone(),
-                wrapped_key,
-                created: now,
-                expires_at: None,
-                revoked_at: None,
-            },
-            expire_at,
-        )
-        .await?;
+    let record = ApiKeyRecord {
+        key_hash: sha256(key.as_bytes()),
+        account_id: account.id.clone(),
+        kind,
+        scopes: scopes.clone(),
+        wrapped_key,
+        created: now,
+        expires_at: None,
+        revoked_at: None,
+    };
+    let old_keys = store::write(store, move |tx| tx.roll_api_key(&record, expire_at)).await?;
     Ok(RolledKey {
         account: account.id,
         kind: kind.as_str(),
@@ -343,10 +337,8 @@ pub async fn roll_key(
 
 /// Revokes an API key at once. Only its hash is looked up, as only the hash is stored.
 pub async fn revoke_key(store: &dyn Store, key: &str, now: i64) -> Result<(), AccountError> {
-    if store
-        .revoke_api_key(sha256(key.trim().as_bytes()), now)
-        .await?
-    {
+    let hash = sha256(key.trim().as_bytes());
+    if store::write(store, move |tx| tx.revoke_api_key(&hash, now)).await? {
         Ok(())
     } else {
         Err(AccountError::NoSuchKey)
@@ -364,10 +356,8 @@ pub async fn set_allowed_origins(
         .iter()
         .map(|o| normalize_origin(o))
         .collect::<Result<Vec<_>, _>>()?;
-    if store
-        .set_allowed_origins(account_id, origins.clone())
-        .await?
-    {
+    let (id, kept) = (account_id.to_owned(), origins.clone());
+    if store::write(store, move |tx| tx.set_allowed_origins(&id, &kept)).await? {
         Ok(origins)
     } else {
         Err(AccountError::NoSuchAccount(account_id.to_owned()))

@@ -1,9 +1,10 @@
-//! The HTTP API: routes, request ids and logs, authentication and CORS.
+//! The HTTP API: routes, request ids and logs, authentication and CORS, and the extractors
+//! and answers the handlers share. A handler extracts, calls [`crate::domain`] inside one
+//! transaction, and answers; handlers never import each other.
 
 mod cards;
 mod charges;
 mod detokenize;
-mod error;
 mod events;
 mod forward;
 mod idempotency;
@@ -14,7 +15,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, MatchedPath, Request, State};
+use axum::body::Bytes;
+use axum::extract::{
+    ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Request, State,
+};
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
@@ -23,20 +27,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-pub use error::{ApiError, ErrorCode};
-
+use self::idempotency::{Kept, Replay};
 use crate::accounts::origin_allowed;
-use crate::store::KeyKind;
+use crate::domain::Work;
+pub use crate::error::{ApiCode, ApiError, ErrorCode, REQUEST_ID};
+use crate::store::{KeyKind, Tx};
 use crate::{AppState, Principal, ids};
-
-tokio::task_local! {
-    /// The current request's id, for error bodies.
-    pub static REQUEST_ID: String;
-}
 
 /// The response header that carries the request id.
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("request-id");
@@ -58,10 +58,11 @@ const ROUTES: &[&str] = &[
     "/v1/forward",
     "/v1/card",
     "/v1/card/{id}",
+    "/js/{version}/{file}",
 ];
 
 pub(crate) fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/healthz", get(healthz))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/v1/encryption_keys", get(encryption_keys))
@@ -79,17 +80,25 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/events", get(events::list))
         .route("/v1/forward", axum::routing::post(forward::create))
         .merge(raw_card::routes(&state))
+        .with_state(state.clone());
+    let routes = match &state.config().snippet {
+        Some(snippet) => routes.merge(crate::assets::routes(Arc::clone(snippet))),
+        None => routes,
+    };
+    routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             idempotency::layer,
         ))
+        // The one body limit: every reader of a body (the idempotency layer, [`JsonBody`])
+        // buffers it through `Bytes`, which honours this.
+        .layer(DefaultBodyLimit::max(state.config().body_limit))
         .layer(middleware::from_fn(publishable_scope))
         .layer(middleware::from_fn_with_state(state.clone(), limit_writes))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(state, observe))
 }
 
 /// The admin listener's routes. Metrics name routes, keys and refusal counts an outsider has no
@@ -124,7 +133,10 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
-    let error_code = response.extensions().get::<ErrorCode>().map(|c| c.0);
+    let error_code = response
+        .extensions()
+        .get::<ErrorCode>()
+        .map(|c| c.0.as_str());
     let latency_ms = (elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
     let status_code = status.as_u16();
     if status.is_server_error() {
@@ -204,7 +216,7 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
                         if !allowed {
                             return with_cors(
                                 ApiError::permission(
-                                    "origin_not_allowed",
+                                    ApiCode::OriginNotAllowed,
                                     "This publishable key cannot be used from this origin; add it to the account's allowed origins.",
                                 )
                                 .into_response(),
@@ -219,7 +231,7 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
                 Ok(())
             }
             Ok(None) => Err(ApiError::authentication(
-                "invalid_api_key",
+                ApiCode::InvalidApiKey,
                 "Invalid API key.",
             )),
             Err(e) => {
@@ -293,7 +305,7 @@ async fn publishable_scope(req: Request, next: Next) -> Response {
             .any(|(m, p)| m == req.method() && *p == req.uri().path());
     if refused {
         return ApiError::permission(
-            "secret_key_required",
+            ApiCode::SecretKeyRequired,
             "This request needs a secret key; publishable keys may only create tokens and read keys.",
         )
         .into_response();
@@ -312,7 +324,7 @@ fn with_cors(mut response: Response, origin: Option<&HeaderValue>) -> Response {
 fn api_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let malformed = || {
         ApiError::authentication(
-            "invalid_api_key",
+            ApiCode::InvalidApiKey,
             "Send the API key as `Authorization: Bearer KEY`.",
         )
     };
@@ -352,7 +364,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
             .map(Auth)
             .ok_or_else(|| {
                 ApiError::authentication(
-                    "api_key_required",
+                    ApiCode::ApiKeyRequired,
                     "An API key is required: send `Authorization: Bearer KEY`.",
                 )
             })
@@ -366,11 +378,11 @@ impl Auth {
             KeyKind::Secret => Ok(()),
             KeyKind::Restricted if self.0.scopes.iter().any(|s| s == scope) => Ok(()),
             KeyKind::Restricted => Err(ApiError::permission(
-                "insufficient_scope",
+                ApiCode::InsufficientScope,
                 "This restricted key lacks the scope for this request.",
             )),
             KeyKind::Publishable => Err(ApiError::permission(
-                "secret_key_required",
+                ApiCode::SecretKeyRequired,
                 "This request needs a secret key; publishable keys may only create tokens and read keys.",
             )),
         }
@@ -406,6 +418,17 @@ impl FromRequestParts<AppState> for ClientIp {
     }
 }
 
+/// The request's body, within the one body limit.
+pub(crate) async fn body_bytes(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large(state.config().body_limit)
+        } else {
+            ApiError::invalid_request(ApiCode::InvalidBody, "The request body could not be read.")
+        }
+    })
+}
+
 /// A JSON body of at most the configured size. Parse errors never echo the input.
 pub(crate) struct JsonBody<T>(pub T);
 
@@ -413,33 +436,64 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let limit = state.config().body_limit;
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > limit as u64) {
-            return Err(ApiError::too_large(limit));
-        }
-        let bytes = Limited::new(req.into_body(), limit)
-            .collect()
-            .await
-            .map_err(|e| {
-                if e.downcast_ref::<LengthLimitError>().is_some() {
-                    ApiError::too_large(limit)
-                } else {
-                    ApiError::invalid_request("invalid_body", "The request body could not be read.")
-                }
-            })?
-            .to_bytes();
+        let bytes = body_bytes(req, state).await?;
         serde_json::from_slice(&bytes).map(JsonBody).map_err(|_| {
             ApiError::invalid_request(
-                "invalid_body",
+                ApiCode::InvalidBody,
                 "The request body must be a JSON object of the documented shape.",
             )
         })
     }
+}
+
+/// 400 `parameter_missing`.
+pub(crate) fn missing(param: &'static str, message: &'static str) -> ApiError {
+    ApiError::invalid_request(ApiCode::ParameterMissing, message).param(param)
+}
+
+/// 400 `parameter_invalid`.
+pub(crate) fn invalid(param: &'static str, message: &'static str) -> ApiError {
+    ApiError::invalid_request(ApiCode::ParameterInvalid, message).param(param)
+}
+
+/// Checks a page size: 1 to 100, default 10.
+pub(crate) fn page_limit(limit: Option<&str>) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(10),
+        Some(s) => s
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| invalid("limit", "limit must be between 1 and 100.")),
+    }
+}
+
+/// A page of a list, members in Stripe's order.
+#[derive(Serialize)]
+pub(crate) struct List<T> {
+    pub object: &'static str,
+    pub url: &'static str,
+    pub data: Vec<T>,
+    pub has_more: bool,
+}
+
+/// Keeps `text` as the idempotent replay of the request, in the transaction of its effect, when
+/// the request has an `Idempotency-Key`.
+pub(crate) fn keep(tx: &dyn Tx, replay: Option<&Replay>, text: &str) -> Work<()> {
+    if let Some(r) = replay {
+        r.keep(tx, text.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// A JSON body already serialized (so that a replay copy is byte for byte the answer);
+/// `kept` when the handler kept that copy with its effect.
+pub(crate) fn json_response(text: String, kept: bool) -> Response {
+    let mut response = ([(header::CONTENT_TYPE, "application/json")], text).into_response();
+    if kept {
+        response.extensions_mut().insert(Kept);
+    }
+    response
 }
 
 async fn healthz() -> Json<Value> {
@@ -491,17 +545,8 @@ async fn method_not_allowed() -> ApiError {
     ApiError {
         status: StatusCode::METHOD_NOT_ALLOWED,
         ..ApiError::invalid_request(
-            "method_not_allowed",
+            ApiCode::MethodNotAllowed,
             "This method is not allowed on this URL.",
         )
-    }
-}
-
-/// Converts a body that failed to build into a 500 rather than panicking.
-pub(crate) fn internal<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> ApiError {
-    move |e| {
-        let request_id = REQUEST_ID.try_with(Clone::clone).unwrap_or_default();
-        tracing::error!(%request_id, error = %e, "{what}");
-        ApiError::internal()
     }
 }

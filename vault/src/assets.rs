@@ -1,6 +1,6 @@
 //! The cardseal snippet and its wasm, served at versioned, cacheable paths so a merchant page can
-//! load them straight from the vault: `GET /js/{version}/cardseal.js` and
-//! `GET /js/{version}/cardseal_bg.wasm`. The version is the package version plus a hash of the
+//! load them straight from the vault: `GET /js/{version}-{hash}/cardseal.js` and
+//! `GET /js/{version}-{hash}/cardseal_bg.wasm`. The version is the package version plus a hash of the
 //! files, so a path never changes meaning and may be cached for a year.
 
 use std::path::Path;

@@ -7,9 +7,9 @@
 use std::fmt;
 use std::path::Path;
 
-use crate::store::ledger::IssuerInfo;
+use crate::store::IssuerInfo;
 
-#[derive(Clone)]
+/// One row of the file, as parsed.
 struct Range {
     len: usize,
     start: u64,
@@ -17,16 +17,82 @@ struct Range {
     info: IssuerInfo,
 }
 
-/// A loaded BIN table.
+/// A run of IINs of one length that one row of the file describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Segment {
+    start: u64,
+    end: u64,
+    /// Index into [`BinTable::infos`].
+    info: usize,
+}
+
+/// The IINs of one length: disjoint segments sorted by start, for a binary search.
+#[derive(Clone, Debug)]
+struct Level {
+    len: usize,
+    segments: Vec<Segment>,
+}
+
+/// A loaded BIN table, parsed once into one sorted, disjoint list of segments per IIN length.
 #[derive(Clone, Default)]
 pub struct BinTable {
-    ranges: Vec<Range>,
+    /// Longest IIN length first: the most specific match wins.
+    levels: Vec<Level>,
+    infos: Vec<IssuerInfo>,
 }
 
 impl fmt::Debug for BinTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "BinTable({} ranges)", self.ranges.len())
+        write!(f, "BinTable({} ranges)", self.infos.len())
     }
+}
+
+/// Resolves the rows of one IIN length (`rows`: indexes into `ranges`, in file order) into
+/// disjoint segments. Where rows overlap, the earlier row in the file wins, as a first-match
+/// scan of the file would have it. A sweep over the rows' starts and ends: O(n log n).
+fn level_segments(ranges: &[Range], rows: &[usize]) -> Vec<Segment> {
+    use std::collections::BTreeSet;
+
+    // (position, opens?, row): a row is active on [start, end].
+    let mut events: Vec<(u64, bool, usize)> = Vec::with_capacity(rows.len() * 2);
+    for &i in rows {
+        events.push((ranges[i].start, true, i));
+        if let Some(after) = ranges[i].end.checked_add(1) {
+            events.push((after, false, i));
+        }
+    }
+    events.sort_unstable();
+    let mut active = BTreeSet::new();
+    let mut segments: Vec<Segment> = Vec::new();
+    let mut k = 0;
+    while k < events.len() {
+        let at = events[k].0;
+        while k < events.len() && events[k].0 == at {
+            let (_, opens, row) = events[k];
+            if opens {
+                active.insert(row);
+            } else {
+                active.remove(&row);
+            }
+            k += 1;
+        }
+        let Some(&owner) = active.first() else {
+            continue;
+        };
+        // Until the next event, or to the end of the owner's row if none comes.
+        let end = events.get(k).map_or(ranges[owner].end, |e| e.0 - 1);
+        match segments.last_mut() {
+            Some(last) if last.info == owner && last.end.checked_add(1) == Some(at) => {
+                last.end = end;
+            }
+            _ => segments.push(Segment {
+                start: at,
+                end,
+                info: owner,
+            }),
+        }
+    }
+    segments
 }
 
 /// Splits one CSV line, honouring double-quoted fields.
@@ -117,32 +183,55 @@ impl BinTable {
                 },
             });
         }
-        // Longest prefixes first, so the first match is the most specific.
-        ranges.sort_by_key(|r| std::cmp::Reverse(r.len));
-        Ok(Self { ranges })
+        Ok(Self::from_ranges(ranges))
+    }
+
+    fn from_ranges(ranges: Vec<Range>) -> Self {
+        let mut lengths: Vec<usize> = ranges.iter().map(|r| r.len).collect();
+        lengths.sort_unstable_by(|a, b| b.cmp(a));
+        lengths.dedup();
+        let levels = lengths
+            .into_iter()
+            .map(|len| {
+                let rows: Vec<usize> = (0..ranges.len())
+                    .filter(|&i| ranges[i].len == len)
+                    .collect();
+                Level {
+                    len,
+                    segments: level_segments(&ranges, &rows),
+                }
+            })
+            .collect();
+        let infos = ranges.into_iter().map(|r| r.info).collect();
+        Self { levels, infos }
     }
 
     /// How many ranges were loaded.
     pub fn len(&self) -> usize {
-        self.ranges.len()
+        self.infos.len()
     }
 
     /// Whether the table is empty.
     pub fn is_empty(&self) -> bool {
-        self.ranges.is_empty()
+        self.infos.is_empty()
     }
 
-    /// The issuer metadata for a card number (all `None` when no range matches).
+    /// The issuer metadata for a card number (all `None` when no range matches): the longest
+    /// matching IIN, each length found by binary search.
     pub fn lookup(&self, number: &str) -> IssuerInfo {
-        self.ranges
+        self.levels
             .iter()
-            .find(|r| {
-                number
-                    .get(..r.len)
-                    .and_then(|p| p.parse::<u64>().ok())
-                    .is_some_and(|p| (r.start..=r.end).contains(&p))
+            .find_map(|level| {
+                let prefix: u64 = number
+                    .get(..level.len)
+                    .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))?
+                    .parse()
+                    .ok()?;
+                let i = level.segments.partition_point(|s| s.start <= prefix);
+                let s = level.segments.get(i.checked_sub(1)?)?;
+                (prefix <= s.end).then_some(s.info)
             })
-            .map(|r| r.info.clone())
+            .map(|i| self.infos[i].clone())
             .unwrap_or_default()
     }
 }
@@ -279,5 +368,53 @@ mod tests {
         assert_eq!(m.funding.as_deref(), Some("prepaid"));
         assert_eq!(m.currency.as_deref(), Some("eur"));
         assert_eq!(t.lookup("6011000000000000"), IssuerInfo::default());
+    }
+
+    /// The first-match scan over the rows (longest length first, file order within a length)
+    /// that the binary search replaces; the two must agree everywhere.
+    fn scan(ranges: &[(usize, u64, u64)], number: &str) -> Option<usize> {
+        let mut order: Vec<usize> = (0..ranges.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(ranges[i].0));
+        order.into_iter().find(|&i| {
+            let (len, start, end) = ranges[i];
+            number
+                .get(..len)
+                .and_then(|p| p.parse::<u64>().ok())
+                .is_some_and(|p| (start..=end).contains(&p))
+        })
+    }
+
+    #[test]
+    fn the_binary_search_agrees_with_a_first_match_scan_on_overlapping_rows() {
+        // Overlapping, nested, touching and identical rows of two lengths.
+        let rows: Vec<(usize, u64, u64)> = vec![
+            (6, 400000, 400099),
+            (6, 400050, 400150),
+            (6, 400020, 400030),
+            (6, 400151, 400151),
+            (6, 400100, 400100),
+            (6, 400000, 400099),
+            (8, 40005000, 40005099),
+            (8, 40004000, 40009999),
+            (6, 999999, 999999),
+        ];
+        let mut csv = String::from("iin_start,iin_end,type,prepaid,country,bank_name\n");
+        for (n, (_, start, end)) in rows.iter().enumerate() {
+            csv.push_str(&format!("{start},{end},credit,,US,bank{n}\n"));
+        }
+        let t = BinTable::parse(&csv).unwrap();
+        for p in 399990u64..=400200 {
+            for tail in ["0000000000", "0050000000", "5099000000", "9999999999"] {
+                let number = format!("{p}{tail}");
+                let want = scan(&rows, &number).map(|n| format!("bank{n}"));
+                assert_eq!(t.lookup(&number).issuer, want, "{number}");
+            }
+        }
+        assert_eq!(
+            t.lookup("9999990000000000").issuer.as_deref(),
+            Some("bank8")
+        );
+        assert_eq!(t.lookup("12"), IssuerInfo::default());
+        assert_eq!(t.lookup("4000x00000000000"), IssuerInfo::default());
     }
 }

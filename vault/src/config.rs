@@ -1,4 +1,46 @@
-//! Runtime settings of a running vault (the CLI fills them from flags and `CARDSEAL_*`).
+//! Runtime settings of a running vault (the CLI fills them from flags and `CARDSEAL_*`), and
+//! their defaults: the one place they are written down.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::assets::Assets;
+use crate::bins::BinTable;
+use crate::forward::ForwardSettings;
+
+/// The defaults of [`Config`], which the CLI's flags show and fall back to.
+pub mod defaults {
+    use super::RateLimit;
+
+    /// How long a superseded sealing key keeps decrypting: a day.
+    pub const KEY_GRACE_SECS: i64 = 24 * 3600;
+    /// How long a token can be used: 15 minutes.
+    pub const TOKEN_TTL_SECS: i64 = 15 * 60;
+    /// How far a sealed value's `iat` may be from the vault's clock: 5 minutes.
+    pub const IAT_WINDOW_SECS: i64 = 5 * 60;
+    /// Largest request body: 8 KiB.
+    pub const BODY_LIMIT: usize = 8 * 1024;
+    /// Token creations per API key.
+    pub const RATE_PER_KEY: RateLimit = RateLimit {
+        per_second: 100.0,
+        burst: 200.0,
+    };
+    /// Token creations (and other publishable-key writes) per client IP.
+    pub const RATE_PER_IP: RateLimit = RateLimit {
+        per_second: 10.0,
+        burst: 60.0,
+    };
+    /// Tokens of one card per account in [`CARD_WINDOW_SECS`].
+    pub const CARD_TOKENS: u32 = 10;
+    /// The window of [`CARD_TOKENS`]: 10 minutes.
+    pub const CARD_WINDOW_SECS: u32 = 600;
+    /// Declined charges per account in [`DECLINE_WINDOW_SECS`].
+    pub const DECLINES: u32 = 20;
+    /// The window of [`DECLINES`]: a minute.
+    pub const DECLINE_WINDOW_SECS: u32 = 60;
+    /// How long one `POST /v1/forward` may take, DNS lookup to the answer's last byte.
+    pub const FORWARD_TIMEOUT_SECS: i64 = 30;
+}
 
 /// A token-bucket limit: `per_second` on average, bursts of up to `burst`. Zero disables it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -58,35 +100,34 @@ pub struct Config {
     /// Take the client IP from the last `X-Forwarded-For` entry (behind a trusted proxy).
     pub trust_forwarded_for: bool,
     /// Issuer metadata for cards (`--bin-table`); `None` leaves those fields null.
-    pub bin_table: Option<std::sync::Arc<crate::bins::BinTable>>,
+    pub bin_table: Option<Arc<BinTable>>,
     /// Serve the raw-card API (`--allow-raw-card-api`).
     pub allow_raw_card_api: bool,
+    /// The snippet files to serve at `/js/{version}-{hash}/…` (`--snippet-dir`).
+    pub snippet: Option<Arc<Assets>>,
     /// How `POST /v1/forward` reaches processors (`--forward-allow-private`,
     /// `--forward-ca-file`, `--forward-timeout`).
-    pub forward: crate::forward::ForwardSettings,
+    pub forward: ForwardSettings,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
-            key_grace_secs: 24 * 3600,
-            token_ttl_secs: 15 * 60,
-            iat_window_secs: 5 * 60,
-            body_limit: 8 * 1024,
-            rate_per_key: RateLimit {
-                per_second: 100.0,
-                burst: 200.0,
-            },
-            rate_per_ip: RateLimit {
-                per_second: 10.0,
-                burst: 60.0,
-            },
-            rate_per_card: RateLimit::per_window(10, 600),
-            rate_declines: RateLimit::per_window(20, 60),
+            key_grace_secs: defaults::KEY_GRACE_SECS,
+            token_ttl_secs: defaults::TOKEN_TTL_SECS,
+            iat_window_secs: defaults::IAT_WINDOW_SECS,
+            body_limit: defaults::BODY_LIMIT,
+            rate_per_key: defaults::RATE_PER_KEY,
+            rate_per_ip: defaults::RATE_PER_IP,
+            rate_per_card: RateLimit::per_window(defaults::CARD_TOKENS, defaults::CARD_WINDOW_SECS),
+            rate_declines: RateLimit::per_window(defaults::DECLINES, defaults::DECLINE_WINDOW_SECS),
             trust_forwarded_for: false,
             bin_table: None,
             allow_raw_card_api: false,
-            forward: crate::forward::ForwardSettings::default(),
+            snippet: None,
+            forward: ForwardSettings::new(Duration::from_secs(
+                defaults::FORWARD_TIMEOUT_SECS.unsigned_abs(),
+            )),
         }
     }
 }

@@ -10,8 +10,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{AuditKey, MasterKey};
-use crate::store::Store;
-use crate::store::ledger::{self, EventRecord, TxError};
+use crate::store::{self, EventRecord, Store};
 
 /// The first event that does not verify, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +73,7 @@ pub fn verify_chain(events: &[EventRecord], keys: &AuditKeys) -> Result<usize, B
 async fn read_all(
     store: &dyn Store,
 ) -> Result<(Vec<EventRecord>, HashMap<String, Option<Vec<u8>>>), String> {
-    ledger::read(store, |tx| {
+    store::read(store, |tx| {
         let events = tx.all_events()?;
         let mut wrapped = HashMap::new();
         for e in &events {
@@ -85,10 +84,7 @@ async fn read_all(
         Ok((events, wrapped))
     })
     .await
-    .map_err(|e: TxError<()>| match e {
-        TxError::Store(e) => e.to_string(),
-        TxError::Abort(()) => "aborted".to_owned(),
-    })
+    .map_err(|e| e.to_string())
 }
 
 fn unwrap_keys(master: &MasterKey, wrapped: HashMap<String, Option<Vec<u8>>>) -> AuditKeys {

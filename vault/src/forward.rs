@@ -1,6 +1,6 @@
 //! Forwarding a card to the merchant's payment processor (`POST /v1/forward`): the pieces that
-//! do not touch the ledger. The handler in `api/forward.rs` runs them in this order, so that
-//! everything that can be refused is refused before the card is used and before a byte leaves:
+//! do not touch storage. `crate::domain::forward` runs them in this order, so that everything
+//! that can be refused is refused before the card is used and before a byte leaves:
 //!
 //! 1. [`template`]: the body's placeholders are parsed against its Content-Type;
 //! 2. [`destination`]: the URL is https, its host is on the account's allow-list and not an IP
@@ -28,9 +28,6 @@ pub use destination::{normalize_host_pattern, set_forward_hosts};
 /// Largest processor answer handed back; beyond it, 502 `upstream_response_too_large`.
 pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
-/// How long one forward may take, lookup to last byte, by default.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// How `POST /v1/forward` reaches processors.
 #[derive(Clone)]
 pub struct ForwardSettings {
@@ -56,20 +53,20 @@ impl std::fmt::Debug for ForwardSettings {
     }
 }
 
-impl Default for ForwardSettings {
-    fn default() -> Self {
+impl ForwardSettings {
+    /// Public destinations only, the webpki roots, `timeout` per forward (the default is
+    /// `config::defaults::FORWARD_TIMEOUT_SECS`, which `Config::default()` uses).
+    pub fn new(timeout: Duration) -> Self {
         Self {
             allow_private: false,
-            timeout: DEFAULT_TIMEOUT,
+            timeout,
             max_response_bytes: MAX_RESPONSE_BYTES,
             tls: tls_config(&[])
                 .inspect_err(|e| tracing::error!(error = %e, "no TLS client for forwarding"))
                 .ok(),
         }
     }
-}
 
-impl ForwardSettings {
     /// Sets [`Self::allow_private`].
     pub fn with_allow_private(mut self, allow: bool) -> Self {
         self.allow_private = allow;

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::crypto::MasterKey;
 use crate::ids;
-use crate::store::{SealingKeyRecord, Store, StoreError};
+use crate::store::{self, SealingKeyRecord, Store, StoreError};
 
 /// A usable sealing key.
 pub struct SealingKey {
@@ -97,7 +97,7 @@ impl KeyRing {
     /// Loads the keys, generating the first one if there is none.
     pub async fn load(store: &dyn Store, master: &MasterKey, now: i64) -> Result<Self, KeyError> {
         let ring = Self::default();
-        if store.sealing_keys().await?.is_empty() {
+        if store::read(store, |tx| tx.sealing_keys()).await?.is_empty() {
             add_key(store, master, now).await?;
         }
         ring.reload(store, master).await?;
@@ -106,7 +106,7 @@ impl KeyRing {
 
     /// Re-reads the keys from the store, reusing the already parsed ones.
     pub async fn reload(&self, store: &dyn Store, master: &MasterKey) -> Result<(), KeyError> {
-        let records = store.sealing_keys().await?;
+        let records = store::read(store, |tx| tx.sealing_keys()).await?;
         let current = self.snapshot();
         let mut next = HashMap::with_capacity(records.len());
         for r in records {
@@ -170,15 +170,14 @@ pub async fn add_key(store: &dyn Store, master: &MasterKey, now: i64) -> Result<
     let wrapped = master
         .wrap(WRAP_PURPOSE, &kid, der.as_ref())
         .map_err(|_| KeyError::Crypto("cannot wrap the RSA key"))?;
-    store
-        .add_sealing_key(SealingKeyRecord {
-            kid: kid.clone(),
-            wrapped_private_key: wrapped,
-            public_jwk: jwk.to_string(),
-            created: now,
-            superseded_at: None,
-        })
-        .await?;
+    let record = SealingKeyRecord {
+        kid: kid.clone(),
+        wrapped_private_key: wrapped,
+        public_jwk: jwk.to_string(),
+        created: now,
+        superseded_at: None,
+    };
+    store::write(store, move |tx| tx.add_sealing_key(&record)).await?;
     Ok(kid)
 }
 
@@ -217,7 +216,7 @@ fn public_jwk(kid: &str, key: &PrivateDecryptingKey) -> Result<Value, KeyError> 
         "kty": "RSA",
         "kid": kid,
         "use": "enc",
-        "alg": "RSA-OAEP-256",
+        "alg": cardseal::jwe::ALG,
         "n": URL_SAFE_NO_PAD.encode(n),
         "e": URL_SAFE_NO_PAD.encode(e),
     }))

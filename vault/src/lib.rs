@@ -8,6 +8,8 @@ pub mod bins;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod domain;
+pub mod error;
 pub mod events;
 pub mod forward;
 pub mod ids;
@@ -15,6 +17,7 @@ pub mod keys;
 pub mod metrics;
 pub mod processor;
 pub mod ratelimit;
+pub mod server;
 pub mod store;
 pub mod unseal;
 
@@ -31,9 +34,11 @@ use crate::crypto::{AccountKeys, MasterKey, WrappedAccountKeys, sha256};
 use crate::keys::{KeyError, KeyRing};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
+pub use crate::server::Vault;
 use crate::store::{KeyKind, Store, StoreError};
 
-/// The router: every endpoint, with request ids, logging, authentication and CORS.
+/// The router: the whole public HTTP surface (the API and, with `--snippet-dir`, the snippet
+/// files), all with request ids, logging, metrics, authentication and CORS.
 pub fn app(state: AppState) -> Router {
     api::router(state)
 }
@@ -138,15 +143,9 @@ impl AppState {
         store.use_master_key(Arc::clone(&master));
         // Chains written by a vault from before keyed chains are keyed now, at the first start
         // that can, rather than whenever each account next has an event.
-        let keyed = store::ledger::write(store.as_ref(), |tx| {
-            tx.key_audit_chains()
-                .map_err(store::ledger::TxError::<()>::Store)
-        })
-        .await
-        .map_err(|e| match e {
-            store::ledger::TxError::Store(e) => StartError(format!("keying the audit log: {e}")),
-            store::ledger::TxError::Abort(()) => StartError("keying the audit log: aborted".into()),
-        })?;
+        let keyed = store::write(store.as_ref(), |tx| tx.key_audit_chains())
+            .await
+            .map_err(|e| StartError(format!("keying the audit log: {e}")))?;
         if keyed > 0 {
             tracing::info!(accounts = keyed, "made audit keys");
         }
@@ -262,7 +261,7 @@ impl AppState {
             }
         }
         let read_at = Instant::now();
-        let row = self.store().api_key(hash).await?;
+        let row = store::read(self.store(), move |tx| tx.api_key(&hash)).await?;
         let Some((key, account)) = row.filter(|(key, _)| key.usable_at(now)) else {
             self.forget_principal(&hash);
             return Ok(None);
@@ -320,7 +319,7 @@ impl AppState {
     /// open anything again, even from a stolen database and master key. Returns how many.
     pub async fn retire_keys(&self) -> Result<u64, KeyError> {
         let before = self.now().saturating_sub(self.config().key_grace_secs);
-        let n = self.store().delete_sealing_keys(before).await?;
+        let n = store::write(self.store(), move |tx| tx.delete_sealing_keys(before)).await?;
         if n > 0 {
             tracing::info!(keys = n, "destroyed retired sealing keys");
             self.reload_keys().await?;
@@ -340,20 +339,16 @@ impl AppState {
             if let Err(e) = self.retire_keys().await {
                 tracing::error!(error = %e, "retiring sealing keys failed");
             }
-            match self.store().purge(self.now()).await {
+            let now = self.now();
+            match store::write(self.store(), move |tx| tx.purge(now)).await {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(rows = n, "purged expired records"),
                 Err(e) => tracing::error!(error = %e, "purge failed"),
             }
             // Expired CVCs and idempotency keys: a CVC is unusable after its hour anyway; this
             // removes its sealed bytes too.
-            let now = self.now();
-            let purged = store::ledger::write(self.store(), move |tx| {
-                tx.purge_ledger(now)
-                    .map_err(store::ledger::TxError::<()>::Store)
-            })
-            .await;
-            if let Err(store::ledger::TxError::Store(e)) = purged {
+            let purged = store::write(self.store(), move |tx| tx.purge_ledger(now)).await;
+            if let Err(e) = purged {
                 tracing::error!(error = %e, "purging CVCs and idempotency keys failed");
             }
         }

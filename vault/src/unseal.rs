@@ -10,13 +10,13 @@ use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::rsa::OAEP_SHA256_MGF1SHA256;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+pub use cardseal::jwe::Payload;
+use cardseal::jwe::{ALG, ENC, PAYLOAD_VERSION};
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
 use crate::ids::random_bytes;
 use crate::keys::{KeyRing, Lookup};
-
-pub use cardseal::jwe::Payload;
 
 /// Header parameters that are refused outright: compression (a length oracle), critical
 /// extensions we do not implement, and any way for the sender to name its own key.
@@ -63,12 +63,12 @@ fn check_header(segment: &str) -> Result<String, UnsealError> {
             "The sealed value's JWE header has a parameter this vault refuses (zip, crit, jku, jwk, x5u, x5c or x5t).",
         ));
     }
-    if header.get("alg").and_then(Value::as_str) != Some("RSA-OAEP-256") {
+    if header.get("alg").and_then(Value::as_str) != Some(ALG) {
         return Err(UnsealError::Header(
             "The sealed value must use alg RSA-OAEP-256.",
         ));
     }
-    if header.get("enc").and_then(Value::as_str) != Some("A256GCM") {
+    if header.get("enc").and_then(Value::as_str) != Some(ENC) {
         return Err(UnsealError::Header(
             "The sealed value must use enc A256GCM.",
         ));
@@ -140,7 +140,7 @@ pub fn unseal(ring: &KeyRing, jwe: &str, now: i64, grace: i64) -> Result<Unseale
         .open_in_place(nonce, Aad::from(header.as_bytes()), &mut in_out)
         .map_err(|_| UnsealError::Opaque)?;
     let payload: Payload = serde_json::from_slice(plaintext).map_err(|_| UnsealError::Opaque)?;
-    if payload.v != 1 || payload.jti.is_empty() || payload.jti.len() > 128 {
+    if payload.v != PAYLOAD_VERSION || payload.jti.is_empty() || payload.jti.len() > 128 {
         return Err(UnsealError::Opaque);
     }
     Ok(Unsealed { payload, kid })

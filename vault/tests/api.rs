@@ -6,6 +6,7 @@ mod support;
 use axum::body::Body;
 use axum::http::Request;
 use cardseal::jwe::VaultKey;
+use cardseal_vault::store;
 use serde_json::{Value, json};
 use support::*;
 
@@ -754,10 +755,7 @@ async fn key_rotation_across_the_grace_period() {
     // Upkeep then destroys the retired private key; the answer stays the same.
     assert_eq!(v.state.retire_keys().await.unwrap(), 1);
     assert_eq!(v.state.retire_keys().await.unwrap(), 0);
-    use cardseal_vault::store::Store;
-    let stored: Vec<String> = v
-        .store
-        .sealing_keys()
+    let stored: Vec<String> = store::read(&v.store, |tx| tx.sealing_keys())
         .await
         .unwrap()
         .into_iter()
@@ -779,7 +777,6 @@ async fn key_rotation_across_the_grace_period() {
 
 #[tokio::test]
 async fn a_token_is_used_at_most_once_under_concurrency() {
-    use cardseal_vault::store::Store;
     let v = TestVault::new().await;
     let r = v
         .create_token(
@@ -794,7 +791,9 @@ async fn a_token_is_used_at_most_once_under_concurrency() {
         let store = v.store.clone();
         let (account, id, now) = (account.clone(), id.clone(), v.now());
         tasks.push(tokio::spawn(async move {
-            store.use_token(&account, &id, now).await.unwrap()
+            store::write(&store, move |tx| tx.use_token(&account, &id, now))
+                .await
+                .unwrap()
         }));
     }
     let mut used = 0;
@@ -805,9 +804,9 @@ async fn a_token_is_used_at_most_once_under_concurrency() {
         }
     }
     assert_eq!(used, 1);
+    let (other, token, now) = (v.other.account.clone(), id.clone(), v.now());
     assert!(
-        v.store
-            .use_token(&v.other.account, &id, v.now())
+        store::write(&v.store, move |tx| tx.use_token(&other, &token, now))
             .await
             .unwrap()
             .is_none()
@@ -826,17 +825,21 @@ async fn a_token_is_used_at_most_once_under_concurrency() {
         .await;
     let id = r.json()["id"].as_str().unwrap().to_owned();
     v.clock.advance(15 * 60);
+    let (acct, token, now) = (account.clone(), id.clone(), v.now());
     assert!(
-        v.store
-            .use_token(&account, &id, v.now())
+        store::write(&v.store, move |tx| tx.use_token(&acct, &token, now))
             .await
             .unwrap()
             .is_none()
     );
-    assert!(v.store.purge(v.now()).await.unwrap() >= 1);
     assert!(
-        v.store
-            .token(&account, &id)
+        store::write(&v.store, move |tx| tx.purge(now))
+            .await
+            .unwrap()
+            >= 1
+    );
+    assert!(
+        store::read(&v.store, move |tx| tx.token(&account, &id))
             .await
             .unwrap()
             .unwrap()

@@ -279,7 +279,7 @@ async fn detokenize_needs_the_scope_and_is_audited() {
 #[tokio::test]
 async fn a_key_whose_first_request_still_runs_gets_409_until_its_lock_lapses() {
     use cardseal_vault::crypto::sha256;
-    use cardseal_vault::store::ledger::{self, Claim, TxError};
+    use cardseal_vault::store::{self, Claim};
 
     let v = TestVault::new().await;
     let tok = token(&v).await;
@@ -298,10 +298,9 @@ async fn a_key_whose_first_request_still_runs_gets_409_until_its_lock_lapses() {
         .keys
         .keyed_digest("idempotency-request", request.as_bytes());
     let key_hash = sha256(format!("{}\nk-flight", principal.key_ref).as_bytes());
-    let claim = ledger::write(v.state.store(), move |tx| {
+    let claim = store::write(v.state.store(), move |tx| {
         // Idempotency keys are scoped to the API key that sent them.
         tx.claim_key(&account, &key_hash, &request_hash, now, 60)
-            .map_err(TxError::<()>::Store)
     })
     .await
     .unwrap();

@@ -5,7 +5,7 @@ mod support;
 
 use axum::body::Body;
 use axum::http::Request;
-use cardseal_vault::store::ledger::{self, TxError};
+use cardseal_vault::store;
 use serde_json::{Value, json};
 use support::*;
 
@@ -450,11 +450,9 @@ async fn a_cvc_is_used_once_and_kept_at_most_an_hour() {
     };
     assert_eq!(cvcs(&v), 1);
     let now = v.now();
-    let purged = ledger::write(v.state.store(), move |tx| {
-        tx.purge_ledger(now).map_err(TxError::<()>::Store)
-    })
-    .await
-    .unwrap();
+    let purged = store::write(v.state.store(), move |tx| tx.purge_ledger(now))
+        .await
+        .unwrap();
     assert_eq!(purged, 1);
     assert_eq!(cvcs(&v), 0);
     assert!(!cvc_used(

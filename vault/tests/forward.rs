@@ -20,9 +20,8 @@ use serde_json::{Value, json};
 use support::{Reply, TestVault, post_json, unlimited};
 
 fn settings(fake: &Fake, allow_private: bool) -> ForwardSettings {
-    ForwardSettings::default()
+    ForwardSettings::new(Duration::from_secs(2))
         .with_allow_private(allow_private)
-        .with_timeout(Duration::from_secs(2))
         .with_ca_pem(fake.ca_pem.as_bytes())
         .unwrap()
 }

@@ -1,9 +1,5 @@
 //! Saved cards: `POST /v1/cards`, `GET /v1/cards/{id}`, `GET /v1/cards`,
 //! `DELETE /v1/cards/{id}` and `POST /v1/cards/{id}/cvc`.
-//!
-//! Each card has its own AES-256 key, sealed with the account's data key. The card's number
-//! and its pre-authorization CVC are sealed with that key, so deleting a card is erasing one
-//! small key: crypto-shredding, which also reaches copies in backups.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,20 +9,14 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use cardseal::Secret;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use zeroize::Zeroizing;
 
-use super::idempotency::{Kept, Replay};
-use super::{ApiError, Auth, JsonBody, internal};
-use crate::crypto::BlobKey;
-use crate::store::ledger::{self, CardRecord, IssuerInfo, NewEvent, Tx, TxError};
-use crate::store::{CardSummary, TokenRecord, TokenType};
-use crate::{AppState, Principal, ids};
-
-/// How long a CVC is kept for the next charge.
-pub(crate) const CVC_TTL_SECS: i64 = 3600;
+use super::{Auth, JsonBody, List, Replay, invalid, json_response, keep, missing, page_limit};
+use crate::domain::{Work, card};
+use crate::error::{ApiError, internal, tx_failed};
+use crate::store::{CardRecord, CardSummary, Tx};
+use crate::{AppState, ids, store};
 
 /// Metadata limits, as Stripe's: keys, key length, value length.
 const METADATA_KEYS: usize = 50;
@@ -34,190 +24,9 @@ const METADATA_KEY_LEN: usize = 40;
 const METADATA_VALUE_LEN: usize = 500;
 const CUSTOMER_LEN: usize = 255;
 
-/// Card data opened from a token or a saved card. No `Debug`: it holds the number.
-#[derive(Deserialize, Default)]
-pub(crate) struct CardData {
-    pub number: Option<Secret>,
-    pub cvc: Option<Secret>,
-    pub name: Option<String>,
-}
-
-/// What a saved card keeps sealed (no CVC: that has its own table).
-#[derive(Serialize)]
-struct SavedCard<'a> {
-    number: &'a str,
-    exp_month: u8,
-    exp_year: u16,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<&'a str>,
-}
-
-pub(crate) type TxResult<T> = Result<T, TxError<ApiError>>;
-
-/// Maps a transaction's failure to the response.
-pub(crate) fn tx_error(what: &'static str) -> impl FnOnce(TxError<ApiError>) -> ApiError {
-    move |e| match e {
-        TxError::Abort(e) => e,
-        TxError::Store(e) => internal(what)(e),
-    }
-}
-
-fn abort<T>(e: ApiError) -> TxResult<T> {
-    Err(TxError::Abort(e))
-}
-
-fn crypto_failed<T>(_: T) -> TxError<ApiError> {
-    tracing::error!("opening or sealing card data failed");
-    TxError::Abort(ApiError::internal())
-}
-
-/// A new audit event.
-pub(crate) fn event(
-    account_id: &str,
-    event_type: &str,
-    data: serde_json::Value,
-    now: i64,
-) -> NewEvent {
-    NewEvent {
-        id: ids::new_id("evt_"),
-        account_id: account_id.to_owned(),
-        event_type: event_type.to_owned(),
-        data,
-        created: now,
-    }
-}
-
-/// A token that was used: its card data is gone.
-pub(crate) fn token_already_used(param: &'static str) -> ApiError {
-    ApiError::invalid_request(
-        "token_already_used",
-        "This token was already used; tokens are single use. Tokenize the card again.",
-    )
-    .param(param)
-}
-
-/// A token past its 15 minutes.
-pub(crate) fn token_expired(param: &'static str) -> ApiError {
-    ApiError::invalid_request(
-        "token_expired",
-        "This token has expired; tokens can be used for 15 minutes. Tokenize the card again.",
-    )
-    .param(param)
-}
-
-/// Consumes the account's token of `want` type inside `tx`, or says precisely why not. The
-/// token's sealed card is destroyed in the same transaction: what the caller gets back is the
-/// only copy, and a saved card keeps its own.
-pub(crate) fn use_token(
-    tx: &dyn Tx,
-    principal: &Principal,
-    id: &str,
-    want: TokenType,
-    param: &'static str,
-    now: i64,
-) -> TxResult<(TokenRecord, CardData)> {
-    if !ids::is_id(id, "tok_") {
-        return abort(ApiError::not_found(Some(param)));
-    }
-    let Some(token) = tx.use_token(&principal.account_id, id, now)? else {
-        return abort(match tx.token(&principal.account_id, id)? {
-            None => ApiError::not_found(Some(param)),
-            Some(t) if t.used_at.is_some() => token_already_used(param),
-            Some(_) => token_expired(param),
-        });
-    };
-    if token.token_type != want {
-        // Rolls back: a token of the wrong kind stays usable for what it is for.
-        return abort(
-            ApiError::invalid_request(
-                "parameter_invalid",
-                match want {
-                    TokenType::Card => "This is a CVC token; a card token is needed here.",
-                    TokenType::Cvc => "This is a card token; a CVC token is needed here.",
-                },
-            )
-            .param(param),
-        );
-    }
-    let Some(sealed) = token.sealed.as_deref() else {
-        return abort(token_expired(param));
-    };
-    let plain = principal
-        .keys
-        .open_record(
-            &principal.account_id,
-            super::tokens::RECORD_KIND,
-            &token.id,
-            sealed,
-        )
-        .map_err(crypto_failed)?;
-    let data: CardData = serde_json::from_slice(&plain).map_err(crypto_failed)?;
-    Ok((token, data))
-}
-
-fn card_aad(account_id: &str, card_id: &str, what: &str) -> Vec<u8> {
-    format!("cardseal-vault/v1/card-{what}/{account_id}/{card_id}").into_bytes()
-}
-
-/// The card's own key, opened with the account's data key.
-pub(crate) fn card_key(principal: &Principal, card: &CardRecord) -> TxResult<BlobKey> {
-    let Some(wrapped) = card.wrapped_key.as_deref() else {
-        return abort(ApiError::not_found(Some("id")));
-    };
-    let raw = principal
-        .keys
-        .open_record(&principal.account_id, "card-key", &card.id, wrapped)
-        .map_err(crypto_failed)?;
-    let bytes: &[u8; 32] = raw.as_slice().try_into().map_err(crypto_failed)?;
-    Ok(BlobKey::new(bytes))
-}
-
-/// Opens a saved card's number and expiry.
-pub(crate) fn open_card(
-    principal: &Principal,
-    card: &CardRecord,
-    key: &BlobKey,
-) -> TxResult<CardData> {
-    let Some(sealed) = card.sealed.as_deref() else {
-        return abort(ApiError::not_found(Some("id")));
-    };
-    let plain = key
-        .open(&card_aad(&principal.account_id, &card.id, "data"), sealed)
-        .map_err(crypto_failed)?;
-    serde_json::from_slice(&plain).map_err(crypto_failed)
-}
-
-/// Seals a CVC with the card's key.
-pub(crate) fn seal_cvc(
-    account_id: &str,
-    card_id: &str,
-    key: &BlobKey,
-    cvc: &Secret,
-) -> TxResult<Vec<u8>> {
-    key.seal(
-        &card_aad(account_id, card_id, "cvc"),
-        Zeroizing::new(cvc.expose().as_bytes().to_vec()),
-    )
-    .map_err(crypto_failed)
-}
-
-/// Opens a CVC sealed by [`seal_cvc`].
-pub(crate) fn open_cvc(
-    account_id: &str,
-    card_id: &str,
-    key: &BlobKey,
-    blob: &[u8],
-) -> TxResult<Secret> {
-    let plain = key
-        .open(&card_aad(account_id, card_id, "cvc"), blob)
-        .map_err(crypto_failed)?;
-    let text = String::from_utf8(plain.to_vec()).map_err(crypto_failed)?;
-    Ok(Secret::new(text))
-}
-
 /// The Card object, fields in DESIGN.md's order.
 #[derive(Serialize)]
-pub(crate) struct CardObject<'a> {
+struct CardObject<'a> {
     id: &'a str,
     object: &'static str,
     customer: Option<&'a str>,
@@ -237,12 +46,12 @@ pub(crate) struct CardObject<'a> {
 }
 
 /// The public fingerprint: 16 characters of the account-keyed HMAC.
-pub(crate) fn fingerprint(summary: &CardSummary) -> String {
+fn fingerprint(summary: &CardSummary) -> String {
     URL_SAFE_NO_PAD.encode(&summary.fingerprint[..12])
 }
 
 impl<'a> CardObject<'a> {
-    pub(crate) fn new(c: &'a CardRecord, cvc_available_until: Option<i64>) -> Self {
+    fn new(c: &'a CardRecord, cvc_available_until: Option<i64>) -> Self {
         Self {
             id: &c.id,
             object: "card",
@@ -262,28 +71,6 @@ impl<'a> CardObject<'a> {
             metadata: serde_json::from_str(&c.metadata).unwrap_or_else(|_| json!({})),
         }
     }
-}
-
-/// The Card's JSON, kept as the idempotent replay in the same transaction when there is a key.
-fn keep_card(
-    tx: &dyn Tx,
-    replay: Option<&Extension<Replay>>,
-    card: &CardRecord,
-    until: Option<i64>,
-) -> TxResult<String> {
-    let text = serde_json::to_string(&CardObject::new(card, until)).map_err(crypto_failed)?;
-    if let Some(Extension(r)) = replay {
-        r.keep(tx, text.as_bytes())?;
-    }
-    Ok(text)
-}
-
-fn card_response(text: String, kept: bool) -> Response {
-    let mut response = super::charges::json_text(text);
-    if kept {
-        response.extensions_mut().insert(Kept);
-    }
-    response
 }
 
 #[derive(Deserialize)]
@@ -318,8 +105,7 @@ pub(crate) fn looks_like_card_number(text: &str) -> bool {
 }
 
 fn check_metadata(m: Option<BTreeMap<String, serde_json::Value>>) -> Result<String, ApiError> {
-    let invalid =
-        |msg: &'static str| ApiError::invalid_request("parameter_invalid", msg).param("metadata");
+    let invalid = |msg: &'static str| invalid("metadata", msg);
     let m = m.unwrap_or_default();
     if m.len() > METADATA_KEYS {
         return Err(invalid("metadata holds at most 50 keys."));
@@ -343,67 +129,17 @@ fn check_metadata(m: Option<BTreeMap<String, serde_json::Value>>) -> Result<Stri
     serde_json::to_string(&m).map_err(internal("encoding metadata failed"))
 }
 
-/// A card to save, already validated.
-pub(crate) struct NewCard<'a> {
-    pub summary: CardSummary,
-    pub number: &'a Secret,
-    pub name: Option<&'a str>,
-    pub cvc: Option<&'a Secret>,
-    pub customer: Option<String>,
-    pub metadata: String,
-    pub issuer: IssuerInfo,
-}
-
-/// Stores a new card under its own key, with its CVC (if any) for an hour. Returns the card
-/// and until when its CVC is kept.
-pub(crate) fn insert_new_card(
+/// The Card's JSON, kept as the idempotent replay in the same transaction when there is a key.
+fn keep_card(
     tx: &dyn Tx,
-    principal: &Principal,
-    new: NewCard<'_>,
-    now: i64,
-) -> TxResult<(CardRecord, Option<i64>)> {
-    let acct = &principal.account_id;
-    let id = ids::new_id("card_");
-    let raw_key = Zeroizing::new(ids::random_bytes::<32>());
-    let wrapped_key = principal
-        .keys
-        .seal_record(acct, "card-key", &id, Zeroizing::new(raw_key.to_vec()))
-        .map_err(crypto_failed)?;
-    let key = BlobKey::new(&raw_key);
-    let mut plain = Zeroizing::new(Vec::with_capacity(256));
-    serde_json::to_writer(
-        &mut *plain,
-        &SavedCard {
-            number: new.number.expose(),
-            exp_month: new.summary.exp_month,
-            exp_year: new.summary.exp_year,
-            name: new.name,
-        },
-    )
-    .map_err(crypto_failed)?;
-    let sealed = key
-        .seal(&card_aad(acct, &id, "data"), plain)
-        .map_err(crypto_failed)?;
-    let card = CardRecord {
-        id: id.clone(),
-        account_id: acct.clone(),
-        customer: new.customer,
-        summary: new.summary,
-        issuer: new.issuer,
-        metadata: new.metadata,
-        wrapped_key: Some(wrapped_key),
-        sealed: Some(sealed),
-        network_transaction_id: None,
-        created: now,
-    };
-    tx.insert_card(&card)?;
-    let mut until = None;
-    if let Some(cvc) = new.cvc {
-        let blob = seal_cvc(acct, &id, &key, cvc)?;
-        tx.put_cvc(acct, &id, &blob, now + CVC_TTL_SECS)?;
-        until = Some(now + CVC_TTL_SECS);
-    }
-    Ok((card, until))
+    replay: Option<&Replay>,
+    card: &CardRecord,
+    until: Option<i64>,
+) -> Work<String> {
+    let text = serde_json::to_string(&CardObject::new(card, until))
+        .map_err(crate::domain::crypto_failed)?;
+    keep(tx, replay, &text)?;
+    Ok(text)
 }
 
 pub(crate) async fn create(
@@ -414,63 +150,38 @@ pub(crate) async fn create(
 ) -> Result<Response, ApiError> {
     let kept = replay.is_some();
     auth.require_secret("cards_write")?;
-    let token_id = body.token.ok_or_else(|| {
-        ApiError::invalid_request("parameter_missing", "Send `token`: a card token.").param("token")
-    })?;
+    let token_id = body
+        .token
+        .ok_or_else(|| missing("token", "Send `token`: a card token."))?;
     let customer = body.customer.filter(|c| !c.is_empty());
     if customer
         .as_ref()
         .is_some_and(|c| c.chars().count() > CUSTOMER_LEN || looks_like_card_number(c))
     {
-        return Err(ApiError::invalid_request(
-            "parameter_invalid",
+        return Err(invalid(
+            "customer",
             "customer is a reference of at most 255 characters, and not a card number.",
-        )
-        .param("customer"));
+        ));
     }
     let metadata = check_metadata(body.metadata)?;
     let principal = Arc::clone(&auth.0);
     let now = state.now();
     let bins = state.config().bin_table.clone();
-    let text = ledger::write(state.store(), move |tx| {
-        let (token, data) = use_token(tx, &principal, &token_id, TokenType::Card, "token", now)?;
-        let (Some(summary), Some(number)) = (token.card.clone(), data.number.as_ref()) else {
-            return abort(token_expired("token"));
-        };
-        let (card, until) = insert_new_card(
+    let text = store::write_or_abort(state.store(), move |tx| {
+        let (card, until) = card::save_token(
             tx,
             &principal,
-            NewCard {
-                summary,
-                number,
-                name: data.name.as_deref(),
-                cvc: data.cvc.as_ref(),
-                customer,
-                metadata,
-                issuer: bins
-                    .as_ref()
-                    .map(|b| b.lookup(number.expose()))
-                    .unwrap_or_default(),
-            },
+            &token_id,
+            customer,
+            metadata,
+            bins.as_deref(),
             now,
         )?;
-        tx.append_event(&event(
-            &principal.account_id,
-            "token.used",
-            json!({"token": token.id, "used_for": card.id}),
-            now,
-        ))?;
-        tx.append_event(&event(
-            &principal.account_id,
-            "card.created",
-            json!({"card": card.id, "token": token.id, "customer": card.customer}),
-            now,
-        ))?;
-        keep_card(tx, replay.as_ref(), &card, until)
+        keep_card(tx, replay.as_deref(), &card, until)
     })
     .await
-    .map_err(tx_error("saving a card failed"))?;
-    Ok(card_response(text, kept))
+    .map_err(tx_failed("saving a card failed"))?;
+    Ok(json_response(text, kept))
 }
 
 pub(crate) async fn retrieve(
@@ -482,41 +193,24 @@ pub(crate) async fn retrieve(
     if !ids::is_id(&id, "card_") {
         return Err(ApiError::not_found(Some("id")));
     }
-    let account = auth.0.account_id.clone();
+    let principal = Arc::clone(&auth.0);
     let now = state.now();
-    let (card, until) = ledger::read(state.store(), move |tx| {
-        let Some(card) = tx.card(&account, &id)? else {
-            return abort(ApiError::not_found(Some("id")));
-        };
-        let until = tx.cvc_until(&account, &id, now)?;
+    let (card, until) = store::read_or_abort(state.store(), move |tx| {
+        let card = card::saved(tx, &principal, &id, "id")?;
+        let until = tx.cvc_until(&principal.account_id, &id, now)?;
         Ok((card, until))
     })
     .await
-    .map_err(tx_error("reading a card failed"))?;
+    .map_err(tx_failed("reading a card failed"))?;
     Ok(Json(CardObject::new(&card, until)).into_response())
 }
 
-/// `limit` and `starting_after`, as Stripe's lists take them.
+/// `customer`, `limit` and `starting_after`, as Stripe's lists take them.
 #[derive(Deserialize)]
 pub(crate) struct ListParams {
     customer: Option<String>,
     limit: Option<String>,
     starting_after: Option<String>,
-}
-
-/// Checks a page size: 1 to 100, default 10.
-pub(crate) fn page_limit(limit: Option<&str>) -> Result<usize, ApiError> {
-    match limit {
-        None => Ok(10),
-        Some(s) => s
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=100).contains(n))
-            .ok_or_else(|| {
-                ApiError::invalid_request("parameter_invalid", "limit must be between 1 and 100.")
-                    .param("limit")
-            }),
-    }
 }
 
 pub(crate) async fn list(
@@ -528,7 +222,7 @@ pub(crate) async fn list(
     let limit = page_limit(params.limit.as_deref())?;
     let account = auth.0.account_id.clone();
     let now = state.now();
-    let (cards, has_more) = ledger::read(state.store(), move |tx| {
+    let (cards, has_more) = store::read(state.store(), move |tx| {
         let mut cards = tx.cards(
             &account,
             params.customer.as_deref(),
@@ -545,7 +239,7 @@ pub(crate) async fn list(
         Ok((out, has_more))
     })
     .await
-    .map_err(tx_error("listing cards failed"))?;
+    .map_err(internal("listing cards failed"))?;
     let data: Vec<CardObject<'_>> = cards.iter().map(|(c, u)| CardObject::new(c, *u)).collect();
     Ok(Json(List {
         object: "list",
@@ -554,15 +248,6 @@ pub(crate) async fn list(
         has_more,
     })
     .into_response())
-}
-
-/// A page of a list, members in Stripe's order.
-#[derive(Serialize)]
-struct List<T> {
-    object: &'static str,
-    url: &'static str,
-    data: Vec<T>,
-    has_more: bool,
 }
 
 pub(crate) async fn delete(
@@ -574,23 +259,14 @@ pub(crate) async fn delete(
     if !ids::is_id(&id, "card_") {
         return Err(ApiError::not_found(Some("id")));
     }
-    let account = auth.0.account_id.clone();
+    let principal = Arc::clone(&auth.0);
     let now = state.now();
     let card_id = id.clone();
-    ledger::write(state.store(), move |tx| {
-        if !tx.delete_card(&account, &card_id, now)? {
-            return abort(ApiError::not_found(Some("id")));
-        }
-        tx.append_event(&event(
-            &account,
-            "card.deleted",
-            json!({"card": card_id}),
-            now,
-        ))?;
-        Ok(())
+    store::write_or_abort(state.store(), move |tx| {
+        card::delete(tx, &principal, &card_id, now)
     })
     .await
-    .map_err(tx_error("deleting a card failed"))?;
+    .map_err(tx_failed("deleting a card failed"))?;
     Ok(Json(json!({"id": id, "object": "card", "deleted": true})).into_response())
 }
 
@@ -611,45 +287,18 @@ pub(crate) async fn add_cvc(
     if !ids::is_id(&id, "card_") {
         return Err(ApiError::not_found(Some("id")));
     }
-    let token_id = body.token.ok_or_else(|| {
-        ApiError::invalid_request("parameter_missing", "Send `token`: a CVC token.").param("token")
-    })?;
+    let token_id = body
+        .token
+        .ok_or_else(|| missing("token", "Send `token`: a CVC token."))?;
     let principal = Arc::clone(&auth.0);
     let now = state.now();
-    let text = ledger::write(state.store(), move |tx| {
-        let acct = principal.account_id.clone();
-        // The card first: a token must not be spent on a card that does not exist.
-        let Some(card) = tx.card(&acct, &id)? else {
-            return abort(ApiError::not_found(Some("id")));
-        };
-        let key = card_key(&principal, &card)?;
-        let (token, data) = use_token(tx, &principal, &token_id, TokenType::Cvc, "token", now)?;
-        let Some(cvc) = data.cvc.as_ref() else {
-            return abort(token_expired("token"));
-        };
-        let brand = cardseal::card::Brand::from_name(&card.summary.brand);
-        if let Err(e) = cardseal::card::Cvc::parse(cvc.expose(), brand) {
-            return abort(ApiError::card(e.code(), "cvc", e.message()));
-        }
-        let blob = seal_cvc(&acct, &id, &key, cvc)?;
-        tx.put_cvc(&acct, &id, &blob, now + CVC_TTL_SECS)?;
-        tx.append_event(&event(
-            &acct,
-            "token.used",
-            json!({"token": token.id, "used_for": id}),
-            now,
-        ))?;
-        tx.append_event(&event(
-            &acct,
-            "card.cvc_added",
-            json!({"card": id, "token": token.id}),
-            now,
-        ))?;
-        keep_card(tx, replay.as_ref(), &card, Some(now + CVC_TTL_SECS))
+    let text = store::write_or_abort(state.store(), move |tx| {
+        let (card, until) = card::add_cvc_token(tx, &principal, &id, &token_id, now)?;
+        keep_card(tx, replay.as_deref(), &card, Some(until))
     })
     .await
-    .map_err(tx_error("adding a CVC failed"))?;
-    Ok(card_response(text, kept))
+    .map_err(tx_failed("adding a CVC failed"))?;
+    Ok(json_response(text, kept))
 }
 
 #[cfg(test)]

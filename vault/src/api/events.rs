@@ -4,10 +4,9 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::cards::{page_limit, tx_error};
-use super::{ApiError, Auth};
-use crate::AppState;
-use crate::store::ledger;
+use super::{Auth, page_limit};
+use crate::error::{ApiError, internal};
+use crate::{AppState, store};
 
 #[derive(Deserialize)]
 pub(crate) struct ListParams {
@@ -23,11 +22,11 @@ pub(crate) async fn list(
     auth.require_secret("events_read")?;
     let limit = page_limit(params.limit.as_deref())?;
     let account = auth.0.account_id.clone();
-    let mut events = ledger::read(state.store(), move |tx| {
-        Ok(tx.events(&account, params.starting_after.as_deref(), limit + 1)?)
+    let mut events = store::read(state.store(), move |tx| {
+        tx.events(&account, params.starting_after.as_deref(), limit + 1)
     })
     .await
-    .map_err(tx_error("listing events failed"))?;
+    .map_err(internal("listing events failed"))?;
     let has_more = events.len() > limit;
     events.truncate(limit);
     // The stored canonical bodies are the objects; they are spliced in as they are.

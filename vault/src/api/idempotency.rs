@@ -15,13 +15,11 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 
-use super::cards::tx_error;
-use super::{ApiError, ErrorCode};
 use crate::crypto::sha256;
-use crate::store::StoreResult;
-use crate::store::ledger::{self, Claim, Tx};
+use crate::error::{ApiCode, ApiError, ErrorCode, internal};
+use crate::store::{self, Claim, StoreResult, Tx};
 use crate::{AppState, Principal};
 
 /// How long a kept response is replayed.
@@ -66,7 +64,7 @@ fn mismatch() -> ApiError {
     ApiError {
         kind: "idempotency_error",
         ..ApiError::invalid_request(
-            "idempotency_key_mismatch",
+            ApiCode::IdempotencyKeyMismatch,
             "This Idempotency-Key was already used with a different request; use a new key for a new request.",
         )
     }
@@ -102,23 +100,12 @@ async fn run(
 ) -> Result<Response, ApiError> {
     if key.is_empty() || key.len() > MAX_KEY_LEN {
         return Err(ApiError::invalid_request(
-            "parameter_invalid",
+            ApiCode::ParameterInvalid,
             "Idempotency-Key must be 1 to 255 characters.",
         ));
     }
-    let limit = state.config().body_limit;
     let (parts, body) = req.into_parts();
-    let bytes = Limited::new(body, limit)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.downcast_ref::<LengthLimitError>().is_some() {
-                ApiError::too_large(limit)
-            } else {
-                ApiError::invalid_request("invalid_body", "The request body could not be read.")
-            }
-        })?
-        .to_bytes();
+    let bytes = super::body_bytes(Request::from_parts(parts.clone(), body), state).await?;
     let mut request = Vec::with_capacity(bytes.len() + 64);
     request.extend_from_slice(parts.method.as_str().as_bytes());
     request.push(b' ');
@@ -140,11 +127,11 @@ async fn run(
     let now = state.now();
 
     let acct = account.clone();
-    let claim = ledger::write(state.store(), move |tx| {
-        Ok(tx.claim_key(&acct, &key_hash, &request_hash, now, LOCK_SECS)?)
+    let claim = store::write(state.store(), move |tx| {
+        tx.claim_key(&acct, &key_hash, &request_hash, now, LOCK_SECS)
     })
     .await
-    .map_err(tx_error("claiming an idempotency key failed"))?;
+    .map_err(internal("claiming an idempotency key failed"))?;
     match claim {
         Claim::Done { status, body } => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
@@ -159,7 +146,7 @@ async fn run(
         }
         Claim::InFlight => {
             return Err(ApiError::conflict(
-                "idempotency_key_in_use",
+                ApiCode::IdempotencyKeyInUse,
                 "A request with this Idempotency-Key is still running; retry after it finishes.",
             ));
         }
@@ -183,7 +170,7 @@ async fn run(
         Ok(b) => b.to_bytes(),
         Err(e) => {
             release(state, account, key_hash).await;
-            return Err(super::internal("reading a response failed")(e));
+            return Err(internal("reading a response failed")(e));
         }
     };
     let code = parts.extensions.get::<ErrorCode>().map(|c| c.0);
@@ -192,14 +179,14 @@ async fn run(
     } else {
         let kept = body.to_vec();
         let code = status.as_u16();
-        let done = ledger::write(state.store(), move |tx| {
-            Ok(tx.finish_key(&account, &key_hash, code, &kept, now + KEEP_SECS)?)
+        let done = store::write(state.store(), move |tx| {
+            tx.finish_key(&account, &key_hash, code, &kept, now + KEEP_SECS)
         })
         .await;
         if let Err(e) = done {
             // The request's effect is committed; only the replay copy is missing. The lock
             // lapses, and a retry then runs again (a token retry gets `replayed_request`).
-            tx_error("keeping an idempotent response failed")(e);
+            internal("keeping an idempotent response failed")(e);
         }
     }
     Ok(Response::from_parts(parts, Body::from(body)))
@@ -209,7 +196,7 @@ async fn run(
 /// A request refused before it ran is not (the key stays free for the real request): an
 /// authentication or permission refusal, a rate limit, a body too large or unreadable, a
 /// parameter that fails validation. Nor is a failure to retry (5xx). As Stripe does.
-fn ran(status: StatusCode, code: Option<&str>) -> bool {
+fn ran(status: StatusCode, code: Option<ApiCode>) -> bool {
     if status.is_success() {
         return true;
     }
@@ -230,16 +217,13 @@ fn ran(status: StatusCode, code: Option<&str>) -> bool {
     }
     !matches!(
         code,
-        None | Some("invalid_body" | "parameter_missing" | "parameter_invalid")
+        None | Some(ApiCode::InvalidBody | ApiCode::ParameterMissing | ApiCode::ParameterInvalid)
     )
 }
 
 async fn release(state: &AppState, account: String, key_hash: [u8; 32]) {
-    let released = ledger::write(state.store(), move |tx| {
-        Ok(tx.release_key(&account, &key_hash)?)
-    })
-    .await;
+    let released = store::write(state.store(), move |tx| tx.release_key(&account, &key_hash)).await;
     if let Err(e) = released {
-        tx_error("releasing an idempotency key failed")(e);
+        internal("releasing an idempotency key failed")(e);
     }
 }

@@ -13,19 +13,15 @@ use axum::response::Response;
 use axum::routing::post;
 use axum::{Extension, Router};
 use cardseal::Secret;
-use cardseal::card::{Brand, Card, CardInput, Cvc, Today};
+use cardseal::card::{Card, CardInput, Today};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::cards::{
-    CVC_TTL_SECS, NewCard, TxResult, card_key, event, insert_new_card, seal_cvc, tx_error,
-};
-use super::charges::json_text;
-use super::idempotency::{Kept, Replay};
-use super::{ApiError, Auth, JsonBody};
-use crate::store::CardSummary;
-use crate::store::ledger::{self, CardRecord, Tx, TxError};
-use crate::{AppState, ids};
+use super::{Auth, JsonBody, Replay, json_response, keep, missing};
+use crate::domain::{Work, card, crypto_failed};
+use crate::error::{ApiCode, ApiError, tx_failed};
+use crate::store::{CardRecord, Tx};
+use crate::{AppState, ids, store};
 
 /// No `Debug`: it holds the number and CVV.
 #[derive(Deserialize)]
@@ -94,13 +90,11 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
 /// A secret key of the named organisation.
 fn gate(auth: &Auth, organisation: Option<&str>) -> Result<(), ApiError> {
     auth.require_secret("cards_write")?;
-    let organisation = organisation.ok_or_else(|| {
-        ApiError::invalid_request("parameter_missing", "Send `organisation`: your account id.")
-            .param("organisation")
-    })?;
+    let organisation = organisation
+        .ok_or_else(|| missing("organisation", "Send `organisation`: your account id."))?;
     if organisation != auth.0.account_id {
         return Err(ApiError::permission(
-            "organisation_mismatch",
+            ApiCode::OrganisationMismatch,
             "organisation must be the account of the API key.",
         ));
     }
@@ -109,26 +103,15 @@ fn gate(auth: &Auth, organisation: Option<&str>) -> Result<(), ApiError> {
 
 /// The answer's JSON, kept as the idempotent replay in the same transaction when there is a
 /// key.
-fn keep(
+fn keep_card(
     tx: &dyn Tx,
-    replay: Option<&Extension<Replay>>,
+    replay: Option<&Replay>,
     card: &CardRecord,
     until: Option<i64>,
-) -> TxResult<String> {
-    let text = serde_json::to_string(&RawCardObject::new(card, until))
-        .map_err(|_| TxError::Abort(ApiError::internal()))?;
-    if let Some(Extension(r)) = replay {
-        r.keep(tx, text.as_bytes())?;
-    }
+) -> Work<String> {
+    let text = serde_json::to_string(&RawCardObject::new(card, until)).map_err(crypto_failed)?;
+    keep(tx, replay, &text)?;
     Ok(text)
-}
-
-fn respond(text: String, kept: bool) -> Response {
-    let mut response = json_text(text);
-    if kept {
-        response.extensions_mut().insert(Kept);
-    }
-    response
 }
 
 fn text(v: Option<&Value>) -> String {
@@ -140,11 +123,7 @@ fn text(v: Option<&Value>) -> String {
 }
 
 fn card_error(e: cardseal::Error) -> ApiError {
-    ApiError::card(
-        e.code(),
-        e.field().map_or("number", |f| f.as_str()),
-        e.message(),
-    )
+    ApiError::card(e, e.field().map_or("number", |f| f.as_str()))
 }
 
 pub(crate) async fn create(
@@ -171,45 +150,13 @@ pub(crate) async fn create(
     drop(input);
     let principal = Arc::clone(&auth.0);
     let bins = state.config().bin_table.clone();
-    let text = ledger::write(state.store(), move |tx| {
-        let number = Secret::new(card.number.expose());
-        let cvc = card.cvc.as_ref().map(|c| Secret::new(c.expose()));
-        let summary = CardSummary {
-            brand: card.number.brand().as_str().to_owned(),
-            bin: card.number.bin().to_owned(),
-            last4: card.number.last4().to_owned(),
-            exp_month: card.expiry.month(),
-            exp_year: card.expiry.year(),
-            fingerprint: principal.keys.fingerprint(number.expose()),
-        };
-        let (record, until) = insert_new_card(
-            tx,
-            &principal,
-            NewCard {
-                summary,
-                number: &number,
-                name: None,
-                cvc: cvc.as_ref(),
-                customer: None,
-                metadata: "{}".to_owned(),
-                issuer: bins
-                    .as_ref()
-                    .map(|b| b.lookup(number.expose()))
-                    .unwrap_or_default(),
-            },
-            now,
-        )?;
-        tx.append_event(&event(
-            &principal.account_id,
-            "card.created",
-            json!({"card": record.id, "via": "raw_card_api"}),
-            now,
-        ))?;
-        keep(tx, replay.as_ref(), &record, until)
+    let text = store::write_or_abort(state.store(), move |tx| {
+        let (record, until) = card::save_raw(tx, &principal, &card, bins.as_deref(), now)?;
+        keep_card(tx, replay.as_deref(), &record, until)
     })
     .await
-    .map_err(tx_error("saving a raw card failed"))?;
-    Ok(respond(text, kept))
+    .map_err(tx_failed("saving a raw card failed"))?;
+    Ok(json_response(text, kept))
 }
 
 pub(crate) async fn add_cvv(
@@ -224,31 +171,14 @@ pub(crate) async fn add_cvv(
     if !ids::is_id(&id, "card_") {
         return Err(ApiError::not_found(Some("id")));
     }
-    let cvv = body.cvv.ok_or_else(|| {
-        ApiError::invalid_request("parameter_missing", "Send `cvv`.").param("cvv")
-    })?;
+    let cvv = body.cvv.ok_or_else(|| missing("cvv", "Send `cvv`."))?;
     let principal = Arc::clone(&auth.0);
     let now = state.now();
-    let text = ledger::write(state.store(), move |tx| -> TxResult<String> {
-        let acct = principal.account_id.clone();
-        let Some(card) = tx.card(&acct, &id)? else {
-            return Err(TxError::Abort(ApiError::not_found(Some("id"))));
-        };
-        let brand = Brand::from_name(&card.summary.brand);
-        let cvc = Cvc::parse(cvv.expose(), brand)
-            .map_err(|e| TxError::Abort(ApiError::card(e.code(), "cvv", e.message())))?;
-        let key = card_key(&principal, &card)?;
-        let blob = seal_cvc(&acct, &id, &key, &Secret::new(cvc.expose()))?;
-        tx.put_cvc(&acct, &id, &blob, now + CVC_TTL_SECS)?;
-        tx.append_event(&event(
-            &acct,
-            "card.cvc_added",
-            json!({"card": id, "via": "raw_card_api"}),
-            now,
-        ))?;
-        keep(tx, replay.as_ref(), &card, Some(now + CVC_TTL_SECS))
+    let text = store::write_or_abort(state.store(), move |tx| {
+        let (record, until) = card::add_cvc_raw(tx, &principal, &id, &cvv, "cvv", now)?;
+        keep_card(tx, replay.as_deref(), &record, Some(until))
     })
     .await
-    .map_err(tx_error("adding a raw CVV failed"))?;
-    Ok(respond(text, kept))
+    .map_err(tx_failed("adding a raw CVV failed"))?;
+    Ok(json_response(text, kept))
 }

@@ -4,40 +4,22 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use cardseal::card::{Card, CardInput, Cvc, Today};
 use serde::{Deserialize, Serialize};
-use zeroize::Zeroizing;
 
-use super::{ApiError, Auth, ClientIp, JsonBody, internal};
-use crate::AppState;
+use super::{Auth, ClientIp, JsonBody, invalid, missing};
+use crate::bins::BinTable;
 use crate::crypto::sha256;
-use crate::ids;
+use crate::domain::token::{self, RECORD_KIND};
+use crate::error::{ApiCode, ApiError, internal};
 use crate::keys::Lookup;
-use crate::store::{CardSummary, JtiRecord, StoreError, TokenRecord, TokenType};
-use crate::unseal::{self, Payload, UnsealError};
-
-/// The AAD `kind` of a token's sealed card data.
-pub(crate) const RECORD_KIND: &str = "token";
+use crate::store::{self, IssuerInfo, JtiRecord, KeyKind, StoreError, TokenRecord, TokenType};
+use crate::unseal::{self, UnsealError};
+use crate::{AppState, ids};
 
 #[derive(Deserialize)]
 pub(crate) struct CreateToken {
     card: Option<String>,
     cvc: Option<String>,
-}
-
-/// What a token keeps, encrypted, for later use (saving the card, charging it).
-#[derive(Serialize)]
-struct SealedCard<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    number: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    exp_month: Option<u8>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    exp_year: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cvc: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    name: Option<&'a str>,
 }
 
 /// The Token object of the API, fields in the documented order.
@@ -68,10 +50,10 @@ struct TokenCard<'a> {
 impl<'a> TokenObject<'a> {
     /// The token as the API shows it; issuer metadata comes from the BIN table by the
     /// stored six-digit BIN.
-    pub(crate) fn new(t: &'a TokenRecord, bins: Option<&crate::bins::BinTable>) -> Self {
+    pub(crate) fn new(t: &'a TokenRecord, bins: Option<&BinTable>) -> Self {
         let issuer = match (bins, t.card.as_ref()) {
             (Some(b), Some(c)) => b.lookup(&c.bin),
-            _ => crate::store::ledger::IssuerInfo::default(),
+            _ => IssuerInfo::default(),
         };
         Self {
             id: &t.id,
@@ -96,9 +78,11 @@ impl<'a> TokenObject<'a> {
 
 fn unseal_error(e: UnsealError, param: &'static str) -> ApiError {
     match e {
-        UnsealError::Header(message) => ApiError::invalid_request("invalid_encrypted_payload", message).param(param),
+        UnsealError::Header(message) => {
+            ApiError::invalid_request(ApiCode::InvalidEncryptedPayload, message).param(param)
+        }
         UnsealError::KeyExpired => ApiError::invalid_request(
-            "encryption_key_expired",
+            ApiCode::EncryptionKeyExpired,
             "The value was sealed with a vault key that is retired or unknown; fetch the keys again and reseal.",
         )
         .param(param),
@@ -118,7 +102,7 @@ pub(crate) async fn create(
         Ok(t) => state
             .metrics()
             .token_created(t.token_type == TokenType::Cvc),
-        Err(e) => state.metrics().token_rejected(e.code),
+        Err(e) => state.metrics().token_rejected(e.code.as_str()),
     }
     let bins = state.config().bin_table.as_deref();
     result.map(|t| Json(TokenObject::new(&t, bins)).into_response())
@@ -132,9 +116,9 @@ async fn create_inner(
     body: CreateToken,
 ) -> Result<TokenRecord, ApiError> {
     let principal = &auth.0;
-    if principal.kind == crate::store::KeyKind::Restricted {
+    if principal.kind == KeyKind::Restricted {
         return Err(ApiError::permission(
-            "insufficient_scope",
+            ApiCode::InsufficientScope,
             "Tokens are created with a publishable or secret key.",
         ));
     }
@@ -144,18 +128,13 @@ async fn create_inner(
         (Some(jwe), None) => ("card", TokenType::Card, jwe),
         (None, Some(jwe)) => ("cvc", TokenType::Cvc, jwe),
         (None, None) => {
-            return Err(ApiError::invalid_request(
-                "parameter_missing",
+            return Err(missing(
+                "card",
                 "Send `card` (a sealed card) or `cvc` (a sealed CVC).",
-            )
-            .param("card"));
+            ));
         }
         (Some(_), Some(_)) => {
-            return Err(ApiError::invalid_request(
-                "parameter_invalid",
-                "Send either `card` or `cvc`, not both.",
-            )
-            .param("cvc"));
+            return Err(invalid("cvc", "Send either `card` or `cvc`, not both."));
         }
     };
 
@@ -181,17 +160,14 @@ async fn create_inner(
     let window_u64 = u64::try_from(window).unwrap_or(0);
     if now.abs_diff(payload.iat) > window_u64 {
         return Err(ApiError::invalid_request(
-            "request_expired",
+            ApiCode::RequestExpired,
             "The value was sealed more than 5 minutes from the vault's time; check the device clock and seal again.",
         )
         .param(param));
     }
 
     let id = ids::new_id("tok_");
-    let (card, plaintext) = match token_type {
-        TokenType::Card => card_record(principal.as_ref(), &payload, now)?,
-        TokenType::Cvc => cvc_record(&payload)?,
-    };
+    let (card, plaintext) = token::contents(principal, &payload, token_type, now)?;
     if let Some(card) = &card {
         // Card testing tokenizes one card again and again with guessed expiries and CVCs.
         let bucket = format!(
@@ -233,98 +209,24 @@ async fn create_inner(
         token_id: id,
         idempotency_key,
     };
-    match state.store().add_token(record.clone(), jti.clone()).await {
+    let (stored, kept) = (record.clone(), jti.clone());
+    match store::write(state.store(), move |tx| tx.add_token(&stored, &kept)).await {
         Ok(()) => Ok(record),
         Err(StoreError::Duplicate) => {
-            let earlier = state
-                .store()
-                .replayed_token(jti)
+            let earlier = store::read(state.store(), move |tx| tx.replayed_token(&jti))
                 .await
                 .map_err(internal("reading a replayed token failed"))?;
             if let Some(t) = earlier {
                 return Ok(t);
             }
             Err(ApiError::conflict(
-                "replayed_request",
+                ApiCode::ReplayedRequest,
                 "This sealed value was already used; seal the card again.",
             )
             .param(param))
         }
         Err(e) => Err(internal("storing a token failed")(e)),
     }
-}
-
-type Sealable = (Option<CardSummary>, Zeroizing<Vec<u8>>);
-
-fn to_json(value: &SealedCard<'_>) -> Result<Zeroizing<Vec<u8>>, ApiError> {
-    // Sized up front so the buffer never reallocates and leaves an unzeroized copy behind.
-    let mut buf = Zeroizing::new(Vec::with_capacity(512));
-    serde_json::to_writer(&mut *buf, value).map_err(internal("encoding a token failed"))?;
-    Ok(buf)
-}
-
-fn card_record(
-    principal: &crate::Principal,
-    payload: &Payload,
-    now: i64,
-) -> Result<Sealable, ApiError> {
-    if payload.number.is_none() {
-        return Err(ApiError::card(
-            cardseal::Error::IncompleteNumber.code(),
-            "number",
-            cardseal::Error::IncompleteNumber.message(),
-        ));
-    }
-    let input = CardInput {
-        number: payload.number.clone().unwrap_or_default(),
-        exp_month: payload.exp_month.map(|m| m.to_string()).unwrap_or_default(),
-        exp_year: payload.exp_year.map(|y| y.to_string()).unwrap_or_default(),
-        cvc: payload.cvc.clone(),
-        name: payload.name.clone(),
-    };
-    // The same validation as the browser's, so a card the form accepts is never refused here.
-    let card =
-        Card::parse(&input, Today::from_unix(now)).map_err(|errors| match errors.first() {
-            Some(e) => ApiError::card(e.code.code(), e.field.as_str(), e.code.message()),
-            None => ApiError::internal(),
-        })?;
-    let number = card.number.expose();
-    let summary = CardSummary {
-        brand: card.number.brand().as_str().to_owned(),
-        bin: card.number.bin().to_owned(),
-        last4: card.number.last4().to_owned(),
-        exp_month: card.expiry.month(),
-        exp_year: card.expiry.year(),
-        fingerprint: principal.keys.fingerprint(number),
-    };
-    let plaintext = to_json(&SealedCard {
-        number: Some(number),
-        exp_month: Some(summary.exp_month),
-        exp_year: Some(summary.exp_year),
-        cvc: card.cvc.as_ref().map(Cvc::expose),
-        name: card.name.as_ref().map(|n| n.as_str()),
-    })?;
-    Ok((Some(summary), plaintext))
-}
-
-fn cvc_record(payload: &Payload) -> Result<Sealable, ApiError> {
-    if payload.number.is_some() {
-        return Err(ApiError::invalid_request(
-            "parameter_invalid",
-            "A sealed CVC must hold only a CVC; send a sealed card as `card`.",
-        )
-        .param("cvc"));
-    }
-    let raw = payload.cvc.as_ref().map(|c| c.expose()).unwrap_or_default();
-    let cvc = Cvc::parse(raw, None).map_err(|e| ApiError::card(e.code(), "cvc", e.message()))?;
-    let plaintext = to_json(&SealedCard {
-        number: None,
-        exp_month: None,
-        exp_year: None,
-        cvc: Some(cvc.expose()),
-        name: None,
-    })?;
-    Ok((None, plaintext))
 }
 
 pub(crate) async fn retrieve(
@@ -336,9 +238,8 @@ pub(crate) async fn retrieve(
     if !ids::is_id(&id, "tok_") {
         return Err(ApiError::not_found(Some("id")));
     }
-    let token = state
-        .store()
-        .token(&auth.0.account_id, &id)
+    let account = auth.0.account_id.clone();
+    let token = store::read(state.store(), move |tx| tx.token(&account, &id))
         .await
         .map_err(internal("reading a token failed"))?
         .ok_or_else(|| ApiError::not_found(Some("id")))?;

@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 
 use super::ForwardSettings;
 use super::destination::Destination;
-use crate::api::ApiError;
+use crate::error::{ApiCode, ApiError};
 
 /// The response headers handed back to the merchant, chosen because merchants act on them
 /// and none carries card data: the type of the body, the processor's request and idempotency
@@ -59,7 +59,7 @@ pub struct Upstream {
     pub body: Vec<u8>,
 }
 
-fn bad_gateway(code: &'static str, message: &'static str) -> ApiError {
+fn bad_gateway(code: ApiCode, message: &'static str) -> ApiError {
     ApiError {
         status: StatusCode::BAD_GATEWAY,
         kind: "api_error",
@@ -70,7 +70,7 @@ fn bad_gateway(code: &'static str, message: &'static str) -> ApiError {
 /// 502 `upstream_connection_failed`.
 pub fn connection_failed() -> ApiError {
     bad_gateway(
-        "upstream_connection_failed",
+        ApiCode::UpstreamConnectionFailed,
         "The processor could not be reached, or the connection broke before it answered.",
     )
 }
@@ -80,13 +80,16 @@ pub fn timed_out() -> ApiError {
     ApiError {
         status: StatusCode::GATEWAY_TIMEOUT,
         kind: "api_error",
-        ..ApiError::invalid_request("upstream_timeout", "The processor did not answer in time.")
+        ..ApiError::invalid_request(
+            ApiCode::UpstreamTimeout,
+            "The processor did not answer in time.",
+        )
     }
 }
 
 fn too_large() -> ApiError {
     bad_gateway(
-        "upstream_response_too_large",
+        ApiCode::UpstreamResponseTooLarge,
         "The processor's answer is larger than 1 MiB; it was not handed back.",
     )
 }
@@ -96,7 +99,7 @@ pub fn check_headers(
     headers: &[(String, String)],
 ) -> Result<Vec<(HeaderName, HeaderValue)>, ApiError> {
     let invalid =
-        |m: &'static str| ApiError::invalid_request("parameter_invalid", m).param("headers");
+        |m: &'static str| ApiError::invalid_request(ApiCode::ParameterInvalid, m).param("headers");
     if headers.len() > 50 {
         return Err(invalid("headers holds at most 50 entries."));
     }
@@ -162,7 +165,7 @@ pub async fn connect(
         .map_err(|e| {
             tracing::info!(error = %e, host = %dest.host, "forward TLS handshake failed");
             bad_gateway(
-                "upstream_tls_failed",
+                ApiCode::UpstreamTlsFailed,
                 "The TLS handshake with the processor failed (its certificate is not trusted or does not name the host).",
             )
         })?;
@@ -204,7 +207,7 @@ pub async fn send(
         .body(Full::new(Bytes::from_owner(body)))
         .map_err(|_| {
             ApiError::invalid_request(
-                "parameter_invalid",
+                ApiCode::ParameterInvalid,
                 "destination's path or a header could not be sent as HTTP.",
             )
             .param("destination")

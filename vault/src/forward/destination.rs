@@ -3,8 +3,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use crate::api::ApiError;
-use crate::store::Store;
+use crate::error::{ApiCode, ApiError};
+use crate::store::{self, Store};
 
 /// The https port, the only one allowed unless the allow-list entry names another.
 const DEFAULT_PORT: u16 = 443;
@@ -36,12 +36,12 @@ impl Destination {
 
 /// The refusal of a destination; `why` is a fixed sentence.
 pub fn not_allowed(why: &'static str) -> ApiError {
-    ApiError::invalid_request("forward_destination_not_allowed", why).param("destination")
+    ApiError::invalid_request(ApiCode::ForwardDestinationNotAllowed, why).param("destination")
 }
 
 fn invalid() -> ApiError {
     ApiError::invalid_request(
-        "parameter_invalid",
+        ApiCode::ParameterInvalid,
         "destination must be an absolute https URL such as https://api.psp.example/v1/payments.",
     )
     .param("destination")
@@ -258,7 +258,7 @@ pub async fn resolve(dest: &Destination, allow_private: bool) -> Result<Vec<Sock
                 status: axum::http::StatusCode::BAD_GATEWAY,
                 kind: "api_error",
                 ..ApiError::invalid_request(
-                    "upstream_dns_failed",
+                    ApiCode::UpstreamDnsFailed,
                     "The destination's host name did not resolve.",
                 )
             }
@@ -270,7 +270,7 @@ pub async fn resolve(dest: &Destination, allow_private: bool) -> Result<Vec<Sock
             status: axum::http::StatusCode::BAD_GATEWAY,
             kind: "api_error",
             ..ApiError::invalid_request(
-                "upstream_dns_failed",
+                ApiCode::UpstreamDnsFailed,
                 "The destination's host name did not resolve.",
             )
         }
@@ -299,7 +299,8 @@ pub async fn set_forward_hosts(
     if hosts.len() > MAX_HOSTS {
         return Err(format!("at most {MAX_HOSTS} forward hosts"));
     }
-    match store.set_forward_hosts(account_id, hosts.clone()).await {
+    let (id, kept) = (account_id.to_owned(), hosts.clone());
+    match store::write(store, move |tx| tx.set_forward_hosts(&id, &kept)).await {
         Ok(true) => Ok(hosts),
         Ok(false) => Err(format!("no account {account_id}")),
         Err(e) => Err(e.to_string()),
@@ -332,7 +333,7 @@ mod tests {
             ("https://api psp/", "parameter_invalid"),
             ("ftp://api.psp.example/", "parameter_invalid"),
         ] {
-            assert_eq!(parse(url).unwrap_err().code, code, "{url}");
+            assert_eq!(parse(url).unwrap_err().code.as_str(), code, "{url}");
         }
     }
 

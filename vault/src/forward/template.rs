@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use cardseal::Secret;
 use zeroize::Zeroizing;
 
-use crate::api::ApiError;
+use crate::error::{ApiCode, ApiError};
 
 /// A card field a placeholder names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,7 +108,7 @@ fn echoable(name: &str) -> bool {
 
 fn malformed() -> ApiError {
     ApiError::invalid_request(
-        "placeholder_malformed",
+        ApiCode::PlaceholderMalformed,
         "The body holds a malformed placeholder: write {{card.number}}, {{card.exp_month}}, {{card.exp_year}}, {{card.exp_year2}}, {{card.cvc}} or {{card.name}}.",
     )
     .param("body")
@@ -137,7 +137,7 @@ impl Template {
                     return Err(malformed());
                 }
                 return Err(ApiError::invalid_request(
-                    "placeholder_unknown",
+                    ApiCode::PlaceholderUnknown,
                     format!(
                         "Unknown placeholder {{{{{name}}}}}: use card.number, card.exp_month, card.exp_year, card.exp_year2, card.cvc or card.name."
                     ),
@@ -157,7 +157,7 @@ impl Template {
             None if !has_fields => Escaping::Json,
             None => {
                 return Err(ApiError::invalid_request(
-                    "content_type_unsupported",
+                    ApiCode::ContentTypeUnsupported,
                     "Placeholders are filled only in application/json and application/x-www-form-urlencoded bodies: set headers.Content-Type to one of them.",
                 )
                 .param("headers"));
@@ -253,7 +253,7 @@ fn push_escaped(out: &mut String, value: &str, escaping: Escaping) {
 pub fn check_header_value(value: &str) -> Result<(), ApiError> {
     if value.contains("{{") {
         return Err(ApiError::invalid_request(
-            "placeholder_not_allowed",
+            ApiCode::PlaceholderNotAllowed,
             Cow::Borrowed("Placeholders are filled only in the body; headers are sent as given."),
         )
         .param("headers"));
@@ -310,25 +310,25 @@ mod tests {
     fn unknown_malformed_and_unescapable_placeholders_are_refused() {
         let json = Some("application/json");
         let e = Template::parse("{{card.pan}}", json).unwrap_err();
-        assert_eq!(e.code, "placeholder_unknown");
+        assert_eq!(e.code, ApiCode::PlaceholderUnknown);
         assert!(e.message.contains("{{card.pan}}"), "{}", e.message);
         // A name that could be card data is never echoed.
         let e = Template::parse("{{4242424242424242}}", json).unwrap_err();
-        assert_eq!(e.code, "placeholder_malformed");
+        assert_eq!(e.code, ApiCode::PlaceholderMalformed);
         assert!(!e.message.contains("4242"));
         assert_eq!(
             Template::parse("{{card.number", json).unwrap_err().code,
-            "placeholder_malformed"
+            ApiCode::PlaceholderMalformed
         );
         assert_eq!(
             Template::parse("n={{card.number}}", Some("text/plain"))
                 .unwrap_err()
                 .code,
-            "content_type_unsupported"
+            ApiCode::ContentTypeUnsupported
         );
         assert_eq!(
             Template::parse("n={{card.number}}", None).unwrap_err().code,
-            "content_type_unsupported"
+            ApiCode::ContentTypeUnsupported
         );
         // No placeholder: any body goes as it is.
         let t = Template::parse("<xml/>", Some("text/xml")).unwrap();

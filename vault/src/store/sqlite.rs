@@ -8,91 +8,21 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, Row, params};
+mod schema;
+mod tx;
 
-use super::{
-    AccountRecord, ApiKeyRecord, CardSummary, JtiRecord, KeyKind, SealingKeyRecord, Store,
-    StoreError, StoreResult, TokenRecord, TokenType,
-};
+use std::sync::OnceLock;
+
+use async_trait::async_trait;
+use rusqlite::Connection;
+
+use self::schema::MIGRATIONS;
+use self::tx::SqlTx;
+use super::{Store, StoreError, StoreResult, TxError, TxJob, TxOutcome};
+use crate::crypto::MasterKey;
 
 /// The database file's name inside the data directory.
 pub const DB_FILE: &str = "cardseal-vault.sqlite3";
-
-pub mod ledger;
-
-/// Ordered migrations; `PRAGMA user_version` counts how many ran. Append only: a shipped
-/// migration never changes.
-const MIGRATIONS: &[&str] = &[
-    // 1: keys, accounts, tokens and replay protection.
-    "
-    CREATE TABLE sealing_keys (
-        kid           TEXT PRIMARY KEY,
-        private_key   BLOB NOT NULL,     -- PKCS#8 DER wrapped under the master key
-        public_jwk    TEXT NOT NULL,
-        created       INTEGER NOT NULL,
-        superseded_at INTEGER
-    ) STRICT;
-    CREATE TABLE accounts (
-        id              TEXT PRIMARY KEY,
-        name            TEXT NOT NULL,
-        allowed_origins TEXT NOT NULL,   -- JSON array of origin patterns
-        data_key        BLOB NOT NULL,   -- AES-256-GCM key wrapped under the master key
-        fingerprint_key BLOB NOT NULL,   -- HMAC-SHA256 key wrapped under the master key
-        demo            INTEGER NOT NULL DEFAULT 0,
-        created         INTEGER NOT NULL
-    ) STRICT;
-    CREATE UNIQUE INDEX accounts_one_demo ON accounts(demo) WHERE demo = 1;
-    CREATE TABLE api_keys (
-        key_hash    BLOB PRIMARY KEY,    -- SHA-256 of the key; the key itself is not kept
-        account_id  TEXT NOT NULL REFERENCES accounts(id),
-        kind        TEXT NOT NULL,
-        scopes      TEXT NOT NULL,       -- JSON array
-        wrapped_key BLOB,                -- demo account only
-        created     INTEGER NOT NULL
-    ) STRICT;
-    CREATE INDEX api_keys_account ON api_keys(account_id);
-    CREATE TABLE tokens (
-        id          TEXT PRIMARY KEY,
-        account_id  TEXT NOT NULL REFERENCES accounts(id),
-        type        TEXT NOT NULL,
-        brand       TEXT,
-        bin         TEXT,
-        last4       TEXT,
-        exp_month   INTEGER,
-        exp_year    INTEGER,
-        fingerprint BLOB,
-        sealed      BLOB,                -- card data, AES-256-GCM, AAD = account and token id
-        client_ip   TEXT,
-        created     INTEGER NOT NULL,
-        expires_at  INTEGER NOT NULL,
-        used_at     INTEGER
-    ) STRICT;
-    CREATE INDEX tokens_expiry ON tokens(expires_at) WHERE sealed IS NOT NULL;
-    -- Keyed by expiry first: a replayed JWE carries the same iat, hence the same expiry, so
-    -- uniqueness holds; inserts land at the end of the B-tree instead of on a random page;
-    -- and the purge is a range delete on the key.
-    CREATE TABLE seen_jtis (
-        expires_at      INTEGER NOT NULL,
-        jti_hash        BLOB NOT NULL,    -- SHA-256 of the JWE's jti
-        account_id      TEXT NOT NULL,
-        token_id        TEXT NOT NULL,
-        idempotency_key BLOB,             -- SHA-256 of the request's Idempotency-Key
-        PRIMARY KEY (expires_at, jti_hash)
-    ) STRICT, WITHOUT ROWID;
-    ",
-    // 2: saved cards, CVCs, charges, the audit log and idempotency keys.
-    ledger::MIGRATION,
-    // 3: API keys can be rolled (the old one expires after a grace period) and revoked.
-    "
-    ALTER TABLE api_keys ADD COLUMN expires_at INTEGER;
-    ALTER TABLE api_keys ADD COLUMN revoked_at INTEGER;
-    ",
-    // 4: per-account audit keys for the keyed event chains.
-    ledger::AUDIT_KEY_MIGRATION,
-    // 5: the hosts `POST /v1/forward` may send cards to (`accounts update --forward-host`).
-    "ALTER TABLE accounts ADD COLUMN forward_hosts TEXT NOT NULL DEFAULT '[]'; -- JSON array",
-];
 
 /// How many read connections to keep.
 const READERS: usize = 4;
@@ -110,8 +40,8 @@ struct Inner {
     /// supported toolchain; it is held for the duration of one `send`.)
     jobs: Mutex<mpsc::Sender<Job>>,
     readers: Mutex<Vec<Connection>>,
-    /// Keys the audit chains; set by [`crate::store::ledger::Ledger::use_master_key`].
-    audit_master: std::sync::OnceLock<Arc<crate::crypto::MasterKey>>,
+    /// Keys the audit chains; set by [`Store::use_master_key`].
+    audit_master: OnceLock<Arc<MasterKey>>,
 }
 
 /// A unit of writing: runs inside the group transaction and returns what to tell its caller
@@ -128,10 +58,9 @@ const GATHER: Duration = Duration::from_micros(500);
 /// How often the WAL is checkpointed into the database file, off the write path.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
-fn in_savepoint<T>(
-    conn: &Connection,
-    f: impl FnOnce(&Connection) -> StoreResult<T>,
-) -> StoreResult<T> {
+/// Runs a job in its own savepoint: an `Err` (a failure or the caller's abort) undoes the job,
+/// and only the job.
+fn in_savepoint(conn: &Connection, f: impl FnOnce(&Connection) -> TxOutcome) -> TxOutcome {
     run_cached(conn, "SAVEPOINT job")?;
     let result = f(conn);
     if result.is_err() {
@@ -271,7 +200,7 @@ impl SqliteStore {
             path: path.to_owned(),
             jobs: Mutex::new(jobs),
             readers: Mutex::new(Vec::new()),
-            audit_master: std::sync::OnceLock::new(),
+            audit_master: OnceLock::new(),
         });
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
@@ -314,30 +243,25 @@ impl SqliteStore {
 
     /// Runs `f` on the writer thread, inside a savepoint of the current group transaction,
     /// and answers once that transaction has committed.
-    async fn write<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
-    ) -> StoreResult<T> {
+    async fn write(&self, f: impl FnOnce(&Connection) -> TxOutcome + Send + 'static) -> TxOutcome {
+        let stopped = || StoreError::Backend("the database writer has stopped".into());
         let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |conn: &Connection| {
             let result = in_savepoint(conn, f);
             Box::new(move |commit: StoreResult<()>| {
+                let outcome = match commit {
+                    Ok(()) => result,
+                    Err(e) => Err(TxError::Store(e)),
+                };
                 // The caller may have gone away (a dropped request); nothing to do then.
-                let _ = reply_tx.send(commit.and(result));
+                let _ = reply_tx.send(outcome);
             })
         });
-        lock(&self.inner.jobs)
-            .send(job)
-            .map_err(|_| StoreError::Backend("the database writer has stopped".into()))?;
-        reply_rx
-            .await
-            .map_err(|_| StoreError::Backend("the database writer has stopped".into()))?
+        lock(&self.inner.jobs).send(job).map_err(|_| stopped())?;
+        reply_rx.await.map_err(|_| stopped())?
     }
 
-    async fn read<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
-    ) -> StoreResult<T> {
+    async fn read(&self, f: impl FnOnce(&Connection) -> TxOutcome + Send + 'static) -> TxOutcome {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
             let conn = lock(&inner.readers).pop();
@@ -392,448 +316,22 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
     Ok(())
 }
 
-fn json_list(list: &[String]) -> StoreResult<String> {
-    serde_json::to_string(list).map_err(backend)
-}
-
-fn parse_list(text: &str) -> rusqlite::Result<Vec<String>> {
-    serde_json::from_str(text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    })
-}
-
-fn bad_value(what: &str) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        0,
-        rusqlite::types::Type::Text,
-        format!("unexpected stored {what}").into(),
-    )
-}
-
-const ACCOUNT_COLS: &str =
-    "a.id, a.name, a.allowed_origins, a.data_key, a.fingerprint_key, a.demo, a.created";
-
-fn account_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<AccountRecord> {
-    Ok(AccountRecord {
-        id: r.get(at)?,
-        name: r.get(at + 1)?,
-        allowed_origins: parse_list(&r.get::<_, String>(at + 2)?)?,
-        wrapped_data_key: r.get(at + 3)?,
-        wrapped_fingerprint_key: r.get(at + 4)?,
-        demo: r.get(at + 5)?,
-        created: r.get(at + 6)?,
-    })
-}
-
-const KEY_COLS: &str = "k.key_hash, k.account_id, k.kind, k.scopes, k.wrapped_key, k.created, k.expires_at, k.revoked_at";
-/// How many columns [`KEY_COLS`] names.
-const KEY_COL_COUNT: usize = 8;
-
-fn key_from_row(r: &Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
-    let kind: String = r.get(2)?;
-    Ok(ApiKeyRecord {
-        key_hash: r.get(0)?,
-        account_id: r.get(1)?,
-        kind: KeyKind::parse(&kind).ok_or_else(|| bad_value("key kind"))?,
-        scopes: parse_list(&r.get::<_, String>(3)?)?,
-        wrapped_key: r.get(4)?,
-        created: r.get(5)?,
-        expires_at: r.get(6)?,
-        revoked_at: r.get(7)?,
-    })
-}
-
-const TOKEN_COLS: &str = "id, account_id, type, brand, bin, last4, exp_month, exp_year, fingerprint, sealed, client_ip, created, expires_at, used_at";
-
-fn token_from_row(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
-    let token_type: String = r.get(2)?;
-    let brand: Option<String> = r.get(3)?;
-    let card = match brand {
-        Some(brand) => Some(CardSummary {
-            brand,
-            bin: r.get(4)?,
-            last4: r.get(5)?,
-            exp_month: r.get(6)?,
-            exp_year: r.get(7)?,
-            fingerprint: r.get(8)?,
-        }),
-        None => None,
-    };
-    Ok(TokenRecord {
-        id: r.get(0)?,
-        account_id: r.get(1)?,
-        token_type: TokenType::parse(&token_type).ok_or_else(|| bad_value("token type"))?,
-        card,
-        sealed: r.get(9)?,
-        client_ip: r.get(10)?,
-        created: r.get(11)?,
-        expires_at: r.get(12)?,
-        used_at: r.get(13)?,
-    })
-}
-
-fn insert_api_key(c: &Connection, k: &ApiKeyRecord) -> StoreResult<()> {
-    c.execute(
-        "INSERT INTO api_keys (key_hash, account_id, kind, scopes, wrapped_key, created, expires_at, revoked_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            k.key_hash,
-            k.account_id,
-            k.kind.as_str(),
-            json_list(&k.scopes)?,
-            k.wrapped_key,
-            k.created,
-            k.expires_at,
-            k.revoked_at
-        ],
-    )
-    .map(drop)
-    .map_err(backend)
-}
-
 #[async_trait]
 impl Store for SqliteStore {
-    async fn sealing_keys(&self) -> StoreResult<Vec<SealingKeyRecord>> {
-        self.read(|c| {
-            let mut stmt = c
-                .prepare_cached(
-                    "SELECT kid, private_key, public_jwk, created, superseded_at
-                     FROM sealing_keys ORDER BY created, rowid",
-                )
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok(SealingKeyRecord {
-                        kid: r.get(0)?,
-                        wrapped_private_key: r.get(1)?,
-                        public_jwk: r.get(2)?,
-                        created: r.get(3)?,
-                        superseded_at: r.get(4)?,
-                    })
-                })
-                .map_err(backend)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
-        })
-        .await
-    }
-
-    async fn add_sealing_key(&self, key: SealingKeyRecord) -> StoreResult<()> {
-        self.write(move |c| {
-            c.execute(
-                "UPDATE sealing_keys SET superseded_at = ?1 WHERE superseded_at IS NULL",
-                params![key.created],
-            )
-            .map_err(backend)?;
-            c.execute(
-                "INSERT INTO sealing_keys (kid, private_key, public_jwk, created, superseded_at)
-                 VALUES (?1, ?2, ?3, ?4, NULL)",
-                params![
-                    key.kid,
-                    key.wrapped_private_key,
-                    key.public_jwk,
-                    key.created
-                ],
-            )
-            .map_err(backend)?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn add_account(
-        &self,
-        account: AccountRecord,
-        keys: Vec<ApiKeyRecord>,
-    ) -> StoreResult<()> {
-        self.write(move |c| {
-            c.execute(
-                "INSERT INTO accounts (id, name, allowed_origins, data_key, fingerprint_key, demo, created)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    account.id,
-                    account.name,
-                    json_list(&account.allowed_origins)?,
-                    account.wrapped_data_key,
-                    account.wrapped_fingerprint_key,
-                    account.demo,
-                    account.created
-                ],
-            )
-            .map_err(|e| match e {
-                rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
-                    StoreError::Duplicate
-                }
-                e => backend(e),
-            })?;
-            for k in &keys {
-                insert_api_key(c, k)?;
-            }
-            Ok(())
-        })
-        .await
-    }
-
-    async fn demo_account(&self) -> StoreResult<Option<(AccountRecord, Vec<ApiKeyRecord>)>> {
-        self.read(|c| {
-            let account = c
-                .query_row(
-                    &format!("SELECT {ACCOUNT_COLS} FROM accounts a WHERE a.demo = 1"),
-                    [],
-                    |r| account_from_row(r, 0),
-                )
-                .optional()
-                .map_err(backend)?;
-            let Some(account) = account else {
-                return Ok(None);
-            };
-            let mut stmt = c
-                .prepare(&format!(
-                    "SELECT {KEY_COLS} FROM api_keys k WHERE k.account_id = ?1 ORDER BY k.rowid"
-                ))
-                .map_err(backend)?;
-            let keys = stmt
-                .query_map(params![account.id], key_from_row)
-                .map_err(backend)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(backend)?;
-            Ok(Some((account, keys)))
-        })
-        .await
-    }
-
-    async fn api_key(
-        &self,
-        key_hash: [u8; 32],
-    ) -> StoreResult<Option<(ApiKeyRecord, AccountRecord)>> {
-        self.read(move |c| {
-            c.prepare_cached(&format!(
-                "SELECT {KEY_COLS}, {ACCOUNT_COLS} FROM api_keys k JOIN accounts a ON a.id = k.account_id
-                 WHERE k.key_hash = ?1"
-            ))
-            .map_err(backend)?
-            .query_row(params![key_hash], |r| {
-                Ok((key_from_row(r)?, account_from_row(r, KEY_COL_COUNT)?))
-            })
-            .optional()
-            .map_err(backend)
-        })
-        .await
-    }
-
-    async fn account(&self, id: &str) -> StoreResult<Option<AccountRecord>> {
-        let id = id.to_owned();
-        self.read(move |c| {
-            c.prepare_cached(&format!(
-                "SELECT {ACCOUNT_COLS} FROM accounts a WHERE a.id = ?1"
-            ))
-            .map_err(backend)?
-            .query_row(params![id], |r| account_from_row(r, 0))
-            .optional()
-            .map_err(backend)
-        })
-        .await
-    }
-
-    async fn roll_api_key(&self, key: ApiKeyRecord, old_expire_at: i64) -> StoreResult<u64> {
-        self.write(move |c| {
-            let n = c
-                .execute(
-                    "UPDATE api_keys SET expires_at = ?4
-                     WHERE account_id = ?1 AND kind = ?2 AND key_hash != ?3 AND revoked_at IS NULL
-                       AND (expires_at IS NULL OR expires_at > ?4)",
-                    params![
-                        key.account_id,
-                        key.kind.as_str(),
-                        key.key_hash,
-                        old_expire_at
-                    ],
-                )
-                .map_err(backend)?;
-            insert_api_key(c, &key)?;
-            Ok(u64::try_from(n).unwrap_or(u64::MAX))
-        })
-        .await
-    }
-
-    async fn revoke_api_key(&self, key_hash: [u8; 32], now: i64) -> StoreResult<bool> {
-        self.write(move |c| {
-            c.execute(
-                "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE key_hash = ?1",
-                params![key_hash, now],
-            )
-            .map(|n| n > 0)
-            .map_err(backend)
-        })
-        .await
-    }
-
-    async fn set_allowed_origins(
-        &self,
-        account_id: &str,
-        origins: Vec<String>,
-    ) -> StoreResult<bool> {
-        let account_id = account_id.to_owned();
-        self.write(move |c| {
-            c.execute(
-                "UPDATE accounts SET allowed_origins = ?2 WHERE id = ?1",
-                params![account_id, json_list(&origins)?],
-            )
-            .map(|n| n > 0)
-            .map_err(backend)
-        })
-        .await
-    }
-
-    async fn forward_hosts(&self, account_id: &str) -> StoreResult<Vec<String>> {
-        let account_id = account_id.to_owned();
-        self.read(move |c| {
-            let text: Option<String> = c
-                .prepare_cached("SELECT forward_hosts FROM accounts WHERE id = ?1")
-                .map_err(backend)?
-                .query_row(params![account_id], |r| r.get(0))
-                .optional()
-                .map_err(backend)?;
-            match text {
-                Some(t) => parse_list(&t).map_err(backend),
-                None => Ok(Vec::new()),
-            }
-        })
-        .await
-    }
-
-    async fn set_forward_hosts(&self, account_id: &str, hosts: Vec<String>) -> StoreResult<bool> {
-        let account_id = account_id.to_owned();
-        self.write(move |c| {
-            c.execute(
-                "UPDATE accounts SET forward_hosts = ?2 WHERE id = ?1",
-                params![account_id, json_list(&hosts)?],
-            )
-            .map(|n| n > 0)
-            .map_err(backend)
-        })
-        .await
-    }
-
-    async fn add_token(&self, token: TokenRecord, jti: JtiRecord) -> StoreResult<()> {
+    async fn transact(&self, job: TxJob) -> TxOutcome {
         let master = self.inner.audit_master.get().cloned();
-        self.write(move |c| {
-            let fresh = c
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO seen_jtis (jti_hash, expires_at, account_id, token_id, idempotency_key)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .map_err(backend)?
-                .execute(params![
-                    jti.jti_hash,
-                    jti.expires_at,
-                    jti.account_id,
-                    jti.token_id,
-                    jti.idempotency_key.as_ref().map(|k| &k[..])
-                ])
-                .map_err(backend)?;
-            if fresh == 0 {
-                return Err(StoreError::Duplicate);
-            }
-            let card = token.card.as_ref();
-            c.prepare_cached(&format!(
-                "INSERT INTO tokens ({TOKEN_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
-            ))
-            .map_err(backend)?
-            .execute(params![
-                token.id,
-                token.account_id,
-                token.token_type.as_str(),
-                card.map(|c| &c.brand),
-                card.map(|c| &c.bin),
-                card.map(|c| &c.last4),
-                card.map(|c| c.exp_month),
-                card.map(|c| c.exp_year),
-                card.map(|c| &c.fingerprint[..]),
-                token.sealed,
-                token.client_ip,
-                token.created,
-                token.expires_at,
-                token.used_at
-            ])
-            .map_err(backend)?;
-            ledger::token_created(c, master.as_deref(), &token)?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn replayed_token(&self, jti: JtiRecord) -> StoreResult<Option<TokenRecord>> {
-        let Some(idempotency_key) = jti.idempotency_key else {
-            return Ok(None);
-        };
-        self.read(move |c| {
-            let cols = TOKEN_COLS.split(", ").map(|c| format!("t.{c}")).collect::<Vec<_>>().join(", ");
-            c.prepare_cached(&format!(
-                "SELECT {cols} FROM seen_jtis j JOIN tokens t ON t.id = j.token_id AND t.account_id = j.account_id
-                 WHERE j.expires_at = ?4 AND j.jti_hash = ?1 AND j.account_id = ?2 AND j.idempotency_key = ?3"
-            ))
-            .map_err(backend)?
-            .query_row(
-                params![jti.jti_hash, jti.account_id, idempotency_key, jti.expires_at],
-                token_from_row,
-            )
-            .optional()
-            .map_err(backend)
-        })
-        .await
-    }
-
-    async fn token(&self, account_id: &str, id: &str) -> StoreResult<Option<TokenRecord>> {
-        let (account_id, id) = (account_id.to_owned(), id.to_owned());
-        self.read(move |c| {
-            c.prepare_cached(&format!(
-                "SELECT {TOKEN_COLS} FROM tokens WHERE id = ?1 AND account_id = ?2"
-            ))
-            .map_err(backend)?
-            .query_row(params![id, account_id], token_from_row)
-            .optional()
-            .map_err(backend)
-        })
-        .await
-    }
-
-    async fn use_token(
-        &self,
-        account_id: &str,
-        id: &str,
-        now: i64,
-    ) -> StoreResult<Option<TokenRecord>> {
-        let (account_id, id) = (account_id.to_owned(), id.to_owned());
-        self.write(move |c| ledger::use_token(c, &account_id, &id, now))
+        self.write(move |c| job(&SqlTx::new(c, master.as_deref())))
             .await
     }
 
-    async fn purge(&self, now: i64) -> StoreResult<u64> {
-        self.write(move |c| {
-            let jtis = c
-                .execute("DELETE FROM seen_jtis WHERE expires_at <= ?1", params![now])
-                .map_err(backend)?;
-            let tokens = c
-                .execute(
-                    "UPDATE tokens SET sealed = NULL WHERE sealed IS NOT NULL AND expires_at <= ?1",
-                    params![now],
-                )
-                .map_err(backend)?;
-            Ok(u64::try_from(jtis + tokens).unwrap_or(u64::MAX))
-        })
-        .await
+    async fn query(&self, job: TxJob) -> TxOutcome {
+        let master = self.inner.audit_master.get().cloned();
+        self.read(move |c| job(&SqlTx::new(c, master.as_deref())))
+            .await
     }
 
-    async fn delete_sealing_keys(&self, before: i64) -> StoreResult<u64> {
-        self.write(move |c| {
-            let n = c
-                .execute(
-                    "DELETE FROM sealing_keys WHERE superseded_at IS NOT NULL AND superseded_at < ?1",
-                    params![before],
-                )
-                .map_err(backend)?;
-            Ok(u64::try_from(n).unwrap_or(u64::MAX))
-        })
-        .await
+    fn use_master_key(&self, master: Arc<MasterKey>) {
+        // Set once: a store serves one vault, whose master key does not change under it.
+        let _ = self.inner.audit_master.set(master);
     }
 }

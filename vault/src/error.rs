@@ -1,13 +1,20 @@
 //! The one error response: `{"error":{"type","code","param","message","request_id"}}` with
 //! Stripe's statuses. Messages are fixed strings: nothing from the request is ever echoed.
+//! Codes are [`ApiCode`]s, which the client shares.
 
 use std::borrow::Cow;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+pub use cardseal::ApiCode;
 use serde::Serialize;
 
-use super::REQUEST_ID;
+use crate::store::TxError;
+
+tokio::task_local! {
+    /// The current request's id, for error bodies and the log lines of failures.
+    pub static REQUEST_ID: String;
+}
 
 /// An API error.
 #[derive(Debug, Clone)]
@@ -17,7 +24,7 @@ pub struct ApiError {
     /// `invalid_request_error`, `authentication_error`, `card_error`, …
     pub kind: &'static str,
     /// A stable code.
-    pub code: &'static str,
+    pub code: ApiCode,
     /// The parameter at fault.
     pub param: Option<&'static str>,
     /// English text for the developer.
@@ -45,15 +52,15 @@ struct ErrorBody<'a> {
     request_id: Option<&'a str>,
 }
 
-/// The error code a response carried, for the request log.
+/// The error code a response carried, for the request log and the idempotency layer.
 #[derive(Debug, Clone, Copy)]
-pub struct ErrorCode(pub &'static str);
+pub struct ErrorCode(pub ApiCode);
 
 impl ApiError {
     fn new(
         status: StatusCode,
         kind: &'static str,
-        code: &'static str,
+        code: ApiCode,
         message: impl Into<Cow<'static, str>>,
     ) -> Self {
         Self {
@@ -74,7 +81,7 @@ impl ApiError {
     }
 
     /// 400 `invalid_request_error`.
-    pub fn invalid_request(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+    pub fn invalid_request(code: ApiCode, message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
@@ -88,7 +95,7 @@ impl ApiError {
         Self {
             opaque: true,
             ..Self::invalid_request(
-                "invalid_encrypted_payload",
+                ApiCode::InvalidEncryptedPayload,
                 "The sealed value could not be decrypted.",
             )
             .param(param)
@@ -96,7 +103,7 @@ impl ApiError {
     }
 
     /// 401 `authentication_error`.
-    pub fn authentication(code: &'static str, message: &'static str) -> Self {
+    pub fn authentication(code: ApiCode, message: &'static str) -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
             "authentication_error",
@@ -105,13 +112,19 @@ impl ApiError {
         )
     }
 
-    /// 402 `card_error`.
-    pub fn card(code: &'static str, param: &'static str, message: &'static str) -> Self {
-        Self::new(StatusCode::PAYMENT_REQUIRED, "card_error", code, message).param(param)
+    /// 402 `card_error`: the core's verdict on a card field, with its code and message.
+    pub fn card(e: cardseal::Error, param: &'static str) -> Self {
+        Self::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "card_error",
+            ApiCode::Card(e),
+            e.message(),
+        )
+        .param(param)
     }
 
     /// 403 `permission_error`.
-    pub fn permission(code: &'static str, message: &'static str) -> Self {
+    pub fn permission(code: ApiCode, message: &'static str) -> Self {
         Self::new(StatusCode::FORBIDDEN, "permission_error", code, message)
     }
 
@@ -122,14 +135,14 @@ impl ApiError {
             ..Self::new(
                 StatusCode::NOT_FOUND,
                 "invalid_request_error",
-                "resource_missing",
+                ApiCode::ResourceMissing,
                 "No such object.",
             )
         }
     }
 
     /// 409 `invalid_request_error`.
-    pub fn conflict(code: &'static str, message: &'static str) -> Self {
+    pub fn conflict(code: ApiCode, message: &'static str) -> Self {
         Self::new(StatusCode::CONFLICT, "invalid_request_error", code, message)
     }
 
@@ -138,7 +151,7 @@ impl ApiError {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "invalid_request_error",
-            "request_too_large",
+            ApiCode::RequestTooLarge,
             format!("The request body is larger than {limit} bytes."),
         )
     }
@@ -150,7 +163,7 @@ impl ApiError {
             ..Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limit_error",
-                "rate_limit",
+                ApiCode::RateLimit,
                 "Too many requests; retry later.",
             )
         }
@@ -161,7 +174,7 @@ impl ApiError {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "api_error",
-            "internal_error",
+            ApiCode::InternalError,
             "The vault could not complete the request.",
         )
     }
@@ -177,7 +190,7 @@ impl IntoResponse for ApiError {
         let body = Envelope {
             error: ErrorBody {
                 kind: self.kind,
-                code: self.code,
+                code: self.code.as_str(),
                 param: self.param,
                 message: &self.message,
                 request_id: request_id.as_deref(),
@@ -191,5 +204,23 @@ impl IntoResponse for ApiError {
         }
         response.extensions_mut().insert(ErrorCode(self.code));
         response
+    }
+}
+
+/// Logs a failure the caller must not see, and answers 500.
+pub(crate) fn internal<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> ApiError {
+    move |e| {
+        let request_id = REQUEST_ID.try_with(Clone::clone).unwrap_or_default();
+        tracing::error!(%request_id, error = %e, "{what}");
+        ApiError::internal()
+    }
+}
+
+/// Maps a transaction's failure to the response: an abort is the answer, a storage failure a
+/// logged 500.
+pub(crate) fn tx_failed(what: &'static str) -> impl FnOnce(TxError<ApiError>) -> ApiError {
+    move |e| match e {
+        TxError::Abort(e) => e,
+        TxError::Store(e) => internal(what)(e),
     }
 }

@@ -1,82 +1,114 @@
-//! [`Ledger`] on SQLite: saved cards, CVCs, charges, the keyed audit chains and idempotency
-//! keys (migrations 2 and 3).
+//! [`Tx`] on SQLite: every statement the vault runs, on the connection of the transaction (or
+//! read) the caller is in.
 
-use std::sync::Arc;
-
-use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{SqliteStore, TOKEN_COLS, backend, token_from_row};
+use super::backend;
 use crate::crypto::{AuditKey, MasterKey, sha256};
-use crate::store::ledger::{
-    CardRecord, ChargeRecord, Claim, EventRecord, IssuerInfo, Ledger, NewEvent, Tx, TxJob,
+use crate::store::{
+    AccountRecord, ApiKeyRecord, CardRecord, CardSummary, ChargeRecord, Claim, EventRecord,
+    IssuerInfo, JtiRecord, KeyKind, NewEvent, SealingKeyRecord, StoreError, StoreResult,
+    TokenRecord, TokenType, Tx,
 };
-use crate::store::{CardSummary, StoreError, StoreResult, TokenRecord};
 
-/// Migration 2. CVCs sit in their own table so that using one is a `DELETE`; card data and
-/// CVCs are sealed with the card's own key, itself sealed with the account's data key.
-pub(super) const MIGRATION: &str = "
-    CREATE TABLE cards (
-        id          TEXT PRIMARY KEY,
-        account_id  TEXT NOT NULL REFERENCES accounts(id),
-        customer    TEXT,
-        brand       TEXT NOT NULL,
-        bin         TEXT NOT NULL,
-        last4       TEXT NOT NULL,
-        exp_month   INTEGER NOT NULL,
-        exp_year    INTEGER NOT NULL,
-        fingerprint BLOB NOT NULL,
-        issuer      TEXT,
-        country     TEXT,
-        funding     TEXT,
-        currency    TEXT,
-        metadata    TEXT NOT NULL,
-        card_key    BLOB,              -- the card's AES key sealed with the account key; NULL once deleted
-        sealed      BLOB,              -- number and expiry, sealed with the card key
-        network_transaction_id TEXT,
-        created     INTEGER NOT NULL,
-        deleted_at  INTEGER
-    ) STRICT;
-    CREATE INDEX cards_account ON cards(account_id, customer);
-    CREATE TABLE card_cvcs (
-        card_id    TEXT PRIMARY KEY REFERENCES cards(id),
-        account_id TEXT NOT NULL,
-        sealed     BLOB NOT NULL,      -- the CVC, sealed with the card key
-        expires_at INTEGER NOT NULL
-    ) STRICT;
-    CREATE TABLE charges (
-        id         TEXT PRIMARY KEY,
-        account_id TEXT NOT NULL REFERENCES accounts(id),
-        object     TEXT NOT NULL,      -- the Charge object; no card data
-        created    INTEGER NOT NULL
-    ) STRICT;
-    CREATE TABLE events (
-        seq        INTEGER PRIMARY KEY,
-        id         TEXT NOT NULL UNIQUE,
-        account_id TEXT NOT NULL,
-        type       TEXT NOT NULL,
-        body       TEXT NOT NULL,      -- canonical JSON; the hash covers it
-        prev_hash  BLOB NOT NULL,
-        hash       BLOB NOT NULL
-    ) STRICT;
-    CREATE INDEX events_account ON events(account_id, seq);
-    CREATE TABLE idempotency_keys (
-        account_id   TEXT NOT NULL,
-        key_hash     BLOB NOT NULL,    -- SHA-256 of the Idempotency-Key
-        request_hash BLOB NOT NULL,    -- SHA-256 of method, path and body
-        status       INTEGER,          -- NULL while the first request runs
-        body         BLOB,
-        locked_until INTEGER NOT NULL,
-        expires_at   INTEGER NOT NULL,
-        PRIMARY KEY (account_id, key_hash)
-    ) STRICT, WITHOUT ROWID;
-";
+fn json_list(list: &[String]) -> StoreResult<String> {
+    serde_json::to_string(list).map_err(backend)
+}
 
-/// Migration 3. Each account's audit key, wrapped under the master key; NULL until the account's
-/// first event, or until a vault that keys chains first starts on an older database.
-pub(super) const AUDIT_KEY_MIGRATION: &str = "
-    ALTER TABLE accounts ADD COLUMN audit_key BLOB;
-";
+fn parse_list(text: &str) -> rusqlite::Result<Vec<String>> {
+    serde_json::from_str(text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn bad_value(what: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Text,
+        format!("unexpected stored {what}").into(),
+    )
+}
+
+const ACCOUNT_COLS: &str =
+    "a.id, a.name, a.allowed_origins, a.data_key, a.fingerprint_key, a.demo, a.created";
+
+fn account_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<AccountRecord> {
+    Ok(AccountRecord {
+        id: r.get(at)?,
+        name: r.get(at + 1)?,
+        allowed_origins: parse_list(&r.get::<_, String>(at + 2)?)?,
+        wrapped_data_key: r.get(at + 3)?,
+        wrapped_fingerprint_key: r.get(at + 4)?,
+        demo: r.get(at + 5)?,
+        created: r.get(at + 6)?,
+    })
+}
+
+const KEY_COLS: &str = "k.key_hash, k.account_id, k.kind, k.scopes, k.wrapped_key, k.created, k.expires_at, k.revoked_at";
+/// How many columns [`KEY_COLS`] names.
+const KEY_COL_COUNT: usize = 8;
+
+fn key_from_row(r: &Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
+    let kind: String = r.get(2)?;
+    Ok(ApiKeyRecord {
+        key_hash: r.get(0)?,
+        account_id: r.get(1)?,
+        kind: KeyKind::parse(&kind).ok_or_else(|| bad_value("key kind"))?,
+        scopes: parse_list(&r.get::<_, String>(3)?)?,
+        wrapped_key: r.get(4)?,
+        created: r.get(5)?,
+        expires_at: r.get(6)?,
+        revoked_at: r.get(7)?,
+    })
+}
+
+const TOKEN_COLS: &str = "id, account_id, type, brand, bin, last4, exp_month, exp_year, fingerprint, sealed, client_ip, created, expires_at, used_at";
+
+fn token_from_row(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
+    let token_type: String = r.get(2)?;
+    let brand: Option<String> = r.get(3)?;
+    let card = match brand {
+        Some(brand) => Some(CardSummary {
+            brand,
+            bin: r.get(4)?,
+            last4: r.get(5)?,
+            exp_month: r.get(6)?,
+            exp_year: r.get(7)?,
+            fingerprint: r.get(8)?,
+        }),
+        None => None,
+    };
+    Ok(TokenRecord {
+        id: r.get(0)?,
+        account_id: r.get(1)?,
+        token_type: TokenType::parse(&token_type).ok_or_else(|| bad_value("token type"))?,
+        card,
+        sealed: r.get(9)?,
+        client_ip: r.get(10)?,
+        created: r.get(11)?,
+        expires_at: r.get(12)?,
+        used_at: r.get(13)?,
+    })
+}
+
+fn insert_api_key(c: &Connection, k: &ApiKeyRecord) -> StoreResult<()> {
+    c.execute(
+        "INSERT INTO api_keys (key_hash, account_id, kind, scopes, wrapped_key, created, expires_at, revoked_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            k.key_hash,
+            k.account_id,
+            k.kind.as_str(),
+            json_list(&k.scopes)?,
+            k.wrapped_key,
+            k.created,
+            k.expires_at,
+            k.revoked_at
+        ],
+    )
+    .map(drop)
+    .map_err(backend)
+}
 
 const CARD_COLS: &str = "id, account_id, customer, brand, bin, last4, exp_month, exp_year, fingerprint, issuer, country, funding, currency, metadata, card_key, sealed, network_transaction_id, created";
 
@@ -158,57 +190,13 @@ fn legacy_chain_hash(prev: &[u8], body: &str) -> [u8; 32] {
 type KeyRow = (Vec<u8>, Option<u16>, Option<Vec<u8>>, i64, i64);
 
 /// A transaction, with the master key if the store was given one.
-struct SqlTx<'a>(&'a Connection, Option<&'a MasterKey>);
+pub(super) struct SqlTx<'a>(&'a Connection, Option<&'a MasterKey>);
 
-/// Marks the token used and destroys its sealed card in one transaction, returning the token
-/// as it was (sealed card included) for the caller to use once. `RETURNING` shows the row
-/// after the update, so the row is read first; the connection is the only writer and this
-/// runs inside its transaction, so nothing comes between the read and the update.
-pub(super) fn use_token(
-    c: &Connection,
-    account_id: &str,
-    id: &str,
-    now: i64,
-) -> StoreResult<Option<TokenRecord>> {
-    let Some(token) = c
-        .prepare_cached(&format!(
-            "SELECT {TOKEN_COLS} FROM tokens
-             WHERE id = ?1 AND account_id = ?2 AND used_at IS NULL AND expires_at > ?3"
-        ))
-        .map_err(backend)?
-        .query_row(params![id, account_id, now], token_from_row)
-        .optional()
-        .map_err(backend)?
-    else {
-        return Ok(None);
-    };
-    let changed = c
-        .prepare_cached(
-            "UPDATE tokens SET used_at = ?3, sealed = NULL
-             WHERE id = ?1 AND account_id = ?2 AND used_at IS NULL",
-        )
-        .map_err(backend)?
-        .execute(params![id, account_id, now])
-        .map_err(backend)?;
-    Ok((changed == 1).then_some(token))
-}
+impl<'a> SqlTx<'a> {
+    pub(super) fn new(c: &'a Connection, master: Option<&'a MasterKey>) -> Self {
+        SqlTx(c, master)
+    }
 
-/// Appends `token.created` in the transaction that stores the token.
-pub(super) fn token_created(
-    c: &Connection,
-    master: Option<&MasterKey>,
-    token: &TokenRecord,
-) -> StoreResult<()> {
-    SqlTx(c, master).append_event(&NewEvent {
-        id: crate::ids::new_id("evt_"),
-        account_id: token.account_id.clone(),
-        event_type: "token.created".to_owned(),
-        data: serde_json::json!({"token": token.id, "type": token.token_type.as_str()}),
-        created: token.created,
-    })
-}
-
-impl SqlTx<'_> {
     /// The account's audit key, made (and the account's existing events re-linked under it)
     /// if it has none yet.
     fn audit_key_for(&self, account_id: &str) -> StoreResult<AuditKey> {
@@ -286,8 +274,321 @@ impl SqlTx<'_> {
 }
 
 impl Tx for SqlTx<'_> {
+    fn sealing_keys(&self) -> StoreResult<Vec<SealingKeyRecord>> {
+        let mut stmt = self
+            .0
+            .prepare_cached(
+                "SELECT kid, private_key, public_jwk, created, superseded_at
+                 FROM sealing_keys ORDER BY created, rowid",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(SealingKeyRecord {
+                    kid: r.get(0)?,
+                    wrapped_private_key: r.get(1)?,
+                    public_jwk: r.get(2)?,
+                    created: r.get(3)?,
+                    superseded_at: r.get(4)?,
+                })
+            })
+            .map_err(backend)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+    }
+
+    fn add_sealing_key(&self, key: &SealingKeyRecord) -> StoreResult<()> {
+        self.0
+            .execute(
+                "UPDATE sealing_keys SET superseded_at = ?1 WHERE superseded_at IS NULL",
+                params![key.created],
+            )
+            .map_err(backend)?;
+        self.0
+            .execute(
+                "INSERT INTO sealing_keys (kid, private_key, public_jwk, created, superseded_at)
+                 VALUES (?1, ?2, ?3, ?4, NULL)",
+                params![
+                    key.kid,
+                    key.wrapped_private_key,
+                    key.public_jwk,
+                    key.created
+                ],
+            )
+            .map(drop)
+            .map_err(backend)
+    }
+
+    fn delete_sealing_keys(&self, before: i64) -> StoreResult<u64> {
+        let n = self
+            .0
+            .execute(
+                "DELETE FROM sealing_keys WHERE superseded_at IS NOT NULL AND superseded_at < ?1",
+                params![before],
+            )
+            .map_err(backend)?;
+        Ok(u64::try_from(n).unwrap_or(u64::MAX))
+    }
+
+    fn add_account(&self, account: &AccountRecord, keys: &[ApiKeyRecord]) -> StoreResult<()> {
+        self.0
+            .execute(
+                "INSERT INTO accounts (id, name, allowed_origins, data_key, fingerprint_key, demo, created)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    account.id,
+                    account.name,
+                    json_list(&account.allowed_origins)?,
+                    account.wrapped_data_key,
+                    account.wrapped_fingerprint_key,
+                    account.demo,
+                    account.created
+                ],
+            )
+            .map_err(|e| match e {
+                rusqlite::Error::SqliteFailure(f, _)
+                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    StoreError::Duplicate
+                }
+                e => backend(e),
+            })?;
+        for k in keys {
+            insert_api_key(self.0, k)?;
+        }
+        Ok(())
+    }
+
+    fn demo_account(&self) -> StoreResult<Option<(AccountRecord, Vec<ApiKeyRecord>)>> {
+        let account = self
+            .0
+            .query_row(
+                &format!("SELECT {ACCOUNT_COLS} FROM accounts a WHERE a.demo = 1"),
+                [],
+                |r| account_from_row(r, 0),
+            )
+            .optional()
+            .map_err(backend)?;
+        let Some(account) = account else {
+            return Ok(None);
+        };
+        let mut stmt = self
+            .0
+            .prepare(&format!(
+                "SELECT {KEY_COLS} FROM api_keys k WHERE k.account_id = ?1 ORDER BY k.rowid"
+            ))
+            .map_err(backend)?;
+        let keys = stmt
+            .query_map(params![account.id], key_from_row)
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        Ok(Some((account, keys)))
+    }
+
+    fn api_key(&self, key_hash: &[u8; 32]) -> StoreResult<Option<(ApiKeyRecord, AccountRecord)>> {
+        self.0
+            .prepare_cached(&format!(
+                "SELECT {KEY_COLS}, {ACCOUNT_COLS} FROM api_keys k JOIN accounts a ON a.id = k.account_id
+                 WHERE k.key_hash = ?1"
+            ))
+            .map_err(backend)?
+            .query_row(params![&key_hash[..]], |r| {
+                Ok((key_from_row(r)?, account_from_row(r, KEY_COL_COUNT)?))
+            })
+            .optional()
+            .map_err(backend)
+    }
+
+    fn account(&self, id: &str) -> StoreResult<Option<AccountRecord>> {
+        self.0
+            .prepare_cached(&format!(
+                "SELECT {ACCOUNT_COLS} FROM accounts a WHERE a.id = ?1"
+            ))
+            .map_err(backend)?
+            .query_row(params![id], |r| account_from_row(r, 0))
+            .optional()
+            .map_err(backend)
+    }
+
+    fn roll_api_key(&self, key: &ApiKeyRecord, old_expire_at: i64) -> StoreResult<u64> {
+        let n = self
+            .0
+            .execute(
+                "UPDATE api_keys SET expires_at = ?4
+                 WHERE account_id = ?1 AND kind = ?2 AND key_hash != ?3 AND revoked_at IS NULL
+                   AND (expires_at IS NULL OR expires_at > ?4)",
+                params![
+                    key.account_id,
+                    key.kind.as_str(),
+                    key.key_hash,
+                    old_expire_at
+                ],
+            )
+            .map_err(backend)?;
+        insert_api_key(self.0, key)?;
+        Ok(u64::try_from(n).unwrap_or(u64::MAX))
+    }
+
+    fn revoke_api_key(&self, key_hash: &[u8; 32], now: i64) -> StoreResult<bool> {
+        self.0
+            .execute(
+                "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE key_hash = ?1",
+                params![&key_hash[..], now],
+            )
+            .map(|n| n > 0)
+            .map_err(backend)
+    }
+
+    fn set_allowed_origins(&self, account_id: &str, origins: &[String]) -> StoreResult<bool> {
+        self.0
+            .execute(
+                "UPDATE accounts SET allowed_origins = ?2 WHERE id = ?1",
+                params![account_id, json_list(origins)?],
+            )
+            .map(|n| n > 0)
+            .map_err(backend)
+    }
+
+    fn forward_hosts(&self, account_id: &str) -> StoreResult<Vec<String>> {
+        let text: Option<String> = self
+            .0
+            .prepare_cached("SELECT forward_hosts FROM accounts WHERE id = ?1")
+            .map_err(backend)?
+            .query_row(params![account_id], |r| r.get(0))
+            .optional()
+            .map_err(backend)?;
+        match text {
+            Some(t) => parse_list(&t).map_err(backend),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn set_forward_hosts(&self, account_id: &str, hosts: &[String]) -> StoreResult<bool> {
+        self.0
+            .execute(
+                "UPDATE accounts SET forward_hosts = ?2 WHERE id = ?1",
+                params![account_id, json_list(hosts)?],
+            )
+            .map(|n| n > 0)
+            .map_err(backend)
+    }
+
+    fn add_token(&self, token: &TokenRecord, jti: &JtiRecord) -> StoreResult<()> {
+        let fresh = self
+            .0
+            .prepare_cached(
+                "INSERT OR IGNORE INTO seen_jtis (jti_hash, expires_at, account_id, token_id, idempotency_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(backend)?
+            .execute(params![
+                jti.jti_hash,
+                jti.expires_at,
+                jti.account_id,
+                jti.token_id,
+                jti.idempotency_key.as_ref().map(|k| &k[..])
+            ])
+            .map_err(backend)?;
+        if fresh == 0 {
+            return Err(StoreError::Duplicate);
+        }
+        let card = token.card.as_ref();
+        self.0
+            .prepare_cached(&format!(
+                "INSERT INTO tokens ({TOKEN_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+            ))
+            .map_err(backend)?
+            .execute(params![
+                token.id,
+                token.account_id,
+                token.token_type.as_str(),
+                card.map(|c| &c.brand),
+                card.map(|c| &c.bin),
+                card.map(|c| &c.last4),
+                card.map(|c| c.exp_month),
+                card.map(|c| c.exp_year),
+                card.map(|c| &c.fingerprint[..]),
+                token.sealed,
+                token.client_ip,
+                token.created,
+                token.expires_at,
+                token.used_at
+            ])
+            .map_err(backend)?;
+        self.append_event(&NewEvent {
+            id: crate::ids::new_id("evt_"),
+            account_id: token.account_id.clone(),
+            event_type: "token.created".to_owned(),
+            data: serde_json::json!({"token": token.id, "type": token.token_type.as_str()}),
+            created: token.created,
+        })
+    }
+
+    fn replayed_token(&self, jti: &JtiRecord) -> StoreResult<Option<TokenRecord>> {
+        let Some(idempotency_key) = jti.idempotency_key else {
+            return Ok(None);
+        };
+        let cols = TOKEN_COLS
+            .split(", ")
+            .map(|c| format!("t.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.0
+            .prepare_cached(&format!(
+                "SELECT {cols} FROM seen_jtis j JOIN tokens t ON t.id = j.token_id AND t.account_id = j.account_id
+                 WHERE j.expires_at = ?4 AND j.jti_hash = ?1 AND j.account_id = ?2 AND j.idempotency_key = ?3"
+            ))
+            .map_err(backend)?
+            .query_row(
+                params![jti.jti_hash, jti.account_id, idempotency_key, jti.expires_at],
+                token_from_row,
+            )
+            .optional()
+            .map_err(backend)
+    }
+
+    /// `RETURNING` shows the row after the update, so the row is read first; the connection
+    /// is the only writer and this runs inside its transaction, so nothing comes between the
+    /// read and the update.
     fn use_token(&self, account_id: &str, id: &str, now: i64) -> StoreResult<Option<TokenRecord>> {
-        use_token(self.0, account_id, id, now)
+        let Some(token) = self
+            .0
+            .prepare_cached(&format!(
+                "SELECT {TOKEN_COLS} FROM tokens
+                 WHERE id = ?1 AND account_id = ?2 AND used_at IS NULL AND expires_at > ?3"
+            ))
+            .map_err(backend)?
+            .query_row(params![id, account_id, now], token_from_row)
+            .optional()
+            .map_err(backend)?
+        else {
+            return Ok(None);
+        };
+        let changed = self
+            .0
+            .prepare_cached(
+                "UPDATE tokens SET used_at = ?3, sealed = NULL
+                 WHERE id = ?1 AND account_id = ?2 AND used_at IS NULL",
+            )
+            .map_err(backend)?
+            .execute(params![id, account_id, now])
+            .map_err(backend)?;
+        Ok((changed == 1).then_some(token))
+    }
+
+    fn purge(&self, now: i64) -> StoreResult<u64> {
+        let jtis = self
+            .0
+            .execute("DELETE FROM seen_jtis WHERE expires_at <= ?1", params![now])
+            .map_err(backend)?;
+        let tokens = self
+            .0
+            .execute(
+                "UPDATE tokens SET sealed = NULL WHERE sealed IS NOT NULL AND expires_at <= ?1",
+                params![now],
+            )
+            .map_err(backend)?;
+        Ok(u64::try_from(jtis + tokens).unwrap_or(u64::MAX))
     }
 
     fn token(&self, account_id: &str, id: &str) -> StoreResult<Option<TokenRecord>> {
@@ -666,23 +967,5 @@ impl Tx for SqlTx<'_> {
             )
             .map_err(backend)?;
         Ok(u64::try_from(cvcs + keys).unwrap_or(u64::MAX))
-    }
-}
-
-#[async_trait]
-impl Ledger for SqliteStore {
-    async fn transact(&self, job: TxJob) -> StoreResult<()> {
-        let master = self.inner.audit_master.get().cloned();
-        self.write(move |c| job(&SqlTx(c, master.as_deref()))).await
-    }
-
-    async fn query(&self, job: TxJob) -> StoreResult<()> {
-        let master = self.inner.audit_master.get().cloned();
-        self.read(move |c| job(&SqlTx(c, master.as_deref()))).await
-    }
-
-    fn use_master_key(&self, master: Arc<MasterKey>) {
-        // Set once: a store serves one vault, whose master key does not change under it.
-        let _ = self.inner.audit_master.set(master);
     }
 }
