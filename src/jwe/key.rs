@@ -6,7 +6,8 @@ use base64ct::{Base64UrlUnpadded, Encoding};
 use rsa::pkcs1::{self, der::Decode};
 use rsa::pkcs8::SubjectPublicKeyInfoRef;
 use rsa::{BoxedUint, PublicKey};
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use zeroize::Zeroizing;
 
 use super::monty::Modulus;
@@ -20,10 +21,6 @@ const MAX_BITS: usize = 8192;
 /// Public exponents at or above this are refused: real keys use 65537, and a huge exponent
 /// turns every seal into a denial of service.
 const MAX_EXPONENT: u64 = 1 << 32;
-
-/// Private-key members of an RSA JWK (RFC 7518 §6.3.2). A key carrying them is refused: the
-/// private key must never reach a checkout page.
-const PRIVATE_MEMBERS: [&str; 6] = ["d", "p", "q", "dp", "dq", "qi"];
 
 /// The vault's RSA public key, checked and ready to seal with.
 ///
@@ -64,10 +61,7 @@ impl VaultKey {
     /// non-RSA key, [`Error::KeyNotForEncryption`] for a signing key or another algorithm, and
     /// [`Error::KeyTooSmall`] under 2048 bits.
     pub fn from_jwk(jwk: &str) -> Result<Self, Error> {
-        match serde_json::from_str::<Value>(jwk) {
-            Ok(Value::Object(map)) => Self::from_jwk_map(&map),
-            _ => Err(Error::InvalidKey),
-        }
+        Self::from_typed_jwk(&parse_object(jwk)?)
     }
 
     /// Imports the encryption key from a JWKS (`{"keys": [...]}`).
@@ -83,10 +77,7 @@ impl VaultKey {
     /// [`Error::InvalidKey`] when the text is not a JWKS; [`Error::NoEncryptionKey`] when no
     /// key qualifies or none has the named `kid`; otherwise the chosen key's own import error.
     pub fn from_jwks(jwks: &str, kid: Option<&str>) -> Result<Self, Error> {
-        let Ok(Value::Object(set)) = serde_json::from_str::<Value>(jwks) else {
-            return Err(Error::InvalidKey);
-        };
-        Self::from_jwks_map(&set, kid)
+        Self::from_typed_jwks(&parse_object(jwks)?.keys, kid)
     }
 
     /// Imports an RSA public key from PEM: SPKI (`BEGIN PUBLIC KEY`) or PKCS#1
@@ -117,13 +108,10 @@ impl VaultKey {
         if key.starts_with("-----BEGIN") {
             return Self::from_spki_pem(key);
         }
-        let Ok(Value::Object(map)) = serde_json::from_str::<Value>(key) else {
-            return Err(Error::InvalidKey);
-        };
-        if map.contains_key("keys") {
-            Self::from_jwks_map(&map, None)
-        } else {
-            Self::from_jwk_map(&map)
+        let any = parse_object(key)?;
+        match any.keys {
+            Member::Absent => Self::from_typed_jwk(&any),
+            ref keys => Self::from_typed_jwks(keys, None),
         }
     }
 
@@ -184,62 +172,66 @@ impl VaultKey {
         Self::from_parts(n, &[1, 0, 1], Some("t".into())).unwrap()
     }
 
-    fn from_jwks_map(set: &Map<String, Value>, kid: Option<&str>) -> Result<Self, Error> {
-        let Some(Value::Array(keys)) = set.get("keys") else {
+    /// From a JWKS's `keys`: a list, whose entries that are not objects are skipped.
+    fn from_typed_jwks(keys: &Member, kid: Option<&str>) -> Result<Self, Error> {
+        let Member::List(keys) = keys else {
             return Err(Error::InvalidKey);
         };
-        let mut jwks = keys.iter().filter_map(Value::as_object);
+        let mut jwks = keys.iter().filter_map(|e| match e {
+            Member::Map(jwk) => Some(jwk.as_ref()),
+            _ => None,
+        });
         if let Some(kid) = kid {
             let jwk = jwks
-                .rfind(|k| k.get("kid").and_then(Value::as_str) == Some(kid))
+                .rfind(|k| k.kid.as_str() == Some(kid))
                 .ok_or(Error::NoEncryptionKey)?;
-            return Self::from_jwk_map(jwk);
+            return Self::from_typed_jwk(jwk);
         }
         // `max_by_key` returns the last of equal maxima: the last listed wins ties.
         let newest = jwks
-            .filter(|k| is_candidate(k))
-            .max_by_key(|k| issued_at(k))
+            .filter(|k| k.is_candidate())
+            .max_by_key(|k| k.issued_at())
             .ok_or(Error::NoEncryptionKey)?;
-        Self::from_jwk_map(newest)
+        Self::from_typed_jwk(newest)
     }
 
-    fn from_jwk_map(jwk: &Map<String, Value>) -> Result<Self, Error> {
-        match jwk.get("kty") {
-            Some(Value::String(kty)) if kty == "RSA" => {}
-            Some(Value::String(_)) => return Err(Error::UnsupportedKey),
+    fn from_typed_jwk(jwk: &Jwk) -> Result<Self, Error> {
+        match &jwk.kty {
+            Member::Str(kty) if kty == "RSA" => {}
+            Member::Str(_) => return Err(Error::UnsupportedKey),
             _ => return Err(Error::InvalidKey),
         }
-        if PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {
+        if jwk.has_private_members() {
             return Err(Error::InvalidKey);
         }
-        match jwk.get("use") {
-            None => {}
-            Some(Value::String(u)) if u == "enc" => {}
-            Some(Value::String(_)) => return Err(Error::KeyNotForEncryption),
-            Some(_) => return Err(Error::InvalidKey),
+        match &jwk.use_ {
+            Member::Absent => {}
+            Member::Str(u) if u == "enc" => {}
+            Member::Str(_) => return Err(Error::KeyNotForEncryption),
+            _ => return Err(Error::InvalidKey),
         }
-        match jwk.get("alg") {
-            None => {}
-            Some(Value::String(a)) if a == ALG => {}
-            Some(Value::String(_)) => return Err(Error::KeyNotForEncryption),
-            Some(_) => return Err(Error::InvalidKey),
+        match &jwk.alg {
+            Member::Absent => {}
+            Member::Str(a) if a == ALG => {}
+            Member::Str(_) => return Err(Error::KeyNotForEncryption),
+            _ => return Err(Error::InvalidKey),
         }
-        match jwk.get("key_ops") {
-            None => {}
-            Some(Value::Array(ops))
+        match &jwk.key_ops {
+            Member::Absent => {}
+            Member::List(ops)
                 if ops
                     .iter()
                     .any(|op| matches!(op.as_str(), Some("encrypt" | "wrapKey"))) => {}
-            Some(Value::Array(_)) => return Err(Error::KeyNotForEncryption),
-            Some(_) => return Err(Error::InvalidKey),
+            Member::List(_) => return Err(Error::KeyNotForEncryption),
+            _ => return Err(Error::InvalidKey),
         }
-        let kid = match jwk.get("kid") {
-            None => None,
-            Some(Value::String(kid)) => Some(kid.clone()),
-            Some(_) => return Err(Error::InvalidKey),
+        let kid = match &jwk.kid {
+            Member::Absent => None,
+            Member::Str(kid) => Some(kid.clone()),
+            _ => return Err(Error::InvalidKey),
         };
-        let n = b64_member(jwk, "n")?;
-        let e = b64_member(jwk, "e")?;
+        let n = b64_member(&jwk.n)?;
+        let e = b64_member(&jwk.e)?;
         Self::from_parts(&n, &e, kid)
     }
 
@@ -319,28 +311,142 @@ fn protected_header(kid: Option<&str>) -> Result<String, Error> {
     Ok(Base64UrlUnpadded::encode_string(&json))
 }
 
-/// Whether a JWKS entry is meant for `RSA-OAEP-256` encryption: an RSA key marked `use: enc`
-/// or `alg: RSA-OAEP-256` (or both), and marked for nothing else.
-fn is_candidate(jwk: &Map<String, Value>) -> bool {
-    let (use_, alg) = (jwk.get("use"), jwk.get("alg"));
-    let for_enc = use_.is_some_and(|u| u == "enc");
-    let for_alg = alg.is_some_and(|a| a == ALG);
-    jwk.get("kty").is_some_and(|k| k == "RSA")
-        && (use_.is_none() || for_enc)
-        && (alg.is_none() || for_alg)
-        && (for_enc || for_alg)
+/// A JWK member as the checks need it: absent, or a string, an integer, a list, or some other
+/// JSON value. Typed this loosely so that a wrongly typed member is told apart from a missing
+/// one (and, in a JWKS, only disqualifies its own key rather than the whole set).
+#[derive(Debug, Default)]
+enum Member {
+    #[default]
+    Absent,
+    Str(String),
+    /// An integer that fits an `i64`.
+    Int(i64),
+    List(Vec<Member>),
+    /// A JSON object, read as a JWK (members it does not know are ignored).
+    Map(Box<Jwk>),
+    Other,
 }
 
-/// The key's issue time for "newest" ordering: `iat`, else `nbf`.
-fn issued_at(jwk: &Map<String, Value>) -> Option<i64> {
-    ["iat", "nbf"]
-        .iter()
-        .find_map(|m| jwk.get(*m).and_then(Value::as_i64))
+impl Member {
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Member::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Member {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct MemberVisitor;
+        impl<'de> Visitor<'de> for MemberVisitor {
+            type Value = Member;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Member, E> {
+                Ok(Member::Str(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Member, E> {
+                Ok(Member::Str(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Member, E> {
+                Ok(Member::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Member, E> {
+                Ok(i64::try_from(v).map_or(Member::Other, Member::Int))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Member, E> {
+                Ok(Member::Other)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Member, E> {
+                Ok(Member::Other)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Member, E> {
+                Ok(Member::Other)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Member, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<Member>()? {
+                    items.push(item);
+                }
+                Ok(Member::List(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Member, A::Error> {
+                Jwk::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|jwk| Member::Map(Box::new(jwk)))
+            }
+        }
+        d.deserialize_any(MemberVisitor)
+    }
+}
+
+/// The members of a JWK (RFC 7517, RFC 7518 §6.3) that importing a vault key looks at; others
+/// are ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Jwk {
+    kty: Member,
+    #[serde(rename = "use")]
+    use_: Member,
+    alg: Member,
+    key_ops: Member,
+    kid: Member,
+    n: Member,
+    e: Member,
+    iat: Member,
+    nbf: Member,
+    // Private-key members: present means refused (the private key must never reach a page).
+    d: Member,
+    p: Member,
+    q: Member,
+    dp: Member,
+    dq: Member,
+    qi: Member,
+    /// Present when the object is a JWKS rather than a JWK.
+    keys: Member,
+}
+
+impl Jwk {
+    fn has_private_members(&self) -> bool {
+        [&self.d, &self.p, &self.q, &self.dp, &self.dq, &self.qi]
+            .iter()
+            .any(|m| !matches!(m, Member::Absent))
+    }
+
+    /// Whether a JWKS entry is meant for `RSA-OAEP-256` encryption: an RSA key marked `use: enc`
+    /// or `alg: RSA-OAEP-256` (or both), and marked for nothing else.
+    fn is_candidate(&self) -> bool {
+        let absent = |m: &Member| matches!(m, Member::Absent);
+        let for_enc = self.use_.as_str() == Some("enc");
+        let for_alg = self.alg.as_str() == Some(ALG);
+        self.kty.as_str() == Some("RSA")
+            && (absent(&self.use_) || for_enc)
+            && (absent(&self.alg) || for_alg)
+            && (for_enc || for_alg)
+    }
+
+    /// The key's issue time for "newest" ordering: `iat`, else `nbf`.
+    fn issued_at(&self) -> Option<i64> {
+        [&self.iat, &self.nbf].into_iter().find_map(|m| match m {
+            Member::Int(t) => Some(*t),
+            _ => None,
+        })
+    }
+}
+
+/// A JSON text that must be an object, read as a JWK (or a JWKS, in its `keys`). One parse
+/// into typed members; anything else is `InvalidKey`.
+fn parse_object(text: &str) -> Result<Jwk, Error> {
+    match serde_json::from_str::<Member>(text) {
+        Ok(Member::Map(jwk)) => Ok(*jwk),
+        _ => Err(Error::InvalidKey),
+    }
 }
 
 /// Decodes a base64url member. Trailing `=` padding is tolerated, since some encoders add it.
-fn b64_member(jwk: &Map<String, Value>, name: &str) -> Result<Vec<u8>, Error> {
-    let Some(Value::String(text)) = jwk.get(name) else {
+fn b64_member(member: &Member) -> Result<Vec<u8>, Error> {
+    let Member::Str(text) = member else {
         return Err(Error::InvalidKey);
     };
     Base64UrlUnpadded::decode_vec(text.trim_end_matches('=')).map_err(|_| Error::InvalidKey)

@@ -9,8 +9,8 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, AbortSignal, Headers, Request, RequestInit, Response};
 
 use super::error::{self, JsError};
-use crate::Error;
 use crate::jwe::{self, VaultKey};
+use crate::{ApiCode, Error};
 
 #[wasm_bindgen]
 extern "C" {
@@ -292,7 +292,7 @@ impl Client {
                         .flatten()
                         .and_then(|s| retry_after_ms(&s));
                     let err = VaultError::read(&resp).await;
-                    if err.code == "encryption_key_expired" && !refetched {
+                    if err.code == ApiCode::EncryptionKeyExpired.as_str() && !refetched {
                         // The vault rotated its key: fetch the new one once, seal again, and send
                         // it as a new request (the old one made no token).
                         refetched = true;
@@ -306,7 +306,8 @@ impl Client {
                     // 409 `idempotency_key_in_use`: an earlier attempt with this key is still being
                     // processed (its answer was lost to a timeout or network error); asking again
                     // later replays its outcome.
-                    let in_flight = err.status == 409 && err.code == "idempotency_key_in_use";
+                    let in_flight =
+                        err.status == 409 && err.code == ApiCode::IdempotencyKeyInUse.as_str();
                     if (err.status != 429 && err.status < 500 && !in_flight)
                         || attempt >= self.retries
                     {
