@@ -15,7 +15,7 @@ import { build } from 'esbuild';
 import { chromium } from 'playwright-core';
 
 import { repoRoot, serve } from '../scripts/serve.mjs';
-import { sealSection, snippetSection, tokenizeSection, vaultSection } from './sections.mjs';
+import { forwardSection, sealSection, snippetSection, tokenizeSection, vaultSection } from './sections.mjs';
 
 const benchDir = join(repoRoot, 'bench');
 const outDir = join(benchDir, '.out');
@@ -162,6 +162,7 @@ const SECTIONS = [
   { name: 'tokenize', run: tokenizeSection },
   { name: 'snippet', run: snippetSection },
   { name: 'vault', run: vaultSection },
+  { name: 'forward', run: forwardSection },
 ];
 
 function formatValue(value, unit) {

@@ -161,3 +161,18 @@ export async function vaultSection() {
   ];
   return { details: json, rows };
 }
+
+/** POST /v1/forward beside a direct call to the same fake processor (vault/benches/forward.rs). */
+export async function forwardSection() {
+  const out = execFileSync('cargo', ['bench', '--quiet', '-p', 'cardseal-vault', '--bench', 'forward'], { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const json = JSON.parse(out.split('\n').find((l) => l.startsWith('BENCH_JSON ')).slice('BENCH_JSON '.length));
+  return {
+    details: json,
+    rows: [
+      { section: 'forward', metric: `POST /v1/forward overhead over a direct https call, p50 (${json.requests} sequential, loopback)`, unit: 'ms', cardseal: json.overhead_p50_ms,
+        peer: { name: 'direct call p50 (new TLS connection)', value: json.direct_p50_ms }, target: { max: 2 } },
+      { section: 'forward', metric: '  overhead p99', unit: 'ms', cardseal: json.overhead_p99_ms, peer: { name: 'direct call p99', value: json.direct_p99_ms } },
+      { section: 'forward', metric: '  forward round trip p50 / p99', unit: 'ms', cardseal: json.forward_p50_ms, text: `${json.forward_p50_ms.toFixed(2)} / ${json.forward_p99_ms.toFixed(2)} ms` },
+    ],
+  };
+}

@@ -55,12 +55,35 @@ pub enum ApiCode {
     IdempotencyKeyMismatch,
     /// A request with the same `Idempotency-Key` is still running: retry after it finishes.
     IdempotencyKeyInUse,
+    /// A forward's body asks for `{{card.cvc}}` and no CVC is there to send.
+    CvcUnavailable,
+    /// A forward's destination is not https, not on the account's allow-list, an IP literal,
+    /// or resolves to an internal address.
+    ForwardDestinationNotAllowed,
+    /// A forward's body names a placeholder the vault does not know.
+    PlaceholderUnknown,
+    /// A forward's body holds a placeholder that is not closed or not well formed.
+    PlaceholderMalformed,
+    /// A forward's header holds a placeholder: placeholders are filled only in the body.
+    PlaceholderNotAllowed,
+    /// A forward's body has placeholders and a Content-Type the vault cannot escape for.
+    ContentTypeUnsupported,
+    /// A forward's destination did not resolve.
+    UpstreamDnsFailed,
+    /// A forward's processor could not be reached, or broke the connection.
+    UpstreamConnectionFailed,
+    /// A forward's TLS handshake failed (certificate, name or protocol).
+    UpstreamTlsFailed,
+    /// A forward's processor answered more than the vault hands back.
+    UpstreamResponseTooLarge,
+    /// A forward's processor did not answer in time.
+    UpstreamTimeout,
     /// The vault failed; nothing about why is sent.
     InternalError,
 }
 
 /// Every code but [`ApiCode::Card`], for [`ApiCode::parse`].
-const NAMED: [(ApiCode, &str); 23] = [
+const NAMED: [(ApiCode, &str); 34] = [
     (ApiCode::ParameterMissing, "parameter_missing"),
     (ApiCode::ParameterInvalid, "parameter_invalid"),
     (ApiCode::InvalidBody, "invalid_body"),
@@ -86,6 +109,26 @@ const NAMED: [(ApiCode, &str); 23] = [
     (ApiCode::CofReferenceMissing, "cof_reference_missing"),
     (ApiCode::IdempotencyKeyMismatch, "idempotency_key_mismatch"),
     (ApiCode::IdempotencyKeyInUse, "idempotency_key_in_use"),
+    (ApiCode::CvcUnavailable, "cvc_unavailable"),
+    (
+        ApiCode::ForwardDestinationNotAllowed,
+        "forward_destination_not_allowed",
+    ),
+    (ApiCode::PlaceholderUnknown, "placeholder_unknown"),
+    (ApiCode::PlaceholderMalformed, "placeholder_malformed"),
+    (ApiCode::PlaceholderNotAllowed, "placeholder_not_allowed"),
+    (ApiCode::ContentTypeUnsupported, "content_type_unsupported"),
+    (ApiCode::UpstreamDnsFailed, "upstream_dns_failed"),
+    (
+        ApiCode::UpstreamConnectionFailed,
+        "upstream_connection_failed",
+    ),
+    (ApiCode::UpstreamTlsFailed, "upstream_tls_failed"),
+    (
+        ApiCode::UpstreamResponseTooLarge,
+        "upstream_response_too_large",
+    ),
+    (ApiCode::UpstreamTimeout, "upstream_timeout"),
     (ApiCode::InternalError, "internal_error"),
 ];
 

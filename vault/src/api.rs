@@ -6,6 +6,7 @@ mod cards;
 mod charges;
 mod detokenize;
 mod events;
+mod forward;
 mod idempotency;
 pub mod openapi;
 mod raw_card;
@@ -56,6 +57,7 @@ const ROUTES: &[&str] = &[
     "/v1/charges/{id}",
     "/v1/detokenize",
     "/v1/events",
+    "/v1/forward",
     "/v1/card",
     "/v1/card/{id}",
     "/js/{version}/{file}",
@@ -79,6 +81,7 @@ pub(crate) fn router(state: AppState) -> Router {
             axum::routing::post(detokenize::detokenize),
         )
         .route("/v1/events", get(events::list))
+        .route("/v1/forward", axum::routing::post(forward::create))
         .merge(raw_card::routes(&state))
         .with_state(state.clone());
     let routes = match &state.config().snippet {

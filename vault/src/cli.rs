@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use cardseal_vault::assets::Assets;
 use cardseal_vault::bins::BinTable;
@@ -83,6 +84,16 @@ pub(crate) struct ServeArgs {
     /// Enable the raw-card API of older vaults (puts callers in full PCI scope).
     #[arg(long, env = "CARDSEAL_ALLOW_RAW_CARD_API")]
     pub(crate) allow_raw_card_api: bool,
+    /// Let `POST /v1/forward` reach loopback, private, link-local and metadata addresses
+    /// (tests, or a processor on your own network).
+    #[arg(long, env = "CARDSEAL_FORWARD_ALLOW_PRIVATE")]
+    pub(crate) forward_allow_private: bool,
+    /// Extra CA certificates (PEM) trusted for `POST /v1/forward`, beside the webpki roots.
+    #[arg(long, env = "CARDSEAL_FORWARD_CA_FILE")]
+    pub(crate) forward_ca_file: Option<PathBuf>,
+    /// How long one forward may take, lookup to answer, in seconds or e.g. 30s, 2m.
+    #[arg(long, env = "CARDSEAL_FORWARD_TIMEOUT", default_value_t = defaults::FORWARD_TIMEOUT_SECS, value_parser = parse_duration)]
+    pub(crate) forward_timeout: i64,
     /// Create or reuse a demo account allowed from http://localhost:* and http://127.0.0.1:*,
     /// and print its keys.
     #[arg(long, env = "CARDSEAL_DEMO")]
@@ -161,6 +172,13 @@ pub(crate) enum AccountsCommand {
         /// Remove every allowed origin: the publishable keys then work only outside browsers.
         #[arg(long)]
         clear_allowed_origins: bool,
+        /// Replace the hosts `POST /v1/forward` may send cards to: api.psp.example,
+        /// *.psp.example, or with a port, localhost:8443 (repeat or list several).
+        #[arg(long = "forward-host", num_args = 1.., conflicts_with = "clear_forward_hosts")]
+        forward_hosts: Option<Vec<String>>,
+        /// Remove every forward host: `POST /v1/forward` is then refused.
+        #[arg(long)]
+        clear_forward_hosts: bool,
     },
     /// Roll or revoke API keys.
     #[command(subcommand)]
@@ -259,6 +277,15 @@ impl ServeArgs {
             Some(dir) => Some(Arc::new(Assets::load(dir, env!("CARGO_PKG_VERSION"))?)),
             None => None,
         };
+        let mut forward = Config::default()
+            .forward
+            .with_allow_private(self.forward_allow_private)
+            .with_timeout(Duration::from_secs(
+                self.forward_timeout.max(1).unsigned_abs(),
+            ));
+        if let Some(path) = &self.forward_ca_file {
+            forward = forward.with_ca_file(path)?;
+        }
         Ok(Config {
             key_grace_secs: self.key_grace,
             rate_per_key: RateLimit {
@@ -281,6 +308,7 @@ impl ServeArgs {
             bin_table,
             allow_raw_card_api: self.allow_raw_card_api,
             snippet,
+            forward,
             ..Config::default()
         })
     }

@@ -2,9 +2,11 @@
 //! their defaults: the one place they are written down.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::assets::Assets;
 use crate::bins::BinTable;
+use crate::forward::ForwardSettings;
 
 /// The defaults of [`Config`], which the CLI's flags show and fall back to.
 pub mod defaults {
@@ -36,6 +38,8 @@ pub mod defaults {
     pub const DECLINES: u32 = 20;
     /// The window of [`DECLINES`]: a minute.
     pub const DECLINE_WINDOW_SECS: u32 = 60;
+    /// How long one `POST /v1/forward` may take, DNS lookup to the answer's last byte.
+    pub const FORWARD_TIMEOUT_SECS: i64 = 30;
 }
 
 /// A token-bucket limit: `per_second` on average, bursts of up to `burst`. Zero disables it.
@@ -101,6 +105,9 @@ pub struct Config {
     pub allow_raw_card_api: bool,
     /// The snippet files to serve at `/js/{version}-{hash}/…` (`--snippet-dir`).
     pub snippet: Option<Arc<Assets>>,
+    /// How `POST /v1/forward` reaches processors (`--forward-allow-private`,
+    /// `--forward-ca-file`, `--forward-timeout`).
+    pub forward: ForwardSettings,
 }
 
 impl Default for Config {
@@ -118,6 +125,9 @@ impl Default for Config {
             bin_table: None,
             allow_raw_card_api: false,
             snippet: None,
+            forward: ForwardSettings::new(Duration::from_secs(
+                defaults::FORWARD_TIMEOUT_SECS.unsigned_abs(),
+            )),
         }
     }
 }

@@ -1,13 +1,15 @@
 //! What the vault does with cards, apart from HTTP: using tokens, sealing and opening saved
-//! cards and their CVCs, resolving a charge's source, and charging. Each function runs inside
-//! the caller's transaction ([`Tx`]), so a handler decides only where a transaction begins
-//! and what its answer looks like.
+//! cards and their CVCs, resolving a charge's source, charging, and forwarding. Each function
+//! runs inside the caller's transaction ([`Tx`]), so a handler decides only where a transaction
+//! begins and what its answer looks like; the one exception is [`forward::forward`], which
+//! must call the processor between two transactions and so opens them itself.
 //!
 //! Failures a caller should see are [`TxError::Abort`]s carrying the [`ApiError`] to answer;
 //! they roll the transaction back.
 
 pub mod card;
 pub mod charge;
+pub mod forward;
 pub mod plain;
 pub mod token;
 

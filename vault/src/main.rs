@@ -16,10 +16,9 @@ use tracing_subscriber::EnvFilter;
 use cardseal_vault::accounts::{self, NewAccount};
 use cardseal_vault::clock::{Clock, SystemClock};
 use cardseal_vault::crypto::MasterKey;
-use cardseal_vault::events;
 use cardseal_vault::store::sqlite::SqliteStore;
 use cardseal_vault::store::{self, Store};
-use cardseal_vault::{Vault, keys};
+use cardseal_vault::{Vault, events, forward, keys};
 
 use crate::cli::{
     AccountKeysCommand, AccountsCommand, Cli, Command, EventsCommand, KeysCommand, LogFormat,
@@ -200,29 +199,41 @@ async fn run(command: Command) -> Result<(), String> {
             account,
             allowed_origins,
             clear_allowed_origins,
+            forward_hosts,
+            clear_forward_hosts,
         }) => {
-            let origins = match (allowed_origins, clear_allowed_origins) {
-                (Some(o), _) => o,
-                (None, true) => Vec::new(),
-                (None, false) => {
-                    return Err(
-                        "nothing to update: give --allowed-origin or --clear-allowed-origins"
-                            .into(),
-                    );
-                }
-            };
+            let origins = allowed_origins.or(clear_allowed_origins.then(Vec::new));
+            let forward_hosts = forward_hosts.or(clear_forward_hosts.then(Vec::new));
+            if origins.is_none() && forward_hosts.is_none() {
+                return Err(
+                    "nothing to update: give --allowed-origin, --clear-allowed-origins, --forward-host or --clear-forward-hosts"
+                        .into(),
+                );
+            }
             let (store, _master) = open_storage(&storage).await?;
-            let origins = accounts::set_allowed_origins(store.as_ref(), &account, &origins)
-                .await
-                .map_err(|e| e.to_string())?;
-            print_line(&format!(
-                "account {account}: allowed origins {}",
-                if origins.is_empty() {
+            let list = |l: &[String]| {
+                if l.is_empty() {
                     "none".to_owned()
                 } else {
-                    origins.join(" ")
+                    l.join(" ")
                 }
-            ));
+            };
+            if let Some(origins) = origins {
+                let origins = accounts::set_allowed_origins(store.as_ref(), &account, &origins)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                print_line(&format!(
+                    "account {account}: allowed origins {}",
+                    list(&origins)
+                ));
+            }
+            if let Some(hosts) = forward_hosts {
+                let hosts = forward::set_forward_hosts(store.as_ref(), &account, &hosts).await?;
+                print_line(&format!(
+                    "account {account}: forward hosts {}",
+                    list(&hosts)
+                ));
+            }
             Ok(())
         }
         Command::Accounts(AccountsCommand::Keys(AccountKeysCommand::Roll {
@@ -319,6 +330,11 @@ async fn run(command: Command) -> Result<(), String> {
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let config = args.config()?;
+    if args.forward_allow_private {
+        tracing::warn!(
+            "--forward-allow-private: forwards may reach loopback, private and metadata addresses"
+        );
+    }
     if args.allow_raw_card_api {
         tracing::warn!(
             "the raw-card API is on: its callers handle card numbers and are in full PCI DSS scope"

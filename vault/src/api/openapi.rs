@@ -47,9 +47,10 @@ unknown ids and other accounts' ids give the same 404 `resource_missing`.",
         super::events::list,
         super::raw_card::create,
         super::raw_card::add_cvv,
+        super::forward::create,
     ),
     components(
-        responses(BadRequest, Unauthorized, CardError, Forbidden, NotFound, Conflict, TooLarge, RateLimited, Internal),
+        responses(BadRequest, Unauthorized, CardError, Forbidden, NotFound, Conflict, TooLarge, RateLimited, Internal, BadGateway, GatewayTimeout),
     ),
     modifiers(&Shared),
     tags(
@@ -60,6 +61,7 @@ unknown ids and other accounts' ids give the same 404 `resource_missing`.",
         (name = "detokenize", description = "Card numbers, for a payment provider's connector."),
         (name = "events", description = "The audit log."),
         (name = "raw card", description = "The raw-card API of older vaults, off unless `--allow-raw-card-api`."),
+        (name = "forward", description = "A card sent to the merchant's processor, filled in by the vault."),
         (name = "meta", description = "Health and this document."),
     ),
 )]
@@ -245,6 +247,8 @@ error_responses! {
     Conflict => "`replayed_request`, or `idempotency_key_in_use` while a request with the same key runs.";
     TooLarge => "`request_too_large`: bodies are limited to 8 KiB.";
     Internal => "`api_error` `internal_error`; nothing about why is sent.";
+    BadGateway => "`api_error`: the processor could not be reached or answered too much (`upstream_connection_failed`, `upstream_tls_failed`, `upstream_dns_failed`, `upstream_response_too_large`).";
+    GatewayTimeout => "`api_error` `upstream_timeout`: the processor did not answer in time.";
 }
 
 /// 429 with `Retry-After`.

@@ -1,4 +1,5 @@
-//! Charges, and the source a charge (or a detokenize) names: a token or a saved card.
+//! Charges, and the source a charge (or a detokenize, or a forward) names: a token or a saved
+//! card.
 //!
 //! A charge runs in one transaction: the token is consumed (or the saved card's CVC taken),
 //! the processor decides, and the charge, the card's network transaction id and the audit
@@ -39,6 +40,13 @@ pub enum Purpose {
     },
     /// Detokenize: nothing is used up; the number leaves the vault.
     Reveal,
+    /// A forward to the merchant's processor: a token is used up, and the CVC is taken only
+    /// when `cvc` (the request's body asks for `{{card.cvc}}`), so that a forward without it
+    /// leaves a saved card's CVC for the next use.
+    Forward {
+        /// Take the CVC.
+        cvc: bool,
+    },
 }
 
 impl Purpose {
@@ -46,8 +54,18 @@ impl Purpose {
     /// detokenize.
     fn param(self) -> &'static str {
         match self {
-            Purpose::Charge { .. } => "source",
+            Purpose::Charge { .. } | Purpose::Forward { .. } => "source",
             Purpose::Reveal => "token",
+        }
+    }
+
+    /// Whether the CVC is used (and a saved card's deleted): never by a merchant-initiated
+    /// charge or a reveal.
+    fn takes_cvc(self) -> bool {
+        match self {
+            Purpose::Charge { merchant_initiated } => !merchant_initiated,
+            Purpose::Forward { cvc } => cvc,
+            Purpose::Reveal => false,
         }
     }
 }
@@ -135,13 +153,12 @@ impl ChargeSource {
                 if mic && reference.is_none() {
                     return abort(cof_reference_missing());
                 }
-                // A stored CVC is used by this charge and deleted in this same transaction; a
-                // merchant-initiated charge (or a reveal) never touches it.
-                let cvc = match purpose {
-                    Purpose::Charge {
-                        merchant_initiated: false,
-                    } => card::take_cvc(tx, principal, &saved.id, &key, now)?,
-                    _ => None,
+                // A stored CVC is used by this charge (or forward) and deleted in this same
+                // transaction; a merchant-initiated charge or a reveal never touches it.
+                let cvc = if purpose.takes_cvc() {
+                    card::take_cvc(tx, principal, &saved.id, &key, now)?
+                } else {
+                    None
                 };
                 Ok(Resolved {
                     plain,
@@ -180,7 +197,11 @@ impl ChargeSource {
                 let Some(summary) = token.card else {
                     return abort(ApiError::not_found(Some(param)));
                 };
-                let cvc = if mic { None } else { plain.cvc.take() };
+                let cvc = if purpose.takes_cvc() {
+                    plain.cvc.take()
+                } else {
+                    None
+                };
                 let issuer = match (bins, plain.number.as_ref()) {
                     (Some(b), Some(n)) => b.lookup(n.expose()),
                     _ => IssuerInfo::default(),

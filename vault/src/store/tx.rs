@@ -40,6 +40,11 @@ pub trait Tx {
     fn revoke_api_key(&self, key_hash: &[u8; 32], now: i64) -> StoreResult<bool>;
     /// Replaces an account's allowed origins. `false` when there is no such account.
     fn set_allowed_origins(&self, account_id: &str, origins: &[String]) -> StoreResult<bool>;
+    /// The hosts the account may forward cards to (normalised allow-list entries); empty for
+    /// an unknown account.
+    fn forward_hosts(&self, account_id: &str) -> StoreResult<Vec<String>>;
+    /// Replaces an account's forward allow-list. `false` when there is no such account.
+    fn set_forward_hosts(&self, account_id: &str, hosts: &[String]) -> StoreResult<bool>;
 
     // Tokens.
 

@@ -69,6 +69,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ",
     // 4: per-account audit keys for the keyed event chains.
     AUDIT_KEYS,
+    // 5: the hosts `POST /v1/forward` may send cards to (`accounts update --forward-host`).
+    FORWARD_HOSTS,
 ];
 
 /// Migration 2. CVCs sit in their own table so that using one is a `DELETE`; card data and
@@ -134,4 +136,10 @@ const CARDS_AND_LEDGER: &str = "
 /// first event, or until a vault that keys chains first starts on an older database.
 const AUDIT_KEYS: &str = "
     ALTER TABLE accounts ADD COLUMN audit_key BLOB;
+";
+
+/// Migration 5. Each account's forward allow-list; empty (forwards refused) until
+/// `accounts update --forward-host` fills it.
+const FORWARD_HOSTS: &str = "
+    ALTER TABLE accounts ADD COLUMN forward_hosts TEXT NOT NULL DEFAULT '[]'; -- JSON array
 ";

@@ -449,6 +449,30 @@ impl Tx for SqlTx<'_> {
             .map_err(backend)
     }
 
+    fn forward_hosts(&self, account_id: &str) -> StoreResult<Vec<String>> {
+        let text: Option<String> = self
+            .0
+            .prepare_cached("SELECT forward_hosts FROM accounts WHERE id = ?1")
+            .map_err(backend)?
+            .query_row(params![account_id], |r| r.get(0))
+            .optional()
+            .map_err(backend)?;
+        match text {
+            Some(t) => parse_list(&t).map_err(backend),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn set_forward_hosts(&self, account_id: &str, hosts: &[String]) -> StoreResult<bool> {
+        self.0
+            .execute(
+                "UPDATE accounts SET forward_hosts = ?2 WHERE id = ?1",
+                params![account_id, json_list(hosts)?],
+            )
+            .map(|n| n > 0)
+            .map_err(backend)
+    }
+
     fn add_token(&self, token: &TokenRecord, jti: &JtiRecord) -> StoreResult<()> {
         let fresh = self
             .0
