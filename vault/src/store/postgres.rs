@@ -124,7 +124,12 @@ impl PostgresStore {
         };
         let inner = Arc::clone(&store.inner);
         tokio::task::spawn_blocking(move || {
-            let mut conn = inner.connect()?;
+            let mut conn = inner.connect().map_err(|e| match e {
+                StoreError::Unavailable(e) => {
+                    StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}"))
+                }
+                e => e,
+            })?;
             migrate(&mut conn.client)?;
             inner.put_back(conn);
             Ok::<_, StoreError>(())

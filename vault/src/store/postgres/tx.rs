@@ -340,7 +340,9 @@ impl Tx for PgTx<'_, '_> {
         let account = account_from_row(&row, 0)?;
         let keys = self
             .rows(
-                &format!("SELECT {KEY_COLS} FROM api_keys k WHERE k.account_id = $1 ORDER BY k.seq"),
+                &format!(
+                    "SELECT {KEY_COLS} FROM api_keys k WHERE k.account_id = $1 ORDER BY k.seq"
+                ),
                 &[&account.id],
             )?
             .iter()
@@ -722,15 +724,21 @@ impl Tx for PgTx<'_, '_> {
     }
 
     fn all_events(&self) -> StoreResult<Vec<EventRecord>> {
-        self.rows(&format!("SELECT {EVENT_COLS} FROM events ORDER BY seq"), &[])?
-            .iter()
-            .map(event_from_row)
-            .collect()
+        self.rows(
+            &format!("SELECT {EVENT_COLS} FROM events ORDER BY seq"),
+            &[],
+        )?
+        .iter()
+        .map(event_from_row)
+        .collect()
     }
 
     fn audit_key(&self, account_id: &str) -> StoreResult<Option<Vec<u8>>> {
         Ok(self
-            .row("SELECT audit_key FROM accounts WHERE id = $1", &[&account_id])?
+            .row(
+                "SELECT audit_key FROM accounts WHERE id = $1",
+                &[&account_id],
+            )?
             .map(|r| get::<Option<Vec<u8>>>(&r, 0))
             .transpose()?
             .flatten())
@@ -871,4 +879,3 @@ impl Tx for PgTx<'_, '_> {
         Ok(cvcs.saturating_add(keys))
     }
 }
-
