@@ -478,6 +478,10 @@ async fn a_cvc_is_used_once_and_kept_at_most_an_hour() {
     )
     .await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    if on_postgres() {
+        // leaks.rs scans a pg_dump for card data instead.
+        return sqlite_only("no card data in the database files");
+    }
     let mut raw = Vec::new();
     for f in ["cardseal-vault.sqlite3", "cardseal-vault.sqlite3-wal"] {
         raw.extend(std::fs::read(v.dir.path().join(f)).unwrap_or_default());

@@ -194,8 +194,16 @@ async fn acknowledged_work_survives_kill_9() {
 
     // Every request again, with its Idempotency-Key: an answered one replays its answer, a
     // cut-off one replays what it committed or runs now. Each happens exactly once.
+    // On PostgreSQL other instances may share the database, so a restart frees no claim: a
+    // request cut off before it committed keeps its key in use until the claim lapses (60 s).
+    let mut still_claimed = 0;
     for (i, tok, reply) in &replies {
         let r = http(addr, request(*i, &sk, tok)).await;
+        if on_postgres() && reply.is_none() && r.status == 409 {
+            r.assert_error(409, "invalid_request_error", "idempotency_key_in_use");
+            still_claimed += 1;
+            continue;
+        }
         assert_eq!(
             r.status,
             200,
@@ -210,7 +218,13 @@ async fn acknowledged_work_survives_kill_9() {
         dir.path(),
         "SELECT (SELECT count(*) FROM charges) + (SELECT count(*) FROM cards)",
     );
-    assert_eq!(usize::try_from(objects).unwrap(), replies.len());
+    // A cut-off request that still holds its claim may have committed before the kill.
+    let objects = usize::try_from(objects).unwrap();
+    assert!(
+        objects <= replies.len() && objects + still_claimed >= replies.len(),
+        "{objects} objects for {} requests, {still_claimed} still claimed",
+        replies.len()
+    );
     drop(server);
     let out = vault_command(data)
         .args(["events", "verify", "--data-dir", data])

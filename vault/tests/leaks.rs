@@ -437,8 +437,11 @@ fn pg_dump(url: &str) -> (Vec<u8>, Vec<u8>) {
             while i < dump.len() && dump[i].is_ascii_hexdigit() {
                 i += 1;
             }
-            bytea.extend(hex::decode(&dump[start..i]).unwrap());
-            bytea.push(0);
+            // Not every `\\x` in the text starts a bytea value.
+            if let Ok(bytes) = hex::decode(&dump[start..i]) {
+                bytea.extend(bytes);
+                bytea.push(0);
+            }
         } else {
             text.push(dump[i]);
             i += 1;

@@ -59,6 +59,22 @@ struct Inner {
     audit_master: OnceLock<Arc<MasterKey>>,
 }
 
+impl Drop for Inner {
+    /// A client closes its connection with a `block_on` of its own, which must not run on an
+    /// async worker (the last store is often dropped on one): close them on a thread.
+    fn drop(&mut self) {
+        let idle = std::mem::take(&mut *lock(&self.idle));
+        if idle.is_empty() {
+            return;
+        }
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let _ = std::thread::Builder::new()
+                .name("postgres-close".into())
+                .spawn(move || drop(idle));
+        }
+    }
+}
+
 /// A connection and the statements prepared on it.
 struct Conn {
     client: Client,
