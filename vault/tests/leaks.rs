@@ -432,7 +432,7 @@ fn pg_dump(url: &str) -> (Vec<u8>, Vec<u8>) {
     while i < dump.len() {
         if dump[i..].starts_with(b"\\x") {
             text.extend_from_slice(b"\\x");
-            i += 3;
+            i += 2;
             let start = i;
             while i < dump.len() && dump[i].is_ascii_hexdigit() {
                 i += 1;

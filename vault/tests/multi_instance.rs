@@ -201,7 +201,10 @@ async fn a_key_rotated_by_one_instance_opens_on_the_other() {
         .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    let kid = text.split_whitespace().find(|w| w.starts_with("key_")).unwrap();
+    let kid = text
+        .split_whitespace()
+        .find(|w| w.starts_with("key_"))
+        .unwrap();
     assert!(kid.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_'));
     let jwk = db_query(
         dir.path(),
@@ -389,7 +392,14 @@ async fn a_database_outage_answers_503_and_loses_nothing() {
     assert_eq!(counts[0][0], counts[0][1]);
     drop(server);
     let out = std::process::Command::new(BIN)
-        .args(["events", "verify", "--data-dir", data, "--database-url", &url])
+        .args([
+            "events",
+            "verify",
+            "--data-dir",
+            data,
+            "--database-url",
+            &url,
+        ])
         .env_remove("CARDSEAL_MASTER_KEY")
         .output()
         .unwrap();

@@ -637,7 +637,7 @@ impl Tx for PgTx<'_, '_> {
             return Ok(None);
         };
         let until: i64 = get(&row, 1)?;
-        Ok((until > now).then(|| get(&row, 0)).transpose()?)
+        (until > now).then(|| get(&row, 0)).transpose()
     }
 
     fn cvc_until(&self, account_id: &str, card_id: &str, now: i64) -> StoreResult<Option<i64>> {
