@@ -80,6 +80,16 @@ if [ "$(.venv/bin/schemathesis --version 2>/dev/null | awk '{print $NF}')" != "$
   .venv/bin/pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
+# PostgreSQL for the vault's second test run (scripts/pg.sh starts a throwaway cluster). If it
+# cannot be installed, `npm test` says so loudly and tests on SQLite only.
+if [ "$need_browsers" = 1 ] && ! bash scripts/pg.sh bindir >/dev/null 2>&1; then
+  log "installing postgresql from Debian (for the vault tests on PostgreSQL)"
+  if ! { as_root apt-get update -qq &&
+         DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq postgresql >/dev/null; }; then
+    log "!!! could not install postgresql: npm test will skip the PostgreSQL run"
+  fi
+fi
+
 # npm 11 skips install scripts; binaryen (wasm-opt) and esbuild ship their code in the package.
 if [ ! -d node_modules ] || [ package.json -nt node_modules/.package-lock.json ] ||
    { [ -f package-lock.json ] && [ package-lock.json -nt node_modules/.package-lock.json ]; }; then

@@ -21,6 +21,18 @@ cargo clippy -p cardseal --target wasm32-unknown-unknown --lib --test web --quie
 step "native tests"
 cargo test --workspace --quiet
 
+step "vault tests on PostgreSQL: the whole vault suite again, plus two instances on one database"
+if bash scripts/pg.sh bindir >/dev/null 2>&1; then
+  pg_dir=$(mktemp -d)
+  trap 'bash scripts/pg.sh stop "$pg_dir" >/dev/null 2>&1 || true; rm -rf "$pg_dir"' EXIT
+  pg_url=$(bash scripts/pg.sh start "$pg_dir")
+  CARDSEAL_TEST_DATABASE_URL="$pg_url" cargo test -p cardseal-vault --quiet
+  bash scripts/pg.sh stop "$pg_dir"
+else
+  printf '\n!!! SKIPPING PostgreSQL: the postgresql package is missing and could not be installed;\n' >&2
+  printf '!!! the vault was tested on SQLite only.\n\n' >&2
+fi
+
 step "wasm unit tests of the bindings (Node)"
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner cargo test -p cardseal --target wasm32-unknown-unknown --lib
 

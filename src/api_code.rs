@@ -80,10 +80,12 @@ pub enum ApiCode {
     UpstreamTimeout,
     /// The vault failed; nothing about why is sent.
     InternalError,
+    /// The vault's database cannot be reached for now; nothing was done: retry later.
+    ServiceUnavailable,
 }
 
 /// Every code but [`ApiCode::Card`], for [`ApiCode::parse`].
-const NAMED: [(ApiCode, &str); 34] = [
+const NAMED: [(ApiCode, &str); 35] = [
     (ApiCode::ParameterMissing, "parameter_missing"),
     (ApiCode::ParameterInvalid, "parameter_invalid"),
     (ApiCode::InvalidBody, "invalid_body"),
@@ -130,6 +132,7 @@ const NAMED: [(ApiCode, &str); 34] = [
     ),
     (ApiCode::UpstreamTimeout, "upstream_timeout"),
     (ApiCode::InternalError, "internal_error"),
+    (ApiCode::ServiceUnavailable, "service_unavailable"),
 ];
 
 impl ApiCode {

@@ -240,10 +240,7 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
                 ApiCode::InvalidApiKey,
                 "Invalid API key.",
             )),
-            Err(e) => {
-                tracing::error!(error = %e, "authentication failed");
-                Err(ApiError::internal())
-            }
+            Err(e) => Err(ApiError::store(&e)),
         },
     };
     let response = match result {

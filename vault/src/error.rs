@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 pub use cardseal::ApiCode;
 use serde::Serialize;
 
-use crate::store::TxError;
+use crate::store::{StoreError, TxError};
 
 tokio::task_local! {
     /// The current request's id, for error bodies and the log lines of failures.
@@ -180,6 +180,38 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// 503 `api_error` `service_unavailable`: the database cannot be reached; nothing was
+    /// done, and a retry may succeed.
+    pub fn unavailable() -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "api_error",
+                ApiCode::ServiceUnavailable,
+                "The vault's database is unavailable; retry later.",
+            )
+        }
+    }
+
+    /// The answer to a storage failure: 503 when the database cannot be reached, else 500.
+    /// The cause goes to the log.
+    pub fn store(e: &StoreError) -> Self {
+        let request_id = REQUEST_ID.try_with(Clone::clone).unwrap_or_default();
+        match e {
+            StoreError::Unavailable(_) => {
+                tracing::warn!(%request_id, error = %e, "the database is unavailable");
+                Self::unavailable()
+            }
+            _ => {
+                tracing::error!(%request_id, error = %e, "storage failed");
+                Self::internal()
+            }
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let request_id = if self.opaque {
@@ -207,10 +239,17 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Logs a failure the caller must not see, and answers 500.
-pub(crate) fn internal<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> ApiError {
+/// Logs a failure the caller must not see, and answers 500 (503 for a database that cannot be
+/// reached).
+pub(crate) fn internal<E: std::fmt::Display + 'static>(
+    what: &'static str,
+) -> impl FnOnce(E) -> ApiError {
     move |e| {
         let request_id = REQUEST_ID.try_with(Clone::clone).unwrap_or_default();
+        if let Some(StoreError::Unavailable(_)) = (&e as &dyn std::any::Any).downcast_ref() {
+            tracing::warn!(%request_id, error = %e, "{what}: the database is unavailable");
+            return ApiError::unavailable();
+        }
         tracing::error!(%request_id, error = %e, "{what}");
         ApiError::internal()
     }

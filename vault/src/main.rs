@@ -16,6 +16,7 @@ use tracing_subscriber::EnvFilter;
 use cardseal_vault::accounts::{self, NewAccount};
 use cardseal_vault::clock::{Clock, SystemClock};
 use cardseal_vault::crypto::MasterKey;
+use cardseal_vault::store::postgres::PostgresStore;
 use cardseal_vault::store::sqlite::SqliteStore;
 use cardseal_vault::store::{self, Store};
 use cardseal_vault::{Vault, events, forward, keys};
@@ -83,10 +84,7 @@ async fn open_storage(storage: &Storage) -> Result<(Arc<dyn Store>, MasterKey), 
     let store: Arc<dyn Store> = match storage.database_url.as_deref() {
         None => Arc::new(SqliteStore::open(&storage.data_dir).map_err(|e| e.to_string())?),
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            return Err(
-                "PostgreSQL is not supported by this build yet; omit --database-url to use SQLite in the data directory"
-                    .into(),
-            );
+            Arc::new(PostgresStore::open(url).await.map_err(|e| e.to_string())?)
         }
         Some(url) => match url.strip_prefix("sqlite://") {
             Some(path) => {

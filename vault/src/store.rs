@@ -1,11 +1,12 @@
 //! Storage behind one interface: [`Tx`], the unit of work, and [`Store`], which runs a closure
 //! over a `Tx` either as one atomic write or on a read connection. A PostgreSQL backend is a
 //! second implementation of the two, not a rewrite. SQLite ([`sqlite::SqliteStore`]) is the
-//! default.
+//! default; [`postgres::PostgresStore`] lets several processes share one database.
 //!
 //! [`write`] and [`read`] are what callers use: they carry the closure's value, and the
 //! closure's own reason to roll back ([`TxError::Abort`]), through the backend as typed values.
 
+pub mod postgres;
 pub mod records;
 pub mod sqlite;
 pub mod tx;
@@ -32,6 +33,9 @@ pub enum StoreError {
     Duplicate,
     /// The backend failed; the text is for the operator's log, never for a response.
     Backend(String),
+    /// The database cannot be reached (down, restarting, out of connections): nothing was
+    /// written, and a retry later may succeed. The text is for the log.
+    Unavailable(String),
 }
 
 impl fmt::Display for StoreError {
@@ -39,6 +43,7 @@ impl fmt::Display for StoreError {
         match self {
             StoreError::Duplicate => f.write_str("duplicate"),
             StoreError::Backend(e) => write!(f, "storage: {e}"),
+            StoreError::Unavailable(e) => write!(f, "database unavailable: {e}"),
         }
     }
 }

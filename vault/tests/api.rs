@@ -758,7 +758,7 @@ async fn key_rotation_across_the_grace_period() {
     // Upkeep then destroys the retired private key; the answer stays the same.
     assert_eq!(v.state.retire_keys().await.unwrap(), 1);
     assert_eq!(v.state.retire_keys().await.unwrap(), 0);
-    let stored: Vec<String> = store::read(&v.store, |tx| tx.sealing_keys())
+    let stored: Vec<String> = store::read(v.store.as_ref(), |tx| tx.sealing_keys())
         .await
         .unwrap()
         .into_iter()
@@ -794,7 +794,7 @@ async fn a_token_is_used_at_most_once_under_concurrency() {
         let store = v.store.clone();
         let (account, id, now) = (account.clone(), id.clone(), v.now());
         tasks.push(tokio::spawn(async move {
-            store::write(&store, move |tx| tx.use_token(&account, &id, now))
+            store::write(store.as_ref(), move |tx| tx.use_token(&account, &id, now))
                 .await
                 .unwrap()
         }));
@@ -809,10 +809,11 @@ async fn a_token_is_used_at_most_once_under_concurrency() {
     assert_eq!(used, 1);
     let (other, token, now) = (v.other.account.clone(), id.clone(), v.now());
     assert!(
-        store::write(&v.store, move |tx| tx.use_token(&other, &token, now))
-            .await
-            .unwrap()
-            .is_none()
+        store::write(v.store.as_ref(), move |tx| tx
+            .use_token(&other, &token, now))
+        .await
+        .unwrap()
+        .is_none()
     );
     let r = v
         .get(&format!("/v1/tokens/{id}"), &v.account.secret_key)
@@ -830,19 +831,19 @@ async fn a_token_is_used_at_most_once_under_concurrency() {
     v.clock.advance(15 * 60);
     let (acct, token, now) = (account.clone(), id.clone(), v.now());
     assert!(
-        store::write(&v.store, move |tx| tx.use_token(&acct, &token, now))
+        store::write(v.store.as_ref(), move |tx| tx.use_token(&acct, &token, now))
             .await
             .unwrap()
             .is_none()
     );
     assert!(
-        store::write(&v.store, move |tx| tx.purge(now))
+        store::write(v.store.as_ref(), move |tx| tx.purge(now))
             .await
             .unwrap()
             >= 1
     );
     assert!(
-        store::read(&v.store, move |tx| tx.token(&account, &id))
+        store::read(v.store.as_ref(), move |tx| tx.token(&account, &id))
             .await
             .unwrap()
             .unwrap()

@@ -5,7 +5,7 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -13,12 +13,12 @@ use axum::http::Request;
 use cardseal_vault::accounts;
 use cardseal_vault::store::KeyKind;
 use serde_json::Value;
-use support::{BIN, Reply, TestVault, http, key_from, spawn_server};
+use support::{Reply, TestVault, http, key_from, spawn_server, vault_command};
 
 /// Runs `cardseal-vault ARGS… --data-dir DATA`, feeding it `stdin`.
 fn cli_with_input(data: &str, args: &[&str], stdin: &str) -> std::process::Output {
     use std::io::Write;
-    let mut child = Command::new(BIN)
+    let mut child = vault_command(data)
         .args(args)
         .args(["--data-dir", data])
         .env_remove("CARDSEAL_MASTER_KEY")

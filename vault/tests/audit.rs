@@ -205,12 +205,10 @@ async fn events_are_chained_and_edits_are_caught() {
         Ok(5)
     );
     // Edit one row: the chain breaks exactly there.
-    let db = rusqlite::Connection::open(v.dir.path().join("cardseal-vault.sqlite3")).unwrap();
-    db.execute(
+    db_query(
+        v.dir.path(),
         "UPDATE events SET body = replace(body, '\"amount\":5', '\"amount\":500') WHERE type = 'charge.succeeded'",
-        [],
-    )
-    .unwrap();
+    );
     let broken = cardseal_vault::events::verify(v.state.store(), v.state.master())
         .await
         .unwrap()

@@ -221,15 +221,13 @@ async fn deleting_a_card_destroys_its_key() {
     charge(&v, id, None)
         .await
         .assert_error(404, "invalid_request_error", "resource_missing");
-    let db = rusqlite::Connection::open(v.dir.path().join("cardseal-vault.sqlite3")).unwrap();
-    let (key, sealed, cvcs): (Option<Vec<u8>>, Option<Vec<u8>>, i64) = db
-        .query_row(
-            "SELECT card_key, sealed, (SELECT count(*) FROM card_cvcs) FROM cards WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .unwrap();
-    assert_eq!((key, sealed, cvcs), (None, None, 0));
+    let row = db_query(
+        v.dir.path(),
+        &format!(
+            "SELECT card_key, sealed, (SELECT count(*) FROM card_cvcs) FROM cards WHERE id = '{id}'"
+        ),
+    );
+    assert_eq!(row, vec![vec![None, None, Some("0".to_owned())]]);
 }
 
 #[tokio::test]
@@ -442,12 +440,7 @@ async fn a_cvc_is_used_once_and_kept_at_most_an_hour() {
         Value::Null
     );
     // The upkeep deletes the expired sealed bytes too.
-    let cvcs = |v: &TestVault| -> i64 {
-        rusqlite::Connection::open(v.dir.path().join("cardseal-vault.sqlite3"))
-            .unwrap()
-            .query_row("SELECT count(*) FROM card_cvcs", [], |r| r.get(0))
-            .unwrap()
-    };
+    let cvcs = |v: &TestVault| -> i64 { db_number(v.dir.path(), "SELECT count(*) FROM card_cvcs") };
     assert_eq!(cvcs(&v), 1);
     let now = v.now();
     let purged = store::write(v.state.store(), move |tx| tx.purge_ledger(now))
@@ -485,6 +478,10 @@ async fn a_cvc_is_used_once_and_kept_at_most_an_hour() {
     )
     .await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    if on_postgres() {
+        // leaks.rs scans a pg_dump for card data instead.
+        return sqlite_only("no card data in the database files");
+    }
     let mut raw = Vec::new();
     for f in ["cardseal-vault.sqlite3", "cardseal-vault.sqlite3-wal"] {
         raw.extend(std::fs::read(v.dir.path().join(f)).unwrap_or_default());

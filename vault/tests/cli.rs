@@ -9,7 +9,9 @@ use axum::body::Body;
 use axum::http::Request;
 use cardseal::jwe::{self, VaultKey};
 use serde_json::{Value, json};
-use support::{BIN, card_payload, http, key_from, post_json, spawn_server, unix_now};
+use support::{
+    BIN, card_payload, db_query, http, key_from, post_json, spawn_server, unix_now, vault_command,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_keys_survive_restarts_and_work_from_localhost() {
@@ -67,7 +69,7 @@ async fn keys_rotate_reaches_a_running_server() {
     let before = jwks().await;
     assert_eq!(before["keys"].as_array().unwrap().len(), 1);
 
-    let out = Command::new(BIN)
+    let out = vault_command(data)
         .args(["keys", "rotate", "--data-dir", data])
         .output()
         .unwrap();
@@ -85,13 +87,12 @@ async fn keys_rotate_reaches_a_running_server() {
 
     // A card sealed with the new key (its public half read from the database, as a client
     // with fresh keys would have it) makes the server load the key at once.
-    let conn = rusqlite::Connection::open(dir.path().join("cardseal-vault.sqlite3")).unwrap();
-    let jwk: String = conn
-        .query_row(
-            "SELECT public_jwk FROM sealing_keys WHERE kid = ?1",
-            [&kid],
-            |r| r.get(0),
-        )
+    assert!(kid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+    let jwk = db_query(
+        dir.path(),
+        &format!("SELECT public_jwk FROM sealing_keys WHERE kid = '{kid}'"),
+    )[0][0]
+        .clone()
         .unwrap();
     let key = VaultKey::parse(&jwk).unwrap();
     let sealed = jwe::seal_payload(

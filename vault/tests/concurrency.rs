@@ -58,13 +58,9 @@ async fn one_token_is_used_once_under_64_concurrent_requests() {
         assert_eq!(wins, 1, "round {round}");
     }
     // Every win left exactly one object behind.
-    let db = rusqlite::Connection::open(v.dir.path().join("cardseal-vault.sqlite3")).unwrap();
-    let (charges, cards): (usize, usize) = db
-        .query_row(
-            "SELECT (SELECT count(*) FROM charges), (SELECT count(*) FROM cards)",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
-    assert_eq!(charges + cards, rounds());
+    let objects = db_number(
+        v.dir.path(),
+        "SELECT (SELECT count(*) FROM charges) + (SELECT count(*) FROM cards)",
+    );
+    assert_eq!(usize::try_from(objects).unwrap(), rounds());
 }

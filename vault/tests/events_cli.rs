@@ -3,13 +3,11 @@
 #[path = "support/helpers.rs"]
 mod support;
 
-use std::process::Command;
-
 use serde_json::json;
 use support::*;
 
 fn verify(dir: &std::path::Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_cardseal-vault"))
+    vault_command(dir)
         .args(["events", "verify", "--data-dir"])
         .arg(dir)
         .env_remove("CARDSEAL_MASTER_KEY")
@@ -45,19 +43,17 @@ async fn events_verify_names_the_first_edited_event() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok: 9 events"));
 
-    let db = rusqlite::Connection::open(v.dir.path().join("cardseal-vault.sqlite3")).unwrap();
-    let (id, seq): (String, i64) = db
-        .query_row(
-            "SELECT id, seq FROM events WHERE type = 'charge.succeeded' ORDER BY seq LIMIT 1 OFFSET 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
-    db.execute(
-        "UPDATE events SET body = replace(body, '\"amount\":100', '\"amount\":1') WHERE id = ?1",
-        [&id],
-    )
-    .unwrap();
+    let row = db_query(
+        v.dir.path(),
+        "SELECT id, seq FROM events WHERE type = 'charge.succeeded' ORDER BY seq LIMIT 1 OFFSET 1",
+    );
+    let (id, seq) = (row[0][0].clone().unwrap(), row[0][1].clone().unwrap());
+    db_query(
+        v.dir.path(),
+        &format!(
+            "UPDATE events SET body = replace(body, '\"amount\":100', '\"amount\":1') WHERE id = '{id}'"
+        ),
+    );
     let out = verify(v.dir.path());
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -67,14 +63,14 @@ async fn events_verify_names_the_first_edited_event() {
     );
 
     // Deleting a row is caught too.
-    db.execute("DELETE FROM events WHERE seq = 2", []).unwrap();
+    db_query(v.dir.path(), "DELETE FROM events WHERE seq = 2");
     let out = verify(v.dir.path());
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("seq 3"));
 }
 
 fn events_cli(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_cardseal-vault"))
+    vault_command(dir)
         .arg("events")
         .args(args)
         .arg("--data-dir")
@@ -144,6 +140,9 @@ fn stderr(out: &std::process::Output) -> String {
 
 #[tokio::test]
 async fn a_copy_of_the_data_cannot_be_rewritten_or_truncated_unnoticed() {
+    if on_postgres() {
+        return sqlite_only("copies of the database file");
+    }
     let v = TestVault::new().await;
     for account in [&v.account, &v.other, &v.account] {
         for _ in 0..2 {
@@ -301,6 +300,9 @@ async fn a_copy_of_the_data_cannot_be_rewritten_or_truncated_unnoticed() {
 
 #[tokio::test]
 async fn a_database_from_before_keyed_chains_is_keyed_at_the_next_start() {
+    if on_postgres() {
+        return sqlite_only("SQLite databases from before keyed chains");
+    }
     use std::sync::Arc;
 
     use cardseal_vault::clock::ManualClock;

@@ -12,9 +12,7 @@ use support::*;
 const VISA: &str = "4242424242424242";
 
 fn token_count(v: &TestVault) -> i64 {
-    let db = rusqlite::Connection::open(v.dir.path().join("cardseal-vault.sqlite3")).unwrap();
-    db.query_row("SELECT count(*) FROM tokens", [], |r| r.get(0))
-        .unwrap()
+    db_number(v.dir.path(), "SELECT count(*) FROM tokens")
 }
 
 /// A card payload with `iat` set to any JSON value, sealed with the vault's real key.

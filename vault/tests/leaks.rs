@@ -14,9 +14,9 @@ use axum::http::Request;
 use cardseal::Secret;
 use cardseal::jwe::{self, Payload, VaultKey};
 use serde_json::{Value, json};
-use support::{http, luhn_number, post_json, unix_now};
-
-const BIN: &str = env!("CARGO_BIN_EXE_cardseal-vault");
+use support::{
+    database_url_for, http, luhn_number, on_postgres, pg_bindir, post_json, unix_now, vault_command,
+};
 
 /// Kills the server even when an assertion fails first.
 struct KillOnDrop(std::process::Child);
@@ -137,7 +137,7 @@ fn cards() -> Vec<TestCard> {
 async fn no_card_number_or_cvc_in_the_database_or_the_logs() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
-    let created = Command::new(BIN)
+    let created = vault_command(data)
         .args([
             "accounts",
             "create",
@@ -161,7 +161,7 @@ async fn no_card_number_or_cvc_in_the_database_or_the_logs() {
     let pk = account["publishable_key"].as_str().unwrap().to_owned();
     let sk = account["secret_key"].as_str().unwrap().to_owned();
 
-    let server = Command::new(BIN)
+    let server = vault_command(data)
         .args([
             "serve",
             "--data-dir",
@@ -320,9 +320,14 @@ async fn no_card_number_or_cvc_in_the_database_or_the_logs() {
         }
         files.push((path.display().to_string(), std::fs::read(&path).unwrap()));
     }
+    if let Some(url) = database_url_for(dir.path()) {
+        let (text, bytea) = pg_dump(&url);
+        files.push(("pg_dump".into(), text));
+        files.push(("pg_dump (bytea values decoded)".into(), bytea));
+    }
     let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
     assert!(
-        names.iter().any(|n| n.ends_with(".sqlite3-wal")),
+        on_postgres() || names.iter().any(|n| n.ends_with(".sqlite3-wal")),
         "{names:?}"
     );
     let db_bytes: usize = files.iter().map(|(_, b)| b.len()).sum();
@@ -379,7 +384,7 @@ async fn no_card_number_or_cvc_in_the_database_or_the_logs() {
             // copy of its page), so there the CVCs found are counted below: a leak shows all
             // 25 of them, chance one or two.
             if c.cvc.len() == 4 {
-                if name.contains("sqlite3") {
+                if name.contains("sqlite3") || name.starts_with("pg_dump") {
                     // Within runs: SQLite stores a record's text columns side by side.
                     let cvc = c.cvc.as_bytes();
                     if stored
@@ -407,4 +412,44 @@ async fn no_card_number_or_cvc_in_the_database_or_the_logs() {
         db_cvcs.len() <= 2,
         "CVCs in the database files: {db_cvcs:?}"
     );
+}
+
+/// A plain `pg_dump` of the database at `url`: its text with every bytea value cut out, and
+/// those values decoded from hex, one after another, as they sit on disk.
+fn pg_dump(url: &str) -> (Vec<u8>, Vec<u8>) {
+    let out = Command::new(pg_bindir().join("pg_dump"))
+        .args(["--no-owner", "--dbname", url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dump = out.stdout;
+    let (mut text, mut bytea) = (Vec::new(), Vec::new());
+    let mut i = 0;
+    while i < dump.len() {
+        if dump[i..].starts_with(b"\\x") {
+            text.extend_from_slice(b"\\x");
+            i += 2;
+            let start = i;
+            while i < dump.len() && dump[i].is_ascii_hexdigit() {
+                i += 1;
+            }
+            // Not every `\\x` in the text starts a bytea value.
+            if let Ok(bytes) = hex::decode(&dump[start..i]) {
+                bytea.extend(bytes);
+                bytea.push(0);
+            }
+        } else {
+            text.push(dump[i]);
+            i += 1;
+        }
+    }
+    assert!(
+        bytea.len() > 50 * 200,
+        "the dump should hold the sealed cards"
+    );
+    (text, bytea)
 }

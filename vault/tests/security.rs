@@ -168,7 +168,7 @@ fn decrypt_everything(db: &std::path::Path, v: &TestVault) -> Vec<String> {
 
 /// The sealed bytes of a row, read from the live database.
 fn blob(v: &TestVault, sql: &str, id: &str) -> Vec<u8> {
-    let c = rusqlite::Connection::open(v.store.path()).unwrap();
+    let c = rusqlite::Connection::open(v.sqlite.as_ref().unwrap().path()).unwrap();
     c.query_row(sql, [id], |r| r.get(0)).unwrap()
 }
 
@@ -178,6 +178,10 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 #[tokio::test]
 async fn used_tokens_deleted_cards_and_used_cvcs_leave_nothing_that_decrypts() {
+    if on_postgres() {
+        // PostgreSQL keeps an updated row's old version until VACUUM: see vault/README.md.
+        return sqlite_only("no destroyed ciphertext left in the database files");
+    }
     let v = TestVault::with_config(Config {
         allow_raw_card_api: true,
         ..unlimited()
@@ -266,7 +270,8 @@ async fn used_tokens_deleted_cards_and_used_cvcs_leave_nothing_that_decrypts() {
 
     // The attacker copies the data directory (after the vault's periodic checkpoint) and
     // opens every blob with the master key.
-    v.store.checkpoint().unwrap();
+    let sqlite = v.sqlite.as_ref().unwrap();
+    sqlite.checkpoint().unwrap();
     let copy = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
     let mut names = Vec::new();
@@ -277,7 +282,7 @@ async fn used_tokens_deleted_cards_and_used_cvcs_leave_nothing_that_decrypts() {
         std::fs::copy(&path, &to).unwrap();
         files.push(std::fs::read(&to).unwrap());
     }
-    let db = copy.path().join(v.store.path().file_name().unwrap());
+    let db = copy.path().join(sqlite.path().file_name().unwrap());
     let opened = decrypt_everything(&db, &v);
     assert!(
         opened.iter().any(|t| t.contains(&raw_kept)),
@@ -349,9 +354,7 @@ async fn detokenize_refuses_a_used_or_expired_token() {
 }
 
 fn kept_keys(v: &TestVault) -> i64 {
-    let c = rusqlite::Connection::open(v.store.path()).unwrap();
-    c.query_row("SELECT count(*) FROM idempotency_keys", [], |r| r.get(0))
-        .unwrap()
+    db_number(v.dir.path(), "SELECT count(*) FROM idempotency_keys")
 }
 
 const CHARGE: &str = r#"{"amount":1999,"currency":"eur","source":"SOURCE"}"#;
@@ -528,11 +531,8 @@ async fn one_card_tokenized_more_than_ten_times_in_ten_minutes_is_refused() {
     })
     .await;
     let pk = v.account.publishable_key.clone();
-    let tokens_before = |v: &TestVault| -> i64 {
-        let c = rusqlite::Connection::open(v.store.path()).unwrap();
-        c.query_row("SELECT count(*) FROM tokens", [], |r| r.get(0))
-            .unwrap()
-    };
+    let tokens_before =
+        |v: &TestVault| -> i64 { db_number(v.dir.path(), "SELECT count(*) FROM tokens") };
     for month in 1..=10u8 {
         // Card testing: the same number with guessed expiries.
         let p = v.payload("4242424242424242", month, 2031, Some("123"));

@@ -50,7 +50,7 @@ unknown ids and other accounts' ids give the same 404 `resource_missing`.",
         super::forward::create,
     ),
     components(
-        responses(BadRequest, Unauthorized, CardError, Forbidden, NotFound, Conflict, TooLarge, RateLimited, Internal, BadGateway, GatewayTimeout),
+        responses(BadRequest, Unauthorized, CardError, Forbidden, NotFound, Conflict, TooLarge, RateLimited, Internal, Unavailable, BadGateway, GatewayTimeout),
     ),
     modifiers(&Shared),
     tags(
@@ -247,6 +247,7 @@ error_responses! {
     Conflict => "`replayed_request`, or `idempotency_key_in_use` while a request with the same key runs.";
     TooLarge => "`request_too_large`: bodies are limited to 8 KiB.";
     Internal => "`api_error` `internal_error`; nothing about why is sent.";
+    Unavailable => "`api_error` `service_unavailable`, with `Retry-After`: the database cannot be reached or its disk is full; nothing was written, retry later.";
     BadGateway => "`api_error`: the processor could not be reached or answered too much (`upstream_connection_failed`, `upstream_tls_failed`, `upstream_dns_failed`, `upstream_response_too_large`).";
     GatewayTimeout => "`api_error` `upstream_timeout`: the processor did not answer in time.";
 }
@@ -307,7 +308,11 @@ impl Modify for Shared {
                 let authenticated = op.security.is_some();
                 let post = method == HttpMethod::Post;
                 // Any request may carry a key, and a malformed or unknown one is refused.
-                let mut shared = vec![("401", "Unauthorized"), ("500", "Internal")];
+                let mut shared = vec![
+                    ("401", "Unauthorized"),
+                    ("500", "Internal"),
+                    ("503", "Unavailable"),
+                ];
                 if authenticated {
                     shared.push(("403", "Forbidden"));
                 }

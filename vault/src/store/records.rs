@@ -290,3 +290,27 @@ pub enum Claim {
     /// The key was used for a different request.
     Mismatch,
 }
+
+/// The canonical JSON of an event: fixed member order, which the hash covers. It holds no
+/// global position, so an account learns nothing about other accounts' activity.
+pub fn canonical_event(e: &NewEvent) -> super::StoreResult<String> {
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        id: &'a str,
+        object: &'static str,
+        account: &'a str,
+        #[serde(rename = "type")]
+        event_type: &'a str,
+        created: i64,
+        data: &'a serde_json::Value,
+    }
+    serde_json::to_string(&Body {
+        id: &e.id,
+        object: "event",
+        account: &e.account_id,
+        event_type: &e.event_type,
+        created: e.created,
+        data: &e.data,
+    })
+    .map_err(|e| super::StoreError::Backend(e.to_string()))
+}

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use aws_lc_rs::aead::{AES_128_GCM, AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
@@ -23,7 +24,9 @@ use cardseal_vault::accounts::{self, NewAccount};
 use cardseal_vault::clock::{Clock, ManualClock};
 use cardseal_vault::config::{Config, RateLimit};
 use cardseal_vault::crypto::MasterKey;
-use cardseal_vault::store::sqlite::SqliteStore;
+use cardseal_vault::store::Store;
+use cardseal_vault::store::postgres::PostgresStore;
+use cardseal_vault::store::sqlite::{DB_FILE, SqliteStore};
 use cardseal_vault::{AppState, app};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -45,7 +48,9 @@ pub struct TestVault {
     pub state: AppState,
     pub clock: Arc<ManualClock>,
     pub dir: tempfile::TempDir,
-    pub store: SqliteStore,
+    pub store: Arc<dyn Store>,
+    /// The SQLite store, unless the tests run on PostgreSQL ([`TEST_DATABASE_URL`]).
+    pub sqlite: Option<SqliteStore>,
     /// Allowed from `https://shop.example` and `http://127.0.0.1:*`.
     pub account: NewAccount,
     pub other: NewAccount,
@@ -63,11 +68,17 @@ impl TestVault {
 
     pub async fn with_config(config: Config) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).unwrap();
+        let (store, sqlite): (Arc<dyn Store>, _) = match database_url_for(dir.path()) {
+            Some(url) => (Arc::new(PostgresStore::open(&url).await.unwrap()), None),
+            None => {
+                let s = SqliteStore::open(dir.path()).unwrap();
+                (Arc::new(s.clone()), Some(s))
+            }
+        };
         // In the data directory, so that the CLI (`events verify`) opens the same vault.
         let master = MasterKey::load(None, dir.path()).unwrap();
         let clock = Arc::new(ManualClock::new(unix_now()));
-        let state = AppState::new(config, Arc::new(store.clone()), master, clock.clone())
+        let state = AppState::new(config, Arc::clone(&store), master, clock.clone())
             .await
             .unwrap();
         let origins = [
@@ -101,6 +112,7 @@ impl TestVault {
             clock,
             dir,
             store,
+            sqlite,
             account,
             other,
             router,
@@ -464,8 +476,8 @@ impl Drop for Server {
 #[allow(clippy::zombie_processes)]
 pub fn spawn_server(data: &str, extra: &[&str]) -> Server {
     use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(BIN)
+    use std::process::Stdio;
+    let mut child = vault_command(data)
         .args(["serve", "--data-dir", data, "--listen", "127.0.0.1:0"])
         .args(extra)
         .env_remove("CARDSEAL_MASTER_KEY")
@@ -505,4 +517,152 @@ pub fn key_from(lines: &[String], name: &str) -> String {
                 .map(|k| k.split_whitespace().next().unwrap().to_owned())
         })
         .unwrap_or_else(|| panic!("{name} missing in {lines:?}"))
+}
+
+/// Set to a PostgreSQL URL (`postgres://user@host:port/postgres`) to run the vault tests on
+/// PostgreSQL instead of SQLite. Every data directory then gets a database of its own on that
+/// server, `t_<hash of the directory>`, made on first use; `npm test` runs the suite both ways
+/// against a throwaway cluster (`scripts/pg.sh`).
+pub const TEST_DATABASE_URL: &str = "CARDSEAL_TEST_DATABASE_URL";
+
+/// The PostgreSQL server the tests run on, if any.
+pub fn test_database_url() -> Option<String> {
+    std::env::var(TEST_DATABASE_URL)
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// Whether the tests run on PostgreSQL.
+pub fn on_postgres() -> bool {
+    test_database_url().is_some()
+}
+
+/// Says why a check of the SQLite file itself does not run on PostgreSQL.
+pub fn sqlite_only(what: &str) {
+    eprintln!("skipped on PostgreSQL: {what} (a check of the SQLite file)");
+}
+
+/// `url` with its database name replaced by `name`.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    format!("{}/{name}{query}", &base[..host_end])
+}
+
+/// Runs `f` with a synchronous PostgreSQL client on a thread of its own (the `postgres` crate
+/// starts a runtime, which cannot happen inside a test's runtime).
+pub fn with_pg<T: Send + 'static>(
+    url: &str,
+    f: impl FnOnce(&mut postgres::Client) -> T + Send + 'static,
+) -> T {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("cannot connect to the test PostgreSQL: {e}"));
+        f(&mut client)
+    })
+    .join()
+    .unwrap()
+}
+
+/// The database of the data directory `dir` when the tests run on PostgreSQL (made if
+/// missing), else `None`: SQLite in `dir`.
+pub fn database_url_for(dir: impl AsRef<Path>) -> Option<String> {
+    let server = test_database_url()?;
+    let path = std::fs::canonicalize(dir.as_ref()).unwrap_or_else(|_| dir.as_ref().to_owned());
+    let hash = cardseal_vault::crypto::sha256(path.to_string_lossy().as_bytes());
+    let name = format!("t_{}", hex::encode(&hash[..10]));
+    let db = name.clone();
+    with_pg(&server, move |c| {
+        let exists = c
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&db])
+            .unwrap()
+            .is_some();
+        if !exists {
+            // Two first uses at once: the loser's error is harmless.
+            let _ = c.batch_execute(&format!("CREATE DATABASE {db}"));
+        }
+    });
+    Some(with_database(&server, &name))
+}
+
+/// `cardseal-vault` with the environment that points it at `data`'s database: nothing for
+/// SQLite (the file in the data directory), `CARDSEAL_DATABASE_URL` for PostgreSQL.
+pub fn vault_command(data: impl AsRef<Path>) -> std::process::Command {
+    let mut cmd = std::process::Command::new(BIN);
+    match database_url_for(data) {
+        Some(url) => cmd.env("CARDSEAL_DATABASE_URL", url),
+        None => cmd.env_remove("CARDSEAL_DATABASE_URL"),
+    };
+    cmd
+}
+
+/// Runs `sql` on the database of the data directory `dir`, whichever backend; the rows with
+/// every value as text. For checks and edits the API cannot make.
+pub fn db_query(dir: impl AsRef<Path>, sql: &str) -> Vec<Vec<Option<String>>> {
+    if let Some(url) = database_url_for(dir.as_ref()) {
+        let sql = sql.to_owned();
+        return with_pg(&url, move |c| {
+            c.simple_query(&sql)
+                .unwrap()
+                .into_iter()
+                .filter_map(|m| match m {
+                    postgres::SimpleQueryMessage::Row(r) => {
+                        Some((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect())
+                    }
+                    _ => None,
+                })
+                .collect()
+        });
+    }
+    use rusqlite::types::ValueRef;
+    let db = rusqlite::Connection::open(dir.as_ref().join(DB_FILE)).unwrap();
+    let mut stmt = db.prepare(sql).unwrap();
+    let n = stmt.column_count();
+    let rows = stmt
+        .query_map([], |r| {
+            (0..n)
+                .map(|i| {
+                    Ok(match r.get_ref(i)? {
+                        ValueRef::Null => None,
+                        ValueRef::Integer(v) => Some(v.to_string()),
+                        ValueRef::Real(v) => Some(v.to_string()),
+                        ValueRef::Text(t) | ValueRef::Blob(t) => {
+                            Some(String::from_utf8_lossy(t).into_owned())
+                        }
+                    })
+                })
+                .collect()
+        })
+        .unwrap();
+    rows.collect::<Result<_, _>>().unwrap()
+}
+
+/// The first value of the first row of `sql`, as a number (e.g. a `count(*)`).
+pub fn db_number(dir: impl AsRef<Path>, sql: &str) -> i64 {
+    db_query(dir, sql)[0][0]
+        .as_deref()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Where PostgreSQL's programs (`pg_dump`, `pg_ctl`) are, as `scripts/pg.sh bindir` finds them.
+pub fn pg_bindir() -> std::path::PathBuf {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/pg.sh");
+    let out = std::process::Command::new("bash")
+        .args([script, "bindir"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "PostgreSQL's programs are not installed"
+    );
+    String::from_utf8(out.stdout).unwrap().trim().into()
 }

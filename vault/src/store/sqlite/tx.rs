@@ -5,6 +5,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::backend;
 use crate::crypto::{AuditKey, MasterKey, sha256};
+use crate::store::records::canonical_event;
 use crate::store::{
     AccountRecord, ApiKeyRecord, CardRecord, CardSummary, ChargeRecord, Claim, EventRecord,
     IssuerInfo, JtiRecord, KeyKind, NewEvent, SealingKeyRecord, StoreError, StoreResult,
@@ -151,30 +152,6 @@ fn event_from_row(r: &Row<'_>) -> rusqlite::Result<EventRecord> {
         prev_hash: r.get(5)?,
         hash: r.get(6)?,
     })
-}
-
-/// The canonical JSON of an event: fixed member order, which the hash covers. It holds no
-/// global position, so an account learns nothing about other accounts' activity.
-pub fn canonical_event(e: &NewEvent) -> StoreResult<String> {
-    #[derive(serde::Serialize)]
-    struct Body<'a> {
-        id: &'a str,
-        object: &'static str,
-        account: &'a str,
-        #[serde(rename = "type")]
-        event_type: &'a str,
-        created: i64,
-        data: &'a serde_json::Value,
-    }
-    serde_json::to_string(&Body {
-        id: &e.id,
-        object: "event",
-        account: &e.account_id,
-        event_type: &e.event_type,
-        created: e.created,
-        data: &e.data,
-    })
-    .map_err(backend)
 }
 
 /// SHA-256 over the previous hash and the canonical body: how vaults before migration 4

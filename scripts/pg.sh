@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL cluster for tests, in a directory of its own (see TOOLCHAIN notes,
+# "A throwaway PostgreSQL for tests").
+#
+#   scripts/pg.sh start DIR   make the cluster in DIR if needed, start it on a free port (the same
+#                             port again on a restart) and print its URL
+#   scripts/pg.sh stop DIR    stop it (fast: open connections are cut)
+#   scripts/pg.sh url DIR     print its URL
+#   scripts/pg.sh bindir      print where initdb and pg_ctl are; fails if PostgreSQL is missing
+#
+# PostgreSQL refuses to run as root, so as root it runs as the `postgres` user. fsync is off:
+# this cluster is for tests only. Nothing is left behind once DIR is removed.
+set -euo pipefail
+
+bindir() {
+  local d
+  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    [ -x "$d/initdb" ] && { echo "$d"; return 0; }
+  done
+  if command -v pg_config >/dev/null && [ -x "$(pg_config --bindir)/initdb" ]; then
+    pg_config --bindir; return 0
+  fi
+  command -v initdb >/dev/null && { dirname "$(command -v initdb)"; return 0; }
+  return 1
+}
+
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+free_port() {
+  local p
+  for _ in $(seq 1 50); do
+    p=$((20000 + RANDOM % 40000))
+    # A refused connection means nobody listens there.
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
+  done
+  echo "no free port found" >&2
+  return 1
+}
+
+url() { echo "postgres://cardseal@127.0.0.1:$(cat "$1/port")/postgres"; }
+
+cmd=${1:-}
+case "$cmd" in
+  bindir) bindir ;;
+  url) url "$2" ;;
+  start)
+    dir=$2
+    bin=$(bindir) || { echo "PostgreSQL is not installed (apt-get install postgresql)" >&2; exit 1; }
+    mkdir -p "$dir"
+    [ "$(id -u)" = 0 ] && chown postgres "$dir"
+    if [ ! -f "$dir/data/PG_VERSION" ]; then
+      as_pg "$bin/initdb" -D "$dir/data" -A trust -U cardseal >"$dir/initdb.log" 2>&1 ||
+        { cat "$dir/initdb.log" >&2; exit 1; }
+    fi
+    [ -f "$dir/port" ] || free_port >"$dir/port"
+    port=$(cat "$dir/port")
+    as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 30 start \
+      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400" \
+      >/dev/null || { tail -20 "$dir/log" >&2; exit 1; }
+    url "$dir"
+    ;;
+  stop)
+    dir=$2
+    bin=$(bindir)
+    if [ -f "$dir/data/postmaster.pid" ]; then
+      as_pg "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+    fi
+    ;;
+  *)
+    echo "usage: $0 start DIR | stop DIR | url DIR | bindir" >&2
+    exit 2
+    ;;
+esac
