@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::assets::Assets;
 use crate::bins::BinTable;
+use crate::tls::TlsFiles;
 
 /// The defaults of [`Config`], which the CLI's flags show and fall back to.
 pub mod defaults {
@@ -101,6 +102,11 @@ pub struct Config {
     pub allow_raw_card_api: bool,
     /// The snippet files to serve at `/js/{version}-{hash}/…` (`--snippet-dir`).
     pub snippet: Option<Arc<Assets>>,
+    /// TLS on the public listener (`--tls-cert`, `--tls-key`).
+    pub tls: Option<TlsFiles>,
+    /// A proxy in front terminates TLS (`--tls-terminated-upstream`): plain HTTP on any
+    /// address, and `Strict-Transport-Security` still sent.
+    pub tls_terminated_upstream: bool,
 }
 
 impl Default for Config {
@@ -118,6 +124,8 @@ impl Default for Config {
             bin_table: None,
             allow_raw_card_api: false,
             snippet: None,
+            tls: None,
+            tls_terminated_upstream: false,
         }
     }
 }

@@ -19,7 +19,8 @@ use async_trait::async_trait;
 
 pub use records::{
     AccountRecord, ApiKeyRecord, CardRecord, CardSummary, ChargeRecord, Claim, EventRecord,
-    IssuerInfo, JtiRecord, KeyKind, NewEvent, SealingKeyRecord, TokenRecord, TokenType,
+    IssuerInfo, JtiRecord, KeyKind, NewEvent, SealingKeyRecord, TokenRecord, TokenType, WrapSlot,
+    WrappedKeyRecord,
 };
 pub use tx::Tx;
 
