@@ -57,10 +57,13 @@ pub enum ApiCode {
     IdempotencyKeyInUse,
     /// The vault failed; nothing about why is sent.
     InternalError,
+    /// The vault cannot store anything for now (e.g. its disk is full): retry after
+    /// `Retry-After`.
+    ServiceUnavailable,
 }
 
 /// Every code but [`ApiCode::Card`], for [`ApiCode::parse`].
-const NAMED: [(ApiCode, &str); 23] = [
+const NAMED: [(ApiCode, &str); 24] = [
     (ApiCode::ParameterMissing, "parameter_missing"),
     (ApiCode::ParameterInvalid, "parameter_invalid"),
     (ApiCode::InvalidBody, "invalid_body"),
@@ -87,6 +90,7 @@ const NAMED: [(ApiCode, &str); 23] = [
     (ApiCode::IdempotencyKeyMismatch, "idempotency_key_mismatch"),
     (ApiCode::IdempotencyKeyInUse, "idempotency_key_in_use"),
     (ApiCode::InternalError, "internal_error"),
+    (ApiCode::ServiceUnavailable, "service_unavailable"),
 ];
 
 impl ApiCode {

@@ -28,7 +28,6 @@ use axum::{Json, Router};
 use base64::Engine;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 
 use self::idempotency::{Kept, Replay};
 use crate::accounts::origin_allowed;
@@ -61,7 +60,7 @@ const ROUTES: &[&str] = &[
 
 pub(crate) fn router(state: AppState) -> Router {
     let routes = Router::new()
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(crate::health::healthz))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/v1/encryption_keys", get(encryption_keys))
         .route("/v1/tokens", axum::routing::post(tokens::create))
@@ -95,6 +94,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(publishable_scope))
         .layer(middleware::from_fn_with_state(state.clone(), limit_writes))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::health::unavailable_when_out_of_space,
+        ))
         .layer(middleware::from_fn_with_state(state, observe))
 }
 
@@ -102,7 +105,7 @@ pub(crate) fn router(state: AppState) -> Router {
 /// business reading, so they are served only here, never on the public listener.
 pub(crate) fn admin_router(state: AppState) -> Router {
     Router::new()
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(crate::health::healthz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -493,17 +496,13 @@ pub(crate) fn json_response(text: String, kept: bool) -> Response {
     response
 }
 
-async fn healthz() -> Json<Value> {
-    Json(serde_json::json!({ "status": "ok" }))
-}
-
 async fn metrics(State(state): State<AppState>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics().render(),
+        state.metrics().render_with(&state.store().pool_stats()),
     )
         .into_response()
 }

@@ -169,6 +169,20 @@ impl ApiError {
         }
     }
 
+    /// 503 `service_unavailable`, with `Retry-After`: the vault cannot store anything for now
+    /// (its disk is full), and will again without a restart.
+    pub fn unavailable(retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "api_error",
+                ApiCode::ServiceUnavailable,
+                "The vault cannot store anything right now; retry later.",
+            )
+        }
+    }
+
     /// 500 `api_error`. The cause goes to the log, never to the response.
     pub fn internal() -> Self {
         Self::new(

@@ -335,6 +335,8 @@ impl AppState {
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
+            // While out of space, see whether space came back even if no request writes.
+            health::writable(&self).await;
             if let Err(e) = self.reload_keys().await {
                 tracing::error!(error = %e, "reloading sealing keys failed");
             }
