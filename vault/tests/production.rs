@@ -68,6 +68,9 @@ fn refused(out: &Output) -> String {
 }
 
 /// Starts `serve` and waits for `listening on http(s)://`.
+// `Server`'s drop kills and waits for the child; a failed start panics with it still running
+// only until the test process exits.
+#[allow(clippy::zombie_processes)]
 fn serve(data: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
     let mut child = vault(&["serve", "--data-dir", data], env)
         .args(extra)

@@ -140,11 +140,10 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>, health: Arc<WriteHea
             Err(StoreError::OutOfSpace(_)) => health.out_of_space.store(true, Ordering::Relaxed),
             Ok(())
                 if conn.total_changes() > changes
-                    && !health.group_out_of_space.load(Ordering::Relaxed) =>
+                    && !health.group_out_of_space.load(Ordering::Relaxed)
+                    && health.out_of_space.swap(false, Ordering::Relaxed) =>
             {
-                if health.out_of_space.swap(false, Ordering::Relaxed) {
-                    tracing::info!("the database has space again: writes work");
-                }
+                tracing::info!("the database has space again: writes work");
             }
             _ => {}
         }
