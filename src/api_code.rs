@@ -80,7 +80,8 @@ pub enum ApiCode {
     UpstreamTimeout,
     /// The vault failed; nothing about why is sent.
     InternalError,
-    /// The vault's database cannot be reached for now; nothing was done: retry later.
+    /// The vault cannot store anything for now: its database cannot be reached, or its disk
+    /// is full. Nothing was done; retry after `Retry-After`.
     ServiceUnavailable,
 }
 

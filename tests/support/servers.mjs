@@ -1,6 +1,7 @@
 // Servers the browser and end-to-end tests talk to, all on 127.0.0.1: a real cardseal-vault, a
 // server that never answers, and a proxy that fails on command. Used by with-servers.mjs.
 import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -41,6 +42,8 @@ async function waitHealthy(url, child, ms = 30_000) {
  */
 export async function startVault({ bin = join(root, 'target/debug/cardseal-vault'), args = [], env = {}, origins } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'cardseal-vault-'));
+  // A vault outside --demo needs a master key kept apart from its data: one per test vault.
+  env = { CARDSEAL_MASTER_KEY: randomBytes(32).toString('hex'), ...env };
   const allowed = origins ?? ['http://127.0.0.1:*', 'http://localhost:*'];
   const created = JSON.parse(execFileSync(bin, ['accounts', 'create', '--data-dir', dataDir, '--name', 'test',
     ...allowed.flatMap((o) => ['--allowed-origin', o]), '--json'], { encoding: 'utf8', env: { ...process.env, ...env } }));

@@ -31,6 +31,9 @@ use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cardseal-vault");
 
+/// The benchmark vault's master key (a throwaway data directory).
+const BENCH_MASTER_KEY: &str = "4242424242424242424242424242424242424242424242424242424242424242";
+
 /// Stops the vault even if the benchmark panics.
 struct KillOnDrop(std::process::Child);
 
@@ -327,6 +330,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
     let created = Command::new(BIN)
+        .env("CARDSEAL_MASTER_KEY", BENCH_MASTER_KEY)
         .args([
             "accounts",
             "create",
@@ -348,6 +352,7 @@ fn main() {
     let account: Value = serde_json::from_slice(&created.stdout).unwrap();
     let pk = account["publishable_key"].as_str().unwrap().to_owned();
     let vault = Command::new(BIN)
+        .env("CARDSEAL_MASTER_KEY", BENCH_MASTER_KEY)
         .args([
             "serve",
             "--data-dir",

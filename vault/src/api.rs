@@ -30,7 +30,6 @@ use axum::{Json, Router};
 use base64::Engine;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 
 use self::idempotency::{Kept, Replay};
 use crate::accounts::origin_allowed;
@@ -65,7 +64,7 @@ const ROUTES: &[&str] = &[
 
 pub(crate) fn router(state: AppState) -> Router {
     let routes = Router::new()
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(crate::health::healthz))
         .route("/openapi.json", get(openapi_json))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/v1/encryption_keys", get(encryption_keys))
@@ -101,6 +100,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(publishable_scope))
         .layer(middleware::from_fn_with_state(state.clone(), limit_writes))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::health::unavailable_when_out_of_space,
+        ))
         .layer(middleware::from_fn_with_state(state, observe))
 }
 
@@ -108,7 +111,7 @@ pub(crate) fn router(state: AppState) -> Router {
 /// business reading, so they are served only here, never on the public listener.
 pub(crate) fn admin_router(state: AppState) -> Router {
     Router::new()
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(crate::health::healthz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -522,22 +525,13 @@ pub(crate) fn json_response(text: String, kept: bool) -> Response {
     response
 }
 
-/// Liveness.
-#[utoipa::path(
-    get, path = "/healthz", operation_id = "healthz", tag = "meta",
-    responses((status = 200, description = "The vault is up.", body = openapi::Health)),
-)]
-async fn healthz() -> Json<Value> {
-    Json(serde_json::json!({ "status": "ok" }))
-}
-
 async fn metrics(State(state): State<AppState>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics().render(),
+        state.metrics().render_with(&state.store().pool_stats()),
     )
         .into_response()
 }

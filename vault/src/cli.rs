@@ -9,6 +9,7 @@ use cardseal_vault::assets::Assets;
 use cardseal_vault::bins::BinTable;
 use cardseal_vault::config::{Config, RateLimit, defaults};
 use cardseal_vault::store::KeyKind;
+use cardseal_vault::tls::TlsFiles;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
@@ -59,12 +60,32 @@ pub(crate) enum EventsCommand {
 
 #[derive(Args)]
 pub(crate) struct Storage {
-    /// Directory for the database and the master key file (created if missing).
+    /// Directory for the database (created if missing); with --demo, also the master key.
     #[arg(long, env = "CARDSEAL_DATA_DIR")]
     pub(crate) data_dir: PathBuf,
+    #[command(flatten)]
+    pub(crate) custody: Custody,
     /// `sqlite://FILE` (default: a file in the data directory) or `postgres://…`.
     #[arg(long, env = "CARDSEAL_DATABASE_URL")]
     pub(crate) database_url: Option<String>,
+}
+
+/// Where the master key comes from (besides `CARDSEAL_MASTER_KEY`, which holds the key itself).
+#[derive(Args)]
+pub(crate) struct Custody {
+    /// A file holding the master key (64 hex characters or base64 of 32 bytes): mode 0600,
+    /// outside the data directory.
+    #[arg(long, env = "CARDSEAL_MASTER_KEY_FILE", value_name = "FILE")]
+    pub(crate) master_key_file: Option<PathBuf>,
+    /// A command that prints the master key, e.g. a KMS client. Run without a shell (words
+    /// split on spaces, no quoting); a failing command stops the vault.
+    #[arg(
+        long,
+        env = "CARDSEAL_MASTER_KEY_COMMAND",
+        value_name = "CMD",
+        conflicts_with = "master_key_file"
+    )]
+    pub(crate) master_key_command: Option<String>,
 }
 
 #[derive(Args)]
@@ -76,6 +97,31 @@ pub(crate) struct ServeArgs {
     /// port 0 picks a free port (printed on stdout). Without it, no metrics are served.
     #[arg(long, env = "CARDSEAL_ADMIN_LISTEN")]
     pub(crate) admin_listen: Option<SocketAddr>,
+    /// HTTPS on --listen with this certificate chain (PEM, leaf first); needs --tls-key. TLS 1.2
+    /// and 1.3 only. SIGHUP reloads the certificate and key.
+    #[arg(
+        long,
+        env = "CARDSEAL_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(
+        long,
+        env = "CARDSEAL_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// A proxy in front of the vault terminates TLS: allows plain HTTP on a --listen address
+    /// that is not loopback.
+    #[arg(
+        long,
+        env = "CARDSEAL_TLS_TERMINATED_UPSTREAM",
+        conflicts_with = "tls_cert"
+    )]
+    pub(crate) tls_terminated_upstream: bool,
     #[command(flatten)]
     pub(crate) storage: Storage,
     /// Issuer metadata (binlist CSV format) for funding, country and issuer fields.
@@ -242,6 +288,16 @@ pub(crate) enum KeysCommand {
         #[command(flatten)]
         storage: Storage,
     },
+    /// Re-wrap every key under a new master key. The current key comes from the usual flags;
+    /// the new one from FILE, made (mode 0600) if it does not exist. Stop the vault first.
+    /// Resumable: after an interruption, run it again with the same arguments.
+    RotateMaster {
+        #[command(flatten)]
+        storage: Storage,
+        /// Where the new master key is (or is to be written), outside the data directory.
+        #[arg(long, value_name = "FILE")]
+        new_master_key_file: PathBuf,
+    },
 }
 
 /// `90`, `90s`, `30m`, `24h` or `7d`, in seconds.
@@ -309,6 +365,14 @@ impl ServeArgs {
             allow_raw_card_api: self.allow_raw_card_api,
             snippet,
             forward,
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                _ => None,
+            },
+            tls_terminated_upstream: self.tls_terminated_upstream,
             ..Config::default()
         })
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::assets::Assets;
 use crate::bins::BinTable;
 use crate::forward::ForwardSettings;
+use crate::tls::TlsFiles;
 
 /// The defaults of [`Config`], which the CLI's flags show and fall back to.
 pub mod defaults {
@@ -108,6 +109,11 @@ pub struct Config {
     /// How `POST /v1/forward` reaches processors (`--forward-allow-private`,
     /// `--forward-ca-file`, `--forward-timeout`).
     pub forward: ForwardSettings,
+    /// TLS on the public listener (`--tls-cert`, `--tls-key`).
+    pub tls: Option<TlsFiles>,
+    /// A proxy in front terminates TLS (`--tls-terminated-upstream`): plain HTTP on any
+    /// address, and `Strict-Transport-Security` still sent.
+    pub tls_terminated_upstream: bool,
 }
 
 impl Default for Config {
@@ -128,6 +134,8 @@ impl Default for Config {
             forward: ForwardSettings::new(Duration::from_secs(
                 defaults::FORWARD_TIMEOUT_SECS.unsigned_abs(),
             )),
+            tls: None,
+            tls_terminated_upstream: false,
         }
     }
 }

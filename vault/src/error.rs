@@ -169,6 +169,20 @@ impl ApiError {
         }
     }
 
+    /// 503 `service_unavailable`, with `Retry-After`: the vault cannot store anything for now
+    /// (PostgreSQL cannot be reached, or the disk is full), and will again without a restart.
+    pub fn unavailable(retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "api_error",
+                ApiCode::ServiceUnavailable,
+                "The vault cannot store anything right now; retry later.",
+            )
+        }
+    }
+
     /// 500 `api_error`. The cause goes to the log, never to the response.
     pub fn internal() -> Self {
         Self::new(
@@ -181,28 +195,19 @@ impl ApiError {
 }
 
 impl ApiError {
-    /// 503 `api_error` `service_unavailable`: the database cannot be reached; nothing was
-    /// done, and a retry may succeed.
-    pub fn unavailable() -> Self {
-        Self {
-            retry_after: Some(1),
-            ..Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "api_error",
-                ApiCode::ServiceUnavailable,
-                "The vault's database is unavailable; retry later.",
-            )
-        }
-    }
-
-    /// The answer to a storage failure: 503 when the database cannot be reached, else 500.
+    /// The answer to a storage failure: 503 when the database cannot be reached or has no
+    /// space, else 500.
     /// The cause goes to the log.
     pub fn store(e: &StoreError) -> Self {
         let request_id = REQUEST_ID.try_with(Clone::clone).unwrap_or_default();
         match e {
             StoreError::Unavailable(_) => {
-                tracing::warn!(%request_id, error = %e, "the database is unavailable");
-                Self::unavailable()
+                tracing::warn!(%request_id, error = %e, "the database cannot be reached");
+                Self::unavailable(1)
+            }
+            StoreError::OutOfSpace(_) => {
+                tracing::warn!(%request_id, error = %e, "the database has no space");
+                Self::unavailable(crate::health::RETRY_AFTER_SECS)
             }
             _ => {
                 tracing::error!(%request_id, error = %e, "storage failed");
@@ -246,9 +251,10 @@ pub(crate) fn internal<E: std::fmt::Display + 'static>(
 ) -> impl FnOnce(E) -> ApiError {
     move |e| {
         let request_id = REQUEST_ID.try_with(Clone::clone).unwrap_or_default();
-        if let Some(StoreError::Unavailable(_)) = (&e as &dyn std::any::Any).downcast_ref() {
-            tracing::warn!(%request_id, error = %e, "{what}: the database is unavailable");
-            return ApiError::unavailable();
+        if let Some(e @ (StoreError::Unavailable(_) | StoreError::OutOfSpace(_))) =
+            (&e as &dyn std::any::Any).downcast_ref::<StoreError>()
+        {
+            return ApiError::store(e);
         }
         tracing::error!(%request_id, error = %e, "{what}");
         ApiError::internal()

@@ -8,10 +8,12 @@ pub mod bins;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod custody;
 pub mod domain;
 pub mod error;
 pub mod events;
 pub mod forward;
+pub mod health;
 pub mod ids;
 pub mod keys;
 pub mod metrics;
@@ -19,6 +21,7 @@ pub mod processor;
 pub mod ratelimit;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod unseal;
 
 use std::collections::HashMap;
@@ -333,6 +336,8 @@ impl AppState {
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
+            // While out of space, see whether space came back even if no request writes.
+            health::writable(&self).await;
             if let Err(e) = self.reload_keys().await {
                 tracing::error!(error = %e, "reloading sealing keys failed");
             }

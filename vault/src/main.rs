@@ -15,11 +15,12 @@ use tracing_subscriber::EnvFilter;
 
 use cardseal_vault::accounts::{self, NewAccount};
 use cardseal_vault::clock::{Clock, SystemClock};
-use cardseal_vault::crypto::MasterKey;
+use cardseal_vault::crypto::{MASTER_KEY_FILE, MasterKey};
+use cardseal_vault::custody::{self, MasterKeySource};
 use cardseal_vault::store::postgres::PostgresStore;
 use cardseal_vault::store::sqlite::SqliteStore;
 use cardseal_vault::store::{self, Store};
-use cardseal_vault::{Vault, events, forward, keys};
+use cardseal_vault::{Vault, events, forward, keys, tls};
 
 use crate::cli::{
     AccountKeysCommand, AccountsCommand, Cli, Command, EventsCommand, KeysCommand, LogFormat,
@@ -79,7 +80,28 @@ fn init_logs(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     guard
 }
 
+/// What the master key is wanted for: `serve` refuses to run without a key kept apart from the
+/// data, unless `--demo`.
+#[derive(Clone, Copy)]
+enum KeyUse {
+    Serve { demo: bool },
+    Command,
+}
+
 async fn open_storage(storage: &Storage) -> Result<(Arc<dyn Store>, MasterKey), String> {
+    open_storage_for(storage, KeyUse::Command).await
+}
+
+async fn open_storage_for(
+    storage: &Storage,
+    key_use: KeyUse,
+) -> Result<(Arc<dyn Store>, MasterKey), String> {
+    // The key first: a vault refused for want of one leaves nothing behind.
+    let source = key_source(storage, key_use)?;
+    if matches!(source, MasterKeySource::DemoFile) {
+        create_data_dir(&storage.data_dir)?;
+    }
+    let master = custody::load(&source, &storage.data_dir)?;
     create_data_dir(&storage.data_dir)?;
     let store: Arc<dyn Store> = match storage.database_url.as_deref() {
         None => Arc::new(SqliteStore::open(&storage.data_dir).map_err(|e| e.to_string())?),
@@ -93,11 +115,42 @@ async fn open_storage(storage: &Storage) -> Result<(Arc<dyn Store>, MasterKey), 
             None => return Err("--database-url must start with sqlite:// or postgres://".into()),
         },
     };
-    let master_env = std::env::var("CARDSEAL_MASTER_KEY")
-        .ok()
-        .filter(|v| !v.is_empty());
-    let master = MasterKey::load(master_env.as_deref(), &storage.data_dir)?;
     Ok((store, master))
+}
+
+/// Where the master key comes from: `CARDSEAL_MASTER_KEY`, `--master-key-file` or
+/// `--master-key-command`, at most one. Without any, only `serve --demo` may make one in the
+/// data directory, and other commands may use one that is there (the demo's).
+fn key_source(storage: &Storage, key_use: KeyUse) -> Result<MasterKeySource, String> {
+    let value = std::env::var("CARDSEAL_MASTER_KEY")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(|v| MasterKeySource::Value(zeroize::Zeroizing::new(v)));
+    let file = storage
+        .custody
+        .master_key_file
+        .clone()
+        .map(MasterKeySource::File);
+    let command = storage
+        .custody
+        .master_key_command
+        .clone()
+        .map(MasterKeySource::Command);
+    let mut given = [value, file, command].into_iter().flatten();
+    match (given.next(), given.next()) {
+        (Some(_), Some(_)) => Err(
+            "give only one of CARDSEAL_MASTER_KEY, --master-key-file and --master-key-command"
+                .into(),
+        ),
+        (Some(source), None) => Ok(source),
+        (None, _) => match key_use {
+            KeyUse::Serve { demo: true } => Ok(MasterKeySource::DemoFile),
+            KeyUse::Command if storage.data_dir.join(MASTER_KEY_FILE).exists() => {
+                Ok(MasterKeySource::DemoFile)
+            }
+            _ => Err(custody::missing_key_message(&storage.data_dir)),
+        },
+    }
 }
 
 fn create_data_dir(dir: &Path) -> Result<(), String> {
@@ -306,6 +359,10 @@ async fn run(command: Command) -> Result<(), String> {
             }
             Ok(())
         }
+        Command::Keys(KeysCommand::RotateMaster {
+            storage,
+            new_master_key_file,
+        }) => rotate_master(&storage, &new_master_key_file).await,
         Command::Keys(KeysCommand::Rotate { storage }) => {
             let (store, master) = open_storage(&storage).await?;
             let had_keys = !store::read(store.as_ref(), |tx| tx.sealing_keys())
@@ -326,6 +383,25 @@ async fn run(command: Command) -> Result<(), String> {
     }
 }
 
+async fn rotate_master(storage: &Storage, new_file: &Path) -> Result<(), String> {
+    let (store, old) = open_storage(storage).await?;
+    let (new, created) = custody::new_key_file(new_file, &storage.data_dir)?;
+    if created {
+        print_line(&format!("new master key written to {}", new_file.display()));
+    }
+    let done = custody::rotate_master(store.as_ref(), &old, &new).await?;
+    print_line(&format!(
+        "re-wrapped {} keys ({} were already under the new master key)",
+        done.rewrapped, done.already
+    ));
+    print_line(&format!(
+        "from now on start the vault with --master-key-file {} (keep the old key as long as \
+         backups made before now)",
+        new_file.display()
+    ));
+    Ok(())
+}
+
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let config = args.config()?;
     if args.forward_allow_private {
@@ -338,8 +414,14 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             "the raw-card API is on: its callers handle card numbers and are in full PCI DSS scope"
         );
     }
+    tls::check_listen(
+        args.listen,
+        config.tls.is_some(),
+        config.tls_terminated_upstream,
+    )?;
     let snippet = config.snippet.clone();
-    let (store, master) = open_storage(&args.storage).await?;
+    let key_use = KeyUse::Serve { demo: args.demo };
+    let (store, master) = open_storage_for(&args.storage, key_use).await?;
     let vault = Vault::start(config, store, master, args.listen, args.admin_listen)
         .await
         .map_err(|e| e.to_string())?;
@@ -354,6 +436,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         publishable_key = Some(account.publishable_key.clone());
     }
     let addr = vault.addr().map_err(|e| e.to_string())?;
+    let scheme = vault.scheme();
     if let Some(admin_addr) = vault.admin_addr().map_err(|e| e.to_string())? {
         // Printed before the public address: tools wait for `listening on` and then read on.
         print_line(&format!(
@@ -364,7 +447,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     tracing::info!(%addr, "listening");
     if let Some(assets) = &snippet {
         let name = "cardseal.js";
-        let src = format!("http://{addr}{}", assets.path(name));
+        let src = format!("{scheme}://{addr}{}", assets.path(name));
         let integrity = assets.integrity(name).unwrap_or_default();
         print_line(&format!("snippet          {src} integrity={integrity}"));
         // The whole tag, ready to paste; without --demo the vault knows no account, so the
@@ -374,10 +457,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             "script tag       (paste into the checkout page, after your cardseal-loader.js):",
         );
         print_line(&format!(
-            "<script async src=\"{src}\" integrity=\"{integrity}\" crossorigin=\"anonymous\" data-vault-url=\"http://{addr}\" data-publishable-key=\"{pk}\"></script>"
+            "<script async src=\"{src}\" integrity=\"{integrity}\" crossorigin=\"anonymous\" data-vault-url=\"{scheme}://{addr}\" data-publishable-key=\"{pk}\"></script>"
         ));
     }
-    print_line(&format!("listening on http://{addr}"));
+    print_line(&format!("listening on {scheme}://{addr}"));
     vault.serve(shutdown()).await.map_err(|e| e.to_string())
 }
 

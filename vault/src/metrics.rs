@@ -1,4 +1,5 @@
-//! Prometheus metrics, kept by hand: a few counters and one latency histogram.
+//! Prometheus metrics, kept by hand: a few counters, latency histograms of requests and of
+//! storage transactions, the storage pool, and the instance id.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -6,14 +7,19 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::store::PoolStats;
+
 /// Upper bounds of the latency histogram, in seconds.
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
 /// The vault's metrics.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
+    /// Names this process among the instances on one database (`cardseal_instance_info`,
+    /// `/healthz`).
+    instance: String,
     requests: Mutex<BTreeMap<(&'static str, &'static str, u16), u64>>,
     latency: Mutex<BTreeMap<&'static str, Histogram>>,
     tokens_created: [AtomicU64; 2],
@@ -26,6 +32,60 @@ struct Histogram {
     counts: [u64; BUCKETS.len()],
     count: u64,
     sum: f64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            instance: crate::ids::new_id("inst_"),
+            requests: Mutex::default(),
+            latency: Mutex::default(),
+            tokens_created: Default::default(),
+            tokens_rejected: Mutex::default(),
+            charges: Mutex::default(),
+        }
+    }
+}
+
+/// Latency of storage transactions by kind (`write`, `read`), for every store in the process:
+/// timed where every caller goes through ([`crate::store::write_or_abort`] and
+/// [`crate::store::read_or_abort`]), whatever the backend.
+static TRANSACTIONS: Mutex<BTreeMap<&'static str, Histogram>> = Mutex::new(BTreeMap::new());
+
+/// Records one storage transaction of `kind` (`write` or `read`), queueing included.
+pub fn transaction(kind: &'static str, elapsed: Duration) {
+    lock(&TRANSACTIONS)
+        .entry(kind)
+        .or_default()
+        .observe(elapsed.as_secs_f64());
+}
+
+impl Histogram {
+    fn observe(&mut self, secs: f64) {
+        for (bound, count) in BUCKETS.iter().zip(self.counts.iter_mut()) {
+            if secs <= *bound {
+                *count += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += secs;
+    }
+
+    fn render(&self, out: &mut String, name: &str, label: &str, value: &str) {
+        for (bound, count) in BUCKETS.iter().zip(self.counts.iter()) {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{label}=\"{value}\",le=\"{bound}\"}} {count}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{label}=\"{value}\",le=\"+Inf\"}} {}",
+            self.count
+        );
+        let _ = writeln!(out, "{name}_sum{{{label}=\"{value}\"}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{label}=\"{value}\"}} {}", self.count);
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -71,10 +131,56 @@ impl Metrics {
             .or_default() += 1;
     }
 
+    /// This instance's id, made at start.
+    pub fn instance_id(&self) -> &str {
+        &self.instance
+    }
+
+    /// [`Metrics::render`], then the storage transactions and `pool`.
+    pub fn render_with(&self, pool: &PoolStats) -> String {
+        let mut out = self.render();
+        out.push_str(
+            "# HELP cardseal_db_transaction_duration_seconds Storage transaction latency by kind, queueing included.\n",
+        );
+        out.push_str("# TYPE cardseal_db_transaction_duration_seconds histogram\n");
+        for (kind, h) in lock(&TRANSACTIONS).iter() {
+            h.render(
+                &mut out,
+                "cardseal_db_transaction_duration_seconds",
+                "kind",
+                kind,
+            );
+        }
+        out.push_str("# HELP cardseal_db_pool_connections Storage connections by state.\n");
+        out.push_str("# TYPE cardseal_db_pool_connections gauge\n");
+        for (state, n) in [("idle", pool.idle), ("in_use", pool.in_use)] {
+            let _ = writeln!(out, "cardseal_db_pool_connections{{state=\"{state}\"}} {n}");
+        }
+        out.push_str("# HELP cardseal_db_pool_max_connections Storage connections at most.\n");
+        out.push_str("# TYPE cardseal_db_pool_max_connections gauge\n");
+        let _ = writeln!(out, "cardseal_db_pool_max_connections {}", pool.max);
+        out.push_str(
+            "# HELP cardseal_db_pool_waiting Storage work waiting for a connection (SQLite: for the writer).\n",
+        );
+        out.push_str("# TYPE cardseal_db_pool_waiting gauge\n");
+        let _ = writeln!(out, "cardseal_db_pool_waiting {}", pool.waiting);
+        out
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
         // Writing to a String cannot fail; the results are ignored for that reason.
+        out.push_str(
+            "# HELP cardseal_instance_info This vault process; its id is new at every start.\n",
+        );
+        out.push_str("# TYPE cardseal_instance_info gauge\n");
+        let _ = writeln!(
+            out,
+            "cardseal_instance_info{{instance_id=\"{}\",version=\"{}\"}} 1",
+            self.instance,
+            env!("CARGO_PKG_VERSION")
+        );
         out.push_str(
             "# HELP cardseal_http_requests_total HTTP requests by method, route and status.\n",
         );

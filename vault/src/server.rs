@@ -6,12 +6,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::crypto::MasterKey;
 use crate::store::{self, Store};
+use crate::tls::{self, Tls};
 use crate::{AppState, StartError, admin_app, app};
 
 /// How often [`AppState::maintain`] runs.
@@ -23,6 +25,7 @@ pub struct Vault {
     state: AppState,
     listener: TcpListener,
     admin: Option<TcpListener>,
+    tls: Option<Tls>,
 }
 
 impl Vault {
@@ -35,6 +38,12 @@ impl Vault {
         listen: SocketAddr,
         admin_listen: Option<SocketAddr>,
     ) -> Result<Vault, StartError> {
+        let tls = config
+            .tls
+            .clone()
+            .map(Tls::load)
+            .transpose()
+            .map_err(StartError)?;
         let state = AppState::new(config, store, master, Arc::new(SystemClock)).await?;
         // Requests that were running when the last process stopped will never finish: free
         // their idempotency keys now, so that retries run at once instead of after the claim
@@ -61,6 +70,7 @@ impl Vault {
             state,
             listener,
             admin,
+            tls,
         })
     }
 
@@ -74,6 +84,11 @@ impl Vault {
         self.listener
             .local_addr()
             .map_err(|e| StartError(e.to_string()))
+    }
+
+    /// `https` with TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
     }
 
     /// The admin listener's address, if there is one.
@@ -99,12 +114,27 @@ impl Vault {
             });
         }
         tokio::spawn(self.state.clone().maintain(UPKEEP_EVERY));
-        axum::serve(
-            self.listener,
-            app(self.state).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| StartError(e.to_string()))
+        let config = self.state.config();
+        let router = if config.tls.is_some() || config.tls_terminated_upstream {
+            tls::with_hsts(app(self.state.clone()))
+        } else {
+            app(self.state.clone())
+        };
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let Some(tls) = self.tls else {
+            return axum::serve(self.listener, service)
+                .with_graceful_shutdown(shutdown)
+                .await
+                .map_err(|e| StartError(e.to_string()));
+        };
+        tokio::spawn(tls.clone().reload_on_sighup());
+        let listener = tls
+            .listener(self.listener)
+            .map_err(|e| StartError(e.to_string()))?;
+        // `tap_io` only to reach axum's `ConnectInfo<SocketAddr>` for any listener.
+        axum::serve(listener.tap_io(|_| {}), service)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(|e| StartError(e.to_string()))
     }
 }

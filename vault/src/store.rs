@@ -20,7 +20,8 @@ use async_trait::async_trait;
 
 pub use records::{
     AccountRecord, ApiKeyRecord, CardRecord, CardSummary, ChargeRecord, Claim, EventRecord,
-    IssuerInfo, JtiRecord, KeyKind, NewEvent, SealingKeyRecord, TokenRecord, TokenType,
+    IssuerInfo, JtiRecord, KeyKind, NewEvent, SealingKeyRecord, TokenRecord, TokenType, WrapSlot,
+    WrappedKeyRecord,
 };
 pub use tx::Tx;
 
@@ -36,6 +37,9 @@ pub enum StoreError {
     /// The database cannot be reached (down, restarting, out of connections): nothing was
     /// written, and a retry later may succeed. The text is for the log.
     Unavailable(String),
+    /// A write failed for want of space (a full disk): nothing was written, and writes work
+    /// again once space returns. The text is for the log.
+    OutOfSpace(String),
 }
 
 impl fmt::Display for StoreError {
@@ -44,6 +48,7 @@ impl fmt::Display for StoreError {
             StoreError::Duplicate => f.write_str("duplicate"),
             StoreError::Backend(e) => write!(f, "storage: {e}"),
             StoreError::Unavailable(e) => write!(f, "database unavailable: {e}"),
+            StoreError::OutOfSpace(e) => write!(f, "storage out of space: {e}"),
         }
     }
 }
@@ -88,6 +93,33 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Hands the backend the master key, which it needs to key the audit chains: appending an
     /// event fails without it.
     fn use_master_key(&self, master: Arc<MasterKey>);
+    /// Whether writes are failing for want of space, as the last ones found. A backend that
+    /// cannot tell says no.
+    fn out_of_space(&self) -> bool {
+        false
+    }
+    /// Tries a small real write, to learn whether space came back; on success
+    /// [`Store::out_of_space`] turns false.
+    async fn probe_write(&self) -> StoreResult<()> {
+        Ok(())
+    }
+    /// The connections and queued work of the backend, for `/metrics`.
+    fn pool_stats(&self) -> PoolStats {
+        PoolStats::default()
+    }
+}
+
+/// A backend's connections, for `/metrics`. Fields a backend does not have stay 0.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PoolStats {
+    /// Connections the pool may hold at most.
+    pub max: u64,
+    /// Connections open and idle.
+    pub idle: u64,
+    /// Connections in use.
+    pub in_use: u64,
+    /// Work waiting for a connection (SQLite: jobs queued for the writer).
+    pub waiting: u64,
 }
 
 fn erase<T, E>(f: impl FnOnce(&dyn Tx) -> Result<T, TxError<E>> + Send + 'static) -> TxJob
@@ -124,7 +156,10 @@ where
     T: Send + 'static,
     E: Send + 'static,
 {
-    restore(store.transact(erase(f)).await)
+    let start = std::time::Instant::now();
+    let outcome = store.transact(erase(f)).await;
+    crate::metrics::transaction("write", start.elapsed());
+    restore(outcome)
 }
 
 /// Runs `f` on a read connection and returns its value, or its `Abort`.
@@ -136,7 +171,10 @@ where
     T: Send + 'static,
     E: Send + 'static,
 {
-    restore(store.query(erase(f)).await)
+    let start = std::time::Instant::now();
+    let outcome = store.query(erase(f)).await;
+    crate::metrics::transaction("read", start.elapsed());
+    restore(outcome)
 }
 
 fn no_abort<T>(r: Result<T, TxError<Infallible>>) -> StoreResult<T> {

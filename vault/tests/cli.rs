@@ -150,7 +150,7 @@ fn storage_errors_are_clear() {
             "--database-url",
             "postgres://localhost/vault",
         ],
-        None,
+        Some(&"11".repeat(32)),
     );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);

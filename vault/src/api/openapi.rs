@@ -30,7 +30,7 @@ unknown ids and other accounts' ids give the same 404 `resource_missing`.",
         license(name = "MIT OR Apache-2.0"),
     ),
     paths(
-        super::healthz,
+        crate::health::healthz,
         super::jwks,
         super::openapi_json,
         super::encryption_keys,
@@ -208,12 +208,16 @@ pub(crate) struct Jwk {
     iat: i64,
 }
 
-/// `{"status":"ok"}`.
+/// `{"status":"ok","instance":"inst_…"}`, or `degraded` with a `reason`.
 #[derive(ToSchema)]
 #[allow(dead_code)] // Only its schema is used.
 pub(crate) struct Health {
-    #[schema(pattern = "^ok$")]
+    #[schema(pattern = "^(ok|degraded)$")]
     status: String,
+    /// Why the vault is degraded: `out_of_space`.
+    reason: Option<String>,
+    /// This process's id, new at each start.
+    instance: String,
 }
 
 fn error_response(description: &str) -> ResponseBuilder {

@@ -314,3 +314,44 @@ pub fn canonical_event(e: &NewEvent) -> super::StoreResult<String> {
     })
     .map_err(|e| super::StoreError::Backend(e.to_string()))
 }
+
+/// Where a key wrapped under the master key is kept; [`WrapSlot::purpose`] is its AAD's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WrapSlot {
+    /// `sealing_keys.private_key`, by `kid`.
+    SealingKey,
+    /// `accounts.data_key`, by account id.
+    AccountDataKey,
+    /// `accounts.fingerprint_key`, by account id.
+    AccountFingerprintKey,
+    /// `accounts.audit_key`, by account id.
+    AccountAuditKey,
+    /// `api_keys.wrapped_key` (demo account only), by the hex of the key's hash.
+    DemoApiKey,
+}
+
+impl WrapSlot {
+    /// The purpose the key was wrapped for ([`crate::crypto::MasterKey::wrap`]).
+    pub fn purpose(self) -> &'static str {
+        match self {
+            WrapSlot::SealingKey => "sealing-key",
+            WrapSlot::AccountDataKey => "account-data-key",
+            WrapSlot::AccountFingerprintKey => "account-fingerprint-key",
+            WrapSlot::AccountAuditKey => "account-audit-key",
+            WrapSlot::DemoApiKey => "demo-api-key",
+        }
+    }
+}
+
+/// One key wrapped under the master key, for `keys rotate-master`.
+#[derive(Clone, Debug)]
+pub struct WrappedKeyRecord {
+    /// Which column.
+    pub slot: WrapSlot,
+    /// The row: a `kid`, an account id, or the hex of an API key's hash.
+    pub row: String,
+    /// The id in the wrapping's AAD: the `kid`, or the account id.
+    pub aad_id: String,
+    /// The wrapped key.
+    pub blob: Vec<u8>,
+}

@@ -5,6 +5,7 @@
 //! tokio's blocking pool. A second thread checkpoints the WAL.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use rusqlite::Connection;
 
 use self::schema::MIGRATIONS;
 use self::tx::SqlTx;
-use super::{Store, StoreError, StoreResult, TxError, TxJob, TxOutcome};
+use super::{PoolStats, Store, StoreError, StoreResult, TxError, TxJob, TxOutcome};
 use crate::crypto::MasterKey;
 
 /// The database file's name inside the data directory.
@@ -42,6 +43,17 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     /// Keys the audit chains; set by [`Store::use_master_key`].
     audit_master: OnceLock<Arc<MasterKey>>,
+    health: Arc<WriteHealth>,
+}
+
+/// What the writer thread tells the rest: whether writes fail for want of space, and how many
+/// jobs wait for it.
+#[derive(Debug, Default)]
+struct WriteHealth {
+    out_of_space: AtomicBool,
+    /// Set by a job of the current group that failed for want of space.
+    group_out_of_space: AtomicBool,
+    queued: AtomicU64,
 }
 
 /// A unit of writing: runs inside the group transaction and returns what to tell its caller
@@ -61,6 +73,13 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 /// Runs a job in its own savepoint: an `Err` (a failure or the caller's abort) undoes the job,
 /// and only the job.
 fn in_savepoint(conn: &Connection, f: impl FnOnce(&Connection) -> TxOutcome) -> TxOutcome {
+    // SQLite may roll back the whole group transaction on an error such as a full disk; a job
+    // run after that would commit on its own, outside the group, and then be told it failed.
+    if conn.is_autocommit() {
+        return Err(TxError::Store(StoreError::Backend(
+            "the transaction was rolled back by an earlier failure".into(),
+        )));
+    }
     run_cached(conn, "SAVEPOINT job")?;
     let result = f(conn);
     if result.is_err() {
@@ -81,7 +100,7 @@ fn run_cached(conn: &Connection, sql: &str) -> StoreResult<()> {
 /// The writer thread: takes every job that is waiting, runs them in one transaction, commits
 /// once, then answers them all. Under load this is group commit: one WAL append and one lock
 /// round for many tokens. It ends when every `SqliteStore` is dropped.
-fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
+fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>, health: Arc<WriteHealth>) {
     let mut busy = false;
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -109,10 +128,24 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
             }
             continue;
         }
+        health.group_out_of_space.store(false, Ordering::Relaxed);
+        let changes = conn.total_changes();
         let replies: Vec<Reply> = batch.into_iter().map(|job| job(&conn)).collect();
         let commit = run_cached(&conn, "COMMIT");
         if commit.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
+        }
+        // Out of space until a group that wrote something commits without meeting the limit.
+        match &commit {
+            Err(StoreError::OutOfSpace(_)) => health.out_of_space.store(true, Ordering::Relaxed),
+            Ok(())
+                if conn.total_changes() > changes
+                    && !health.group_out_of_space.load(Ordering::Relaxed)
+                    && health.out_of_space.swap(false, Ordering::Relaxed) =>
+            {
+                tracing::info!("the database has space again: writes work");
+            }
+            _ => {}
         }
         for reply in replies {
             reply(commit.clone());
@@ -142,6 +175,10 @@ fn checkpoint_loop(conn: Connection, alive: std::sync::Weak<Inner>) {
             Ok(true) => {}
             // Busy: a reader or the writer was in the way; the next round catches up.
             Ok(false) => tracing::debug!(mode, "WAL checkpoint could not complete"),
+            // A full disk is reported by the writes that fail, not every half second here.
+            Err(e) if is_disk_full(&e) => {
+                tracing::debug!(error = %e, mode, "WAL checkpoint failed");
+            }
             Err(e) => tracing::warn!(error = %e, mode, "WAL checkpoint failed"),
         }
     }
@@ -154,8 +191,17 @@ fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<bool> {
     })
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+/// A storage error for the log; a full disk (or database) becomes [`StoreError::OutOfSpace`].
+fn backend<E: std::fmt::Display + 'static>(e: E) -> StoreError {
+    let any: &dyn std::any::Any = &e;
+    match any.downcast_ref::<rusqlite::Error>() {
+        Some(error) if is_disk_full(error) => StoreError::OutOfSpace(e.to_string()),
+        _ => StoreError::Backend(e.to_string()),
+    }
+}
+
+fn is_disk_full(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DiskFull)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -201,7 +247,9 @@ impl SqliteStore {
             jobs: Mutex::new(jobs),
             readers: Mutex::new(Vec::new()),
             audit_master: OnceLock::new(),
+            health: Arc::default(),
         });
+        let health = Arc::clone(&inner.health);
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
                 .name(name.to_owned())
@@ -211,7 +259,7 @@ impl SqliteStore {
         };
         spawn(
             "sqlite-writer",
-            Box::new(move || writer_loop(writer, queue)),
+            Box::new(move || writer_loop(writer, queue, health)),
         )?;
         let alive = Arc::downgrade(&inner);
         spawn(
@@ -246,8 +294,15 @@ impl SqliteStore {
     async fn write(&self, f: impl FnOnce(&Connection) -> TxOutcome + Send + 'static) -> TxOutcome {
         let stopped = || StoreError::Backend("the database writer has stopped".into());
         let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
+        let health = Arc::clone(&self.inner.health);
+        health.queued.fetch_add(1, Ordering::Relaxed);
         let job: Job = Box::new(move |conn: &Connection| {
+            health.queued.fetch_sub(1, Ordering::Relaxed);
             let result = in_savepoint(conn, f);
+            if let Err(TxError::Store(StoreError::OutOfSpace(_))) = &result {
+                health.out_of_space.store(true, Ordering::Relaxed);
+                health.group_out_of_space.store(true, Ordering::Relaxed);
+            }
             Box::new(move |commit: StoreResult<()>| {
                 let outcome = match commit {
                     Ok(()) => result,
@@ -279,6 +334,20 @@ impl SqliteStore {
         .await
         .map_err(backend)?
     }
+}
+
+/// Free room [`Store::probe_write`] asks for before calling the disk healthy again.
+const PROBE_BYTES: usize = 256 * 1024;
+
+/// Whether `bytes` can be written to a file at `path` (removed again).
+fn space_for(path: &Path, bytes: usize) -> std::io::Result<()> {
+    use std::io::Write;
+    let written = std::fs::File::create(path).and_then(|mut f| {
+        f.write_all(&vec![0u8; bytes])?;
+        f.sync_all()
+    });
+    let _ = std::fs::remove_file(path);
+    written
 }
 
 /// Creates the database file owner-only (SQLite gives its -wal and -shm files the same mode).
@@ -333,5 +402,44 @@ impl Store for SqliteStore {
     fn use_master_key(&self, master: Arc<MasterKey>) {
         // Set once: a store serves one vault, whose master key does not change under it.
         let _ = self.inner.audit_master.set(master);
+    }
+
+    fn out_of_space(&self) -> bool {
+        self.inner.health.out_of_space.load(Ordering::Relaxed)
+    }
+
+    async fn probe_write(&self) -> StoreResult<()> {
+        // First room for a few requests' worth of pages: a one-page write can squeeze into
+        // the WAL's slack while a token's rows cannot, and would call the disk healthy too soon.
+        let probe = self.inner.path.with_extension("space-probe");
+        tokio::task::spawn_blocking(move || space_for(&probe, PROBE_BYTES))
+            .await
+            .map_err(backend)?
+            .map_err(|e| StoreError::OutOfSpace(e.to_string()))?;
+        // Then a write that changes nothing but still dirties a page, so it goes through the
+        // WAL like any other; there is always a sealing key to touch.
+        let outcome = self
+            .write(|c| {
+                c.execute("UPDATE sealing_keys SET created = created", [])
+                    .map_err(|e| TxError::Store(backend(e)))?;
+                Ok(Box::new(()) as super::Erased)
+            })
+            .await;
+        match outcome {
+            Ok(_) if !self.out_of_space() => Ok(()),
+            Ok(_) => Err(StoreError::OutOfSpace("still out of space".into())),
+            Err(TxError::Store(e)) => Err(e),
+            Err(TxError::Abort(_)) => Err(StoreError::Backend("the write probe aborted".into())),
+        }
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        // One writer connection, up to READERS kept for reads (more open under load).
+        PoolStats {
+            max: READERS as u64 + 1,
+            idle: lock(&self.inner.readers).len() as u64,
+            in_use: 0,
+            waiting: self.inner.health.queued.load(Ordering::Relaxed),
+        }
     }
 }

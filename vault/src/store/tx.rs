@@ -3,7 +3,7 @@
 use super::StoreResult;
 use super::records::{
     AccountRecord, ApiKeyRecord, CardRecord, ChargeRecord, Claim, EventRecord, JtiRecord, NewEvent,
-    SealingKeyRecord, TokenRecord,
+    SealingKeyRecord, TokenRecord, WrapSlot, WrappedKeyRecord,
 };
 
 /// The unit of work. Every method runs inside the caller's transaction, so any mix of them
@@ -151,4 +151,13 @@ pub trait Tx {
     fn release_all_claims(&self) -> StoreResult<u64>;
     /// Deletes expired CVCs and idempotency keys. Returns rows deleted.
     fn purge_ledger(&self, now: i64) -> StoreResult<u64>;
+
+    // Master-key rotation.
+
+    /// Every key wrapped under the master key: sealing keys, accounts' data, fingerprint and
+    /// audit keys (where set), and the demo account's API keys.
+    fn wrapped_keys(&self) -> StoreResult<Vec<WrappedKeyRecord>>;
+    /// Replaces one wrapped key with `new` if it is still `old`; `false` if it was not (changed
+    /// or gone).
+    fn rewrap_key(&self, slot: WrapSlot, row: &str, old: &[u8], new: &[u8]) -> StoreResult<bool>;
 }

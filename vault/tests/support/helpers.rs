@@ -470,6 +470,10 @@ impl Drop for Server {
     }
 }
 
+/// The master key of the vaults [`spawn_server`] starts without `--demo`.
+pub const SPAWNED_MASTER_KEY: &str =
+    "4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d4d";
+
 /// Starts `cardseal-vault serve --data-dir DATA --listen 127.0.0.1:0 EXTRA…` and waits until it
 /// listens.
 // The child is killed and waited for by `Server`'s `Drop`, also on panics.
@@ -477,10 +481,16 @@ impl Drop for Server {
 pub fn spawn_server(data: &str, extra: &[&str]) -> Server {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
-    let mut child = vault_command(data)
+    let mut command = vault_command(data);
+    // A vault outside --demo needs its master key from outside the data directory.
+    if extra.contains(&"--demo") {
+        command.env_remove("CARDSEAL_MASTER_KEY");
+    } else {
+        command.env("CARDSEAL_MASTER_KEY", SPAWNED_MASTER_KEY);
+    }
+    let mut child = command
         .args(["serve", "--data-dir", data, "--listen", "127.0.0.1:0"])
         .args(extra)
-        .env_remove("CARDSEAL_MASTER_KEY")
         // Same test cards many times over: the card-testing limits have their own tests.
         .env("CARDSEAL_CARD_RATE", "0")
         .env("CARDSEAL_DECLINE_RATE", "0")

@@ -18,7 +18,7 @@ use crate::store::records::canonical_event;
 use crate::store::{
     AccountRecord, ApiKeyRecord, CardRecord, CardSummary, ChargeRecord, Claim, EventRecord,
     IssuerInfo, JtiRecord, KeyKind, NewEvent, SealingKeyRecord, StoreError, StoreResult,
-    TokenRecord, TokenType, Tx,
+    TokenRecord, TokenType, Tx, WrapSlot, WrappedKeyRecord,
 };
 
 type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
@@ -895,5 +895,66 @@ impl Tx for PgTx<'_, '_> {
             &[&now],
         )?;
         Ok(cvcs.saturating_add(keys))
+    }
+
+    fn wrapped_keys(&self) -> StoreResult<Vec<WrappedKeyRecord>> {
+        // (slot, row, AAD id, blob) from every column that holds a wrapped key.
+        let queries: [(WrapSlot, &str); 5] = [
+            (
+                WrapSlot::SealingKey,
+                "SELECT kid, kid, private_key FROM sealing_keys ORDER BY kid",
+            ),
+            (
+                WrapSlot::AccountDataKey,
+                "SELECT id, id, data_key FROM accounts ORDER BY id",
+            ),
+            (
+                WrapSlot::AccountFingerprintKey,
+                "SELECT id, id, fingerprint_key FROM accounts ORDER BY id",
+            ),
+            (
+                WrapSlot::AccountAuditKey,
+                "SELECT id, id, audit_key FROM accounts WHERE audit_key IS NOT NULL ORDER BY id",
+            ),
+            (
+                WrapSlot::DemoApiKey,
+                "SELECT encode(key_hash, 'hex'), account_id, wrapped_key FROM api_keys
+                 WHERE wrapped_key IS NOT NULL ORDER BY key_hash",
+            ),
+        ];
+        let mut out = Vec::new();
+        for (slot, sql) in queries {
+            for r in self.rows(sql, &[])? {
+                out.push(WrappedKeyRecord {
+                    slot,
+                    row: r.try_get(0).map_err(pg_error)?,
+                    aad_id: r.try_get(1).map_err(pg_error)?,
+                    blob: r.try_get(2).map_err(pg_error)?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn rewrap_key(&self, slot: WrapSlot, row: &str, old: &[u8], new: &[u8]) -> StoreResult<bool> {
+        let sql = match slot {
+            WrapSlot::SealingKey => {
+                "UPDATE sealing_keys SET private_key = $3 WHERE kid = $1 AND private_key = $2"
+            }
+            WrapSlot::AccountDataKey => {
+                "UPDATE accounts SET data_key = $3 WHERE id = $1 AND data_key = $2"
+            }
+            WrapSlot::AccountFingerprintKey => {
+                "UPDATE accounts SET fingerprint_key = $3 WHERE id = $1 AND fingerprint_key = $2"
+            }
+            WrapSlot::AccountAuditKey => {
+                "UPDATE accounts SET audit_key = $3 WHERE id = $1 AND audit_key = $2"
+            }
+            WrapSlot::DemoApiKey => {
+                "UPDATE api_keys SET wrapped_key = $3
+                 WHERE key_hash = decode($1, 'hex') AND wrapped_key = $2"
+            }
+        };
+        Ok(self.exec(sql, &[&row, &old, &new])? == 1)
     }
 }

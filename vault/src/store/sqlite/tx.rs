@@ -9,7 +9,7 @@ use crate::store::records::canonical_event;
 use crate::store::{
     AccountRecord, ApiKeyRecord, CardRecord, CardSummary, ChargeRecord, Claim, EventRecord,
     IssuerInfo, JtiRecord, KeyKind, NewEvent, SealingKeyRecord, StoreError, StoreResult,
-    TokenRecord, TokenType, Tx,
+    TokenRecord, TokenType, Tx, WrapSlot, WrappedKeyRecord,
 };
 
 fn json_list(list: &[String]) -> StoreResult<String> {
@@ -944,5 +944,76 @@ impl Tx for SqlTx<'_> {
             )
             .map_err(backend)?;
         Ok(u64::try_from(cvcs + keys).unwrap_or(u64::MAX))
+    }
+
+    fn wrapped_keys(&self) -> StoreResult<Vec<WrappedKeyRecord>> {
+        // (slot, row, AAD id, blob) from every column that holds a wrapped key.
+        let queries: [(WrapSlot, &str); 5] = [
+            (
+                WrapSlot::SealingKey,
+                "SELECT kid, kid, private_key FROM sealing_keys ORDER BY kid",
+            ),
+            (
+                WrapSlot::AccountDataKey,
+                "SELECT id, id, data_key FROM accounts ORDER BY id",
+            ),
+            (
+                WrapSlot::AccountFingerprintKey,
+                "SELECT id, id, fingerprint_key FROM accounts ORDER BY id",
+            ),
+            (
+                WrapSlot::AccountAuditKey,
+                "SELECT id, id, audit_key FROM accounts WHERE audit_key IS NOT NULL ORDER BY id",
+            ),
+            (
+                WrapSlot::DemoApiKey,
+                "SELECT lower(hex(key_hash)), account_id, wrapped_key FROM api_keys
+                 WHERE wrapped_key IS NOT NULL ORDER BY key_hash",
+            ),
+        ];
+        let mut out = Vec::new();
+        for (slot, sql) in queries {
+            let mut stmt = self.0.prepare(sql).map_err(backend)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(WrappedKeyRecord {
+                        slot,
+                        row: r.get(0)?,
+                        aad_id: r.get(1)?,
+                        blob: r.get(2)?,
+                    })
+                })
+                .map_err(backend)?;
+            for row in rows {
+                out.push(row.map_err(backend)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn rewrap_key(&self, slot: WrapSlot, row: &str, old: &[u8], new: &[u8]) -> StoreResult<bool> {
+        let sql = match slot {
+            WrapSlot::SealingKey => {
+                "UPDATE sealing_keys SET private_key = ?3 WHERE kid = ?1 AND private_key = ?2"
+            }
+            WrapSlot::AccountDataKey => {
+                "UPDATE accounts SET data_key = ?3 WHERE id = ?1 AND data_key = ?2"
+            }
+            WrapSlot::AccountFingerprintKey => {
+                "UPDATE accounts SET fingerprint_key = ?3 WHERE id = ?1 AND fingerprint_key = ?2"
+            }
+            WrapSlot::AccountAuditKey => {
+                "UPDATE accounts SET audit_key = ?3 WHERE id = ?1 AND audit_key = ?2"
+            }
+            WrapSlot::DemoApiKey => {
+                "UPDATE api_keys SET wrapped_key = ?3
+                 WHERE key_hash = unhex(?1) AND wrapped_key = ?2"
+            }
+        };
+        let n = self
+            .0
+            .execute(sql, params![row, old, new])
+            .map_err(backend)?;
+        Ok(n == 1)
     }
 }
