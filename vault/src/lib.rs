@@ -11,6 +11,7 @@ pub mod crypto;
 pub mod domain;
 pub mod error;
 pub mod events;
+pub mod fields;
 pub mod ids;
 pub mod keys;
 pub mod metrics;
