@@ -447,7 +447,7 @@ function start() {
     else if (e.origin === location.origin && isSibling(e.source)) fromSibling(m, e.source);
   });
 
-  const wasm = fetch(new URL('cardseal_bg.wasm', script.src), { integrity: __CARDSEAL_WASM_SRI__, credentials: 'same-origin' });
+  const wasm = fetch(new URL('cardseal_bg.wasm', script.src), { integrity: __CARDSEAL_WASM_SRI__, credentials: 'same-origin', mode: 'cors' });
   const sealing = PARTS.includes('number');
   ready(wasm)
     .then(() => {

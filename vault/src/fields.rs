@@ -67,13 +67,9 @@ impl Fields {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        let d = digest::digest(&digest::SHA384, &script);
         Ok(Some(Fields {
             version: format!("{package_version}-{short}"),
-            script_integrity: format!(
-                "sha384-{}",
-                base64::engine::general_purpose::STANDARD.encode(d.as_ref())
-            ),
+            script_integrity: sri(&script),
             script,
             wasm,
         }))
@@ -83,6 +79,14 @@ impl Fields {
     pub fn version(&self) -> &str {
         &self.version
     }
+}
+
+fn sri(bytes: &[u8]) -> String {
+    let d = digest::digest(&digest::SHA384, bytes);
+    format!(
+        "sha384-{}",
+        base64::engine::general_purpose::STANDARD.encode(d.as_ref())
+    )
 }
 
 #[derive(Clone)]
@@ -219,12 +223,14 @@ fn immutable(bytes: Vec<u8>, content_type: &'static str) -> Response {
 }
 
 /// The field document: no inline script or style; the script builds the inputs. The allowed
-/// origins ride along so that the script accepts messages from those origins only.
+/// origins ride along so that the script accepts messages from those origins only. The wasm is
+/// preloaded beside the script (the script's own fetch, in the same mode, reuses it and checks its integrity).
 fn document(fields: &Fields, kind: &str, title: &str, origins: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\" data-kind=\"{kind}\" data-origins=\"{origins}\">\n<head>\n\
          <meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{title}</title>\n\
+         <link rel=\"preload\" href=\"/fields/{version}/{WASM}\" as=\"fetch\" crossorigin=\"anonymous\">\n\
          <script src=\"/fields/{version}/{SCRIPT}\" integrity=\"{integrity}\" crossorigin=\"anonymous\" defer></script>\n\
          </head>\n<body></body>\n</html>\n",
         version = fields.version,
