@@ -15,7 +15,7 @@ import { build } from 'esbuild';
 import { chromium } from 'playwright-core';
 
 import { repoRoot, serve } from '../scripts/serve.mjs';
-import { forwardSection, sealSection, snippetSection, tokenizeSection, vaultSection } from './sections.mjs';
+import { fieldsSection, forwardSection, sealSection, snippetSection, tokenizeSection, vaultSection } from './sections.mjs';
 
 const benchDir = join(repoRoot, 'bench');
 const outDir = join(benchDir, '.out');
@@ -161,6 +161,7 @@ const SECTIONS = [
   { name: 'seal', run: sealSection },
   { name: 'tokenize', run: tokenizeSection },
   { name: 'snippet', run: snippetSection },
+  { name: 'fields', run: fieldsSection },
   { name: 'vault', run: vaultSection },
   { name: 'forward', run: forwardSection },
 ];

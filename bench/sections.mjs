@@ -176,3 +176,93 @@ export async function forwardSection() {
     ],
   };
 }
+
+// The peers' merchant-side code for hosted fields, bundled from their npm packages the way a
+// merchant's bundler would (esbuild, minified) and gzipped -9. Their iframes load more from
+// their own servers, which cannot be measured here.
+async function peerFieldBundles() {
+  const { gzipSync } = await import('node:zlib');
+  const { readFileSync } = await import('node:fs');
+  const peers = [
+    ['braintree-web client + hosted-fields', "export { default as client } from 'braintree-web/client'; export { default as hostedFields } from 'braintree-web/hosted-fields';"],
+    ['@adyen/adyen-web core + Card', "export { AdyenCheckout, Card } from '@adyen/adyen-web';"],
+  ];
+  const out = [];
+  for (const [name, contents] of peers) {
+    const outfile = join(outDir, `peer-${out.length}.js`);
+    try {
+      await build({ stdin: { contents, resolveDir: repoRoot, loader: 'js' }, bundle: true, minify: true, format: 'esm', platform: 'browser',
+        target: 'es2020', outfile, logLevel: 'error', legalComments: 'none' });
+      out.push({ name, gzip: gzipSync(readFileSync(outfile), { level: 9 }).length });
+    } catch (e) {
+      out.push({ name, error: `not installed or did not bundle: ${e.message.split('\n')[0]}` });
+    }
+  }
+  return out;
+}
+
+/**
+ * Hosted fields: from the `mount()` calls to every field's `ready` (each iframe loads its
+ * document, script and wasm, and the number frame the keys), on a fresh page over loopback; the
+ * bytes the merchant page loads itself and those each iframe loads, gzipped -9; the peers'
+ * merchant-side bundles beside them.
+ */
+export async function fieldsSection({ browser, url }) {
+  const { gzipSync } = await import('node:zlib');
+  // CARDSEAL_BENCH_VAULT: a vault binary to use instead of building the release one.
+  const bin = process.env.CARDSEAL_BENCH_VAULT || releaseVault();
+  const vault = await startVault({ bin, args: [...UNLIMITED, '--snippet-dir', join(repoRoot, 'pkg/snippet')] });
+  const samples = [];
+  const bytes = { page: {}, frames: {} };
+  try {
+    for (let i = 0; i < 9; i++) {
+      const context = await browser.newContext();
+      try {
+        const page = await context.newPage();
+        const bodies = [];
+        if (i === 0) {
+          page.on('response', (res) => bodies.push(res.body().then((b) => ({ url: res.url(), frame: res.frame().url(), gzip: gzipSync(b, { level: 9 }).length }), () => null)));
+        }
+        await page.goto(url + 'blank.html');
+        await page.addScriptTag({ url: '/pkg/snippet/cardseal-fields.js' });
+        samples.push(await page.evaluate(async ([vaultUrl, publishableKey]) => {
+          for (const k of ['number', 'expiry', 'cvc']) document.body.insertAdjacentHTML('beforeend', `<div id="f-${k}"></div>`);
+          const t0 = performance.now();
+          const f = window.cardseal.fields({ vaultUrl, publishableKey });
+          for (const k of ['number', 'expiry', 'cvc']) f.create(k).mount(`#f-${k}`);
+          await f.ready();
+          return performance.now() - t0;
+        }, [vault.url, vault.pk]));
+        if (i === 0) {
+          for (const b of (await Promise.all(bodies)).filter(Boolean)) {
+            const path = new URL(b.url).pathname;
+            if (b.url.startsWith(vault.url)) {
+              const kind = (b.frame.match(/\/(\w+)\.html/) ?? [])[1] ?? 'page';
+              (bytes.frames[kind] ??= {})[path.replace(/^\/fields\/[^/]+\//, '').replace(/\?.*/, '')] = b.gzip;
+            } else if (!path.endsWith('blank.html')) {
+              bytes.page[path] = b.gzip;
+            }
+          }
+        }
+      } finally {
+        await context.close();
+      }
+    }
+  } finally {
+    await vault.stop();
+  }
+  const sum = (o) => Object.values(o).reduce((a, b) => a + b, 0);
+  const peers = await peerFieldBundles();
+  const pageGzip = sum(bytes.page);
+  const rows = [
+    { section: 'fields', metric: `mount() to every field ready (3 iframes; fresh page, median of ${samples.length})`, unit: 'ms', cardseal: pct(samples, 0.5), target: { max: 150 } },
+    { section: 'fields', metric: 'merchant page, hosted-fields script, gzipped -9', unit: 'B', cardseal: pageGzip, target: { max: 10 * 1024 } },
+    ...peers.map((p) => (p.error
+      ? { section: 'fields', metric: `  peer ${p.name}`, error: p.error }
+      : { section: 'fields', metric: '  peer, merchant-side bundle (esbuild, gzipped -9)', unit: 'B', cardseal: pageGzip, peer: { name: p.name, value: p.gzip } })),
+    ...Object.entries(bytes.frames).map(([kind, files]) => ({
+      section: 'fields', metric: `each ${kind} iframe loads, gzipped -9 (${Object.keys(files).join(', ')})`, unit: 'B', cardseal: sum(files),
+    })),
+  ];
+  return { details: { samplesMs: samples, bytes, peers }, rows };
+}

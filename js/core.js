@@ -2,7 +2,10 @@
 // This file only normalizes inputs and decodes the packed verdicts of src/wasm/verdict.rs by
 // the layout that module exports; every rule lives in Rust.
 import { attachForm } from './attach.js';
+import { CardSealError } from './error.js';
 import init, * as wasm from './wasm/cardseal.js';
+
+export { CardSealError };
 
 let loading = null;
 let loaded = false;
@@ -24,18 +27,6 @@ function packNumber(s) {
   }
   for (let i = 0; i < s.length; i++) inputView[i] = s.charCodeAt(i);
   return wasm.validateNumberInput(s.length);
-}
-
-/** The error every failure of the package is: `code`, `type`, `param` and, for HTTP, `status`. */
-export class CardSealError extends Error {
-  constructor(code, message, { type = 'invalid_request_error', param = null, status = undefined } = {}) {
-    super(message);
-    this.name = 'CardSealError';
-    this.code = code;
-    this.type = type;
-    this.param = param;
-    if (status !== undefined) this.status = status;
-  }
 }
 
 /**

@@ -209,3 +209,100 @@ export interface Attachment {
   /** Removes every listener. */
   detach(): void;
 }
+
+/** A hosted field's kind: one input per iframe, or `card` (all four in one iframe). */
+export type FieldKind = 'number' | 'expiry' | 'cvc' | 'name' | 'card';
+
+/** The CSS properties a hosted field's text may take (the allow-list; anything else is dropped with a warning). */
+export interface FieldStyleRules {
+  color?: string;
+  fontFamily?: string;
+  fontSize?: string;
+  fontSmoothing?: string;
+  fontStyle?: string;
+  fontVariant?: string;
+  fontWeight?: string | number;
+  letterSpacing?: string;
+  lineHeight?: string | number;
+  padding?: string;
+  textAlign?: string;
+  textDecoration?: string;
+  textShadow?: string;
+  textTransform?: string;
+}
+
+/** The rules of one state, with the allowed pseudo-classes. No `url()`, `@import` or `expression()`. */
+export interface FieldStyleState extends FieldStyleRules {
+  '::placeholder'?: FieldStyleRules;
+  ':focus'?: FieldStyleRules;
+  ':hover'?: FieldStyleRules;
+}
+
+/** The style of hosted fields, by state. */
+export interface FieldStyle {
+  base?: FieldStyleState;
+  complete?: FieldStyleState;
+  empty?: FieldStyleState;
+  invalid?: FieldStyleState;
+}
+
+/** Options of `fields()`. */
+export interface FieldsOptions {
+  /** The vault's base URL; the iframes are its documents. */
+  vaultUrl: string;
+  /** The account's publishable key (`pk_…`); the page's origin must be one of its allowed origins. */
+  publishableKey: string;
+  /** The language of labels and messages: a tag or `'auto'` (default English). */
+  locale?: string;
+  style?: FieldStyle;
+  /** Deadline of loading a field and of one tokenize call, in milliseconds (default 15000). */
+  timeoutMs?: number;
+  /** Retries of one tokenize call (as `CardSealOptions.retries`). */
+  retries?: number;
+}
+
+/** What a hosted field tells the page on `change`: never a value, a length or digits. */
+export interface FieldChange {
+  kind: FieldKind;
+  complete: boolean;
+  empty: boolean;
+  /** The brand (number and card fields). */
+  brand: Brand | null;
+  /** The error shown in the field, with its message in the field's language. */
+  error: { code: ErrorCode; message: string } | null;
+}
+
+/** A hosted field. */
+export interface HostedField {
+  readonly kind: FieldKind;
+  /** Inserts the iframe into an element (or the element a selector names). */
+  mount(target: Element | string): HostedField;
+  unmount(): HostedField;
+  focus(): HostedField;
+  clear(): HostedField;
+  update(changes: { style?: FieldStyle; placeholder?: string }): HostedField;
+  on(type: 'change', fn: (e: FieldChange) => void): HostedField;
+  on(type: 'ready' | 'focus' | 'blur' | 'submit', fn: (e: { kind: FieldKind }) => void): HostedField;
+  on(type: 'unavailable', fn: (e: { kind: FieldKind; code: string }) => void): HostedField;
+  off(type: string, fn: (...args: never[]) => void): HostedField;
+}
+
+/** Hosted fields: card inputs in iframes of the vault, for PCI SAQ A. */
+export interface Fields {
+  readonly locale: Locale;
+  create(kind: FieldKind, options?: { placeholder?: string; title?: string }): HostedField;
+  getElement(kind: FieldKind): HostedField | null;
+  /** Resolves once every mounted field is ready. */
+  ready(timeoutMs?: number): Promise<void>;
+  /** Validates, seals and posts the card inside the frames; rejects with a `CardSealError`. */
+  tokenize(options?: { name?: string }): Promise<Token>;
+  /** Seals and posts the CVC field alone. */
+  tokenizeCvc(): Promise<Token>;
+}
+
+/** Hosted fields (no `ready()` needed: the wasm loads inside the iframes). */
+export function fields(options: FieldsOptions): Fields;
+
+/** The form mode of hosted fields: `[data-cardseal-field]` placeholders in a `<form>`. */
+export function attachFields(form: HTMLFormElement | string, options: FieldsOptions & { submit?: boolean; retryWindowMs?: number }):
+  { form: HTMLFormElement; fields: Fields; started: Promise<void>; detach(): void };

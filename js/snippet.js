@@ -3,9 +3,11 @@
 // attaches to every `form[data-cardseal]` when the tag names a vault and a publishable key:
 //   <script async src="…/cardseal.js" integrity="sha384-…" crossorigin="anonymous"
 //           data-vault-url="https://vault.example" data-publishable-key="pk_test_…"></script>
+// It mounts hosted fields in every `form[data-cardseal-fields]` too (fields.js).
 // When the wasm or the keys cannot be had, it says so in the form, fires `cardseal:unavailable`
 // and retries (unavailable.js); it attaches as soon as the vault answers.
 import * as api from './core.js';
+import { attachFields, fields, startFieldForms } from './fields-snippet.js';
 import {
   DEFAULT_RETRY_WINDOW_MS, DEFAULT_TIMEOUT_MS, announceUnavailable, clearPending, settingOf, withRetries,
 } from './unavailable.js';
@@ -36,6 +38,15 @@ if (!window.cardseal) {
   };
 
   const start = async () => {
+    // Hosted fields need no wasm here (the field documents load it): a page with only
+    // `form[data-cardseal-fields]` loads none.
+    if (document.querySelector('form[data-cardseal-fields]')) {
+      const fieldForms = startFieldForms(script);
+      if (!document.querySelector('form[data-cardseal]')) {
+        window.cardseal.attachments = await fieldForms;
+        return;
+      }
+    }
     const vaultUrl = script?.dataset.vaultUrl;
     const publishableKey = script?.dataset.publishableKey;
     let stage = 'wasm';
@@ -70,7 +81,7 @@ if (!window.cardseal) {
     }
   };
 
-  window.cardseal = { ...api, ready };
+  window.cardseal = { ...api, ready, fields, attachFields };
   window.cardseal.started = document.readyState === 'loading'
     ? new Promise((r) => document.addEventListener('DOMContentLoaded', () => r(start()), { once: true }))
     : start();

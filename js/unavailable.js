@@ -18,9 +18,11 @@ export const UNAVAILABLE = {
   'zh-Hans': '银行卡支付暂时无法使用，请稍后重试。',
 };
 
-// The table's key for a language tag, by the same rules as the core's locales (`pt` is
-// `pt-BR`, `zh`/`zh-CN` are `zh-Hans`); without a wasm, this is all there is to go by.
-function unavailableKey(tag) {
+/**
+ * The supported locale for a language tag, by the same rules as the core's locales (`pt` is
+ * `pt-BR`, `zh`/`zh-CN` are `zh-Hans`), or null; without a wasm, this is all there is to go by.
+ */
+export function unavailableKey(tag) {
   const t = String(tag || '').toLowerCase().replace(/_/g, '-');
   const [language, ...rest] = t.split('-');
   if (language === 'pt') return 'pt-BR';
@@ -71,6 +73,8 @@ export function isSnippetTag(el) {
 }
 
 const formErrors = () => document.querySelectorAll('[data-cardseal-error="form"]');
+/** The forms the snippet looks after: direct (`data-cardseal`) and hosted fields (`data-cardseal-fields`). */
+export const FORMS = 'form[data-cardseal], form[data-cardseal-fields]';
 
 /**
  * Tells the page that card payments cannot work yet: fires `cardseal:unavailable` on `document`
@@ -79,11 +83,11 @@ const formErrors = () => document.querySelectorAll('[data-cardseal-error="form"]
  */
 export function announceUnavailable(reason, retrying) {
   const locale = snippetLocale();
-  const message = unavailableMessage(document.querySelector('form[data-cardseal]'), locale);
+  const message = unavailableMessage(document.querySelector(FORMS), locale);
   const show = document.dispatchEvent(new CustomEvent('cardseal:unavailable', {
     bubbles: true, cancelable: true, detail: { reason, retrying, message },
   }));
-  for (const form of document.querySelectorAll('form[data-cardseal]')) form.setAttribute('data-cardseal-unavailable', reason);
+  for (const form of document.querySelectorAll(FORMS)) form.setAttribute('data-cardseal-unavailable', reason);
   if (show) for (const el of formErrors()) el.textContent = unavailableMessage(el, locale);
 }
 
@@ -102,7 +106,7 @@ export function clearPending() {
     el.removeAttribute('data-cardseal-pending');
     if ('disabled' in el) el.disabled = false;
   }
-  for (const form of document.querySelectorAll('form[data-cardseal]')) form.removeAttribute('data-cardseal-unavailable');
+  for (const form of document.querySelectorAll(FORMS)) form.removeAttribute('data-cardseal-unavailable');
   for (const el of formErrors()) el.textContent = '';
 }
 
@@ -138,7 +142,7 @@ function customerIsBack() {
   return new Promise((resolve) => {
     const types = ['focusin', 'pointerdown', 'keydown'];
     const done = (e) => {
-      if (e.type !== 'online' && !(e.target && e.target.closest && e.target.closest('form[data-cardseal]'))) return;
+      if (e.type !== 'online' && !(e.target && e.target.closest && e.target.closest(FORMS))) return;
       for (const t of types) document.removeEventListener(t, done, true);
       window.removeEventListener('online', done);
       resolve();

@@ -51,18 +51,34 @@ const snippetDir = join(pkg, 'snippet');
 mkdirSync(snippetDir, { recursive: true });
 copyFileSync(join(wasmOut, 'cardseal_bg.wasm'), join(snippetDir, 'cardseal_bg.wasm'));
 const { build } = await import('esbuild');
-await build({
-  entryPoints: [join(pkg, 'snippet.js')],
-  outfile: join(snippetDir, 'cardseal.js'),
+const classic = (entry, outfile, define = {}) => build({
+  entryPoints: [join(pkg, entry)],
+  outfile: join(snippetDir, outfile),
   bundle: true,
   format: 'iife',
   target: ['es2020'],
   minify: true,
   legalComments: 'none',
   logLevel: 'error',
-  // import.meta.url is only the default wasm location; the snippet always passes its own.
-  define: { 'import.meta.url': 'undefined', __CARDSEAL_WASM_SRI__: JSON.stringify(sriOf(join(snippetDir, 'cardseal_bg.wasm'))) },
+  // import.meta.url is only the default wasm location; the scripts always pass their own.
+  define: { 'import.meta.url': 'undefined', __CARDSEAL_WASM_SRI__: JSON.stringify(sriOf(join(snippetDir, 'cardseal_bg.wasm'))), ...define },
 });
+
+// Hosted fields: the field documents' script first, since the version of the field documents
+// (the package version and a hash of that script and the wasm, which the vault computes the
+// same way in vault/src/fields.rs) is built into the merchant-side code.
+await classic('frame.js', 'cardseal-frame.js');
+const packageVersion = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version;
+const fieldsHash = createHash('sha256')
+  .update(readFileSync(join(snippetDir, 'cardseal-frame.js')))
+  .update(readFileSync(join(snippetDir, 'cardseal_bg.wasm')))
+  .digest('hex').slice(0, 8);
+const fieldsVersion = `${packageVersion}-${fieldsHash}`;
+writeFileSync(join(pkg, 'fields-version.js'),
+  `// The version of the field documents this build's vault serves (written by scripts/build.mjs).\nexport const FIELDS_VERSION = ${JSON.stringify(fieldsVersion)};\n`);
+await classic('snippet.js', 'cardseal.js');
+// The small snippet for pages with hosted fields only: no wasm, no validators.
+await classic('fields-entry.js', 'cardseal-fields.js');
 
 // The loader the merchant hosts beside its pages (js/loader.js): one small classic script.
 await build({
@@ -81,7 +97,7 @@ function sriOf(file) {
 }
 
 const sri = (file) => 'sha384-' + createHash('sha384').update(readFileSync(file)).digest('base64');
-const shipped = ['wasm/cardseal_bg.wasm', 'wasm/cardseal.js', 'core.js', 'attach.js', 'unavailable.js', 'index.js'];
+const shipped = ['wasm/cardseal_bg.wasm', 'wasm/cardseal.js', 'core.js', 'error.js', 'attach.js', 'unavailable.js', 'index.js'];
 let raw = 0, gz = 0;
 for (const f of shipped) {
   const bytes = readFileSync(join(pkg, f));
@@ -89,14 +105,21 @@ for (const f of shipped) {
   gz += gzipSync(bytes, { level: 9 }).length;
 }
 const snippetFiles = ['snippet/cardseal.js', 'snippet/cardseal_bg.wasm'];
+const fieldFiles = ['snippet/cardseal-fields.js', 'snippet/cardseal-frame.js'];
+const gz9 = (f) => gzipSync(readFileSync(join(pkg, f)), { level: 9 }).length;
 const snippetGz = snippetFiles.reduce((n, f) => n + gzipSync(readFileSync(join(pkg, f)), { level: 9 }).length, 0);
 const summary = {
   version: JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version,
   rawBytes: raw,
   gzipBytes: gz,
   snippetGzipBytes: snippetGz,
-  sri: Object.fromEntries([...shipped, ...snippetFiles].map((f) => [f, sri(join(pkg, f))])),
+  fieldsVersion,
+  // What a hosted-fields page loads itself, and what each field document loads.
+  fieldsParentGzipBytes: gz9('snippet/cardseal-fields.js'),
+  fieldsFrameGzipBytes: gz9('snippet/cardseal-frame.js') + gz9('snippet/cardseal_bg.wasm'),
+  sri: Object.fromEntries([...shipped, ...snippetFiles, ...fieldFiles].map((f) => [f, sri(join(pkg, f))])),
 };
 writeFileSync(join(pkg, 'build-info.json'), JSON.stringify(summary, null, 2) + '\n');
 log(`[build] pkg/ ready: ${raw} bytes, ${gz} bytes gzipped (wasm + glue + wrapper); snippet ${snippetGz} bytes gzipped`);
+log(`[build] hosted fields ${fieldsVersion}: merchant page ${summary.fieldsParentGzipBytes} bytes gzipped; each field document ${summary.fieldsFrameGzipBytes} bytes gzipped (script + wasm)`);
 for (const [f, h] of Object.entries(summary.sri)) log(`[build]   ${f}  integrity="${h}"`);

@@ -37,3 +37,10 @@ if (again) {
     }
   });
 }
+
+// Hosted fields: a click on a field's label text moves the focus into the vault's iframe.
+document.addEventListener('click', (e) => {
+  const label = e.target.closest && e.target.closest('[data-label-for]');
+  const attachment = label && window.cardseal && window.cardseal.attachments && window.cardseal.attachments[0];
+  attachment?.fields.getElement(label.dataset.labelFor)?.focus();
+});

@@ -35,11 +35,12 @@ const STATIC = {
   '/validate.html': [join(here, 'validate.html'), 'text/html; charset=utf-8'],
   '/validate.js': [join(here, 'validate.js'), 'text/javascript; charset=utf-8'],
   // The validator page imports the npm package's browser entry.
-  ...Object.fromEntries(['index.js', 'core.js', 'attach.js', 'unavailable.js', 'wasm/cardseal.js'].map((f) => [`/pkg/${f}`, [join(repoRoot, 'pkg', f), 'text/javascript; charset=utf-8']])),
+  ...Object.fromEntries(['index.js', 'core.js', 'error.js', 'attach.js', 'unavailable.js', 'fields.js', 'fields-version.js', 'labels.js', 'style.js', 'wasm/cardseal.js'].map((f) => [`/pkg/${f}`, [join(repoRoot, 'pkg', f), 'text/javascript; charset=utf-8']])),
   '/pkg/wasm/cardseal_bg.wasm': [join(repoRoot, 'pkg/wasm/cardseal_bg.wasm'), 'application/wasm'],
   // A self-hosted copy of the snippet, for pages whose CSP allows scripts from 'self' only.
   '/cardseal/cardseal.js': [join(repoRoot, 'pkg/snippet/cardseal.js'), 'text/javascript; charset=utf-8'],
   '/cardseal/cardseal_bg.wasm': [join(repoRoot, 'pkg/snippet/cardseal_bg.wasm'), 'application/wasm'],
+  '/cardseal/cardseal-fields.js': [join(repoRoot, 'pkg/snippet/cardseal-fields.js'), 'text/javascript; charset=utf-8'],
   // The loader is always the shop's own: it reports a snippet that cannot be loaded.
   '/cardseal-loader.js': [join(repoRoot, 'pkg/loader/cardseal-loader.js'), 'text/javascript; charset=utf-8'],
 };
@@ -73,9 +74,11 @@ export async function startShop({
   const vaultOrigin = new URL(vaultUrl).origin;
   const selfHosted = !snippet;
   const buildInfo = () => JSON.parse(readFileSync(join(repoRoot, 'pkg/build-info.json'), 'utf8'));
-  const snippetTag = (locale) => {
-    const src = selfHosted ? '/cardseal/cardseal.js' : snippet.src;
-    const integrity = selfHosted ? buildInfo().sri['snippet/cardseal.js'] : snippet.integrity;
+  // `fields`: the small hosted-fields snippet, from the same place as the full one.
+  const snippetTag = (locale, fields = false) => {
+    const file = fields ? 'cardseal-fields.js' : 'cardseal.js';
+    const src = selfHosted ? `/cardseal/${file}` : snippet.src.replace(/cardseal\.js$/, file);
+    const integrity = selfHosted || fields ? buildInfo().sri[`snippet/${file}`] : snippet.integrity;
     const settings = Object.entries({ locale, ...snippetData }).map(([k, v]) => ` data-${esc(k)}="${esc(v)}"`).join('');
     // The loader first and blocking, so it sees the snippet's `error` event; the snippet async,
     // so a vault that never answers cannot hold up the page.
@@ -89,6 +92,8 @@ export async function startShop({
     "default-src 'self'",
     `script-src 'self' 'wasm-unsafe-eval'${selfHosted ? '' : ` ${vaultOrigin}`}`,
     `connect-src 'self' ${vaultOrigin}`,
+    // Hosted fields: the card inputs are documents of the vault.
+    `frame-src ${vaultOrigin}`,
     "img-src 'self' data:",
     "object-src 'none'",
     "base-uri 'none'",
@@ -106,7 +111,7 @@ export async function startShop({
   }
 
   // `heading` is the page's one <h1> (default: the title); sections below it use <h2>.
-  function page(title, body, { scripts = '', snippetPage = false, locale = 'auto', heading = title } = {}) {
+  function page(title, body, { scripts = '', snippetPage = false, fieldsPage = false, locale = 'auto', heading = title } = {}) {
     return `<!doctype html>
 <html lang="en">
 <head>
@@ -115,7 +120,7 @@ export async function startShop({
   <title>${esc(title)} · cardseal demo shop</title>
   <link rel="stylesheet" href="/style.css">
   <link rel="icon" href="/favicon.svg" type="image/svg+xml">
-  ${snippetPage ? snippetTag(locale) : ''}
+  ${snippetPage ? snippetTag(locale, fieldsPage) : ''}
   ${scripts}
 </head>
 <body>
@@ -160,6 +165,19 @@ ${body}
         </div>`;
   }
 
+  // The same layout as cardFields(), with the vault's iframes in place of the inputs. The
+  // labels cannot point into an iframe; each iframe has its own title and label.
+  function hostedFields() {
+    const field = (kind, label, extra = '') => `
+          <div class="field">
+            <div class="label" id="label-${kind}" data-label-for="${kind}">${label}${extra}</div>
+            <div class="hosted" data-cardseal-field="${kind}"></div>
+          </div>`;
+    return `${field('number', 'Card number')}
+        <div class="row">${field('expiry', 'Expiry')}${field('cvc', 'Security code')}
+        </div>${field('name', 'Name on card', ' <span class="optional">(optional)</span>')}`;
+  }
+
   function productPage() {
     const items = Object.entries(PRODUCTS).map(([id, p]) => `
       <li class="product">
@@ -189,10 +207,16 @@ ${body}
     return `<nav class="languages" aria-label="Language of card messages">${links}</nav>`;
   }
 
-  function checkoutPage(productId, locale) {
+  function checkoutPage(productId, locale, mode) {
     const p = PRODUCTS[productId];
+    const fields = mode === 'fields';
+    const here = `/checkout?product=${productId}${fields ? '&mode=fields' : ''}`;
+    const other = fields ? `/checkout?product=${productId}` : `/checkout?product=${productId}&mode=fields`;
+    const modeNote = fields
+      ? `<p class="mode" data-mode="fields">Hosted fields: the card inputs are iframes of the vault; this page never holds your card. <a href="${esc(other)}">Use the direct form</a></p>`
+      : `<p class="mode" data-mode="direct">Direct form: the card inputs are on this page. <a href="${esc(other)}">Use hosted fields (iframes)</a></p>`;
     return page('Checkout', `
-    ${languageSwitch(`/checkout?product=${productId}`, locale)}
+    ${languageSwitch(here, locale)}
     <div class="layout">
       <section class="summary" aria-labelledby="summary-title">
         <h2 id="summary-title">Your order</h2>
@@ -200,16 +224,17 @@ ${body}
         <p class="total"><span>Total${p.recurring ? ' today' : ''}</span><span>${money(p.amount, p.currency)}</span></p>
         ${p.recurring ? '<p class="muted">Then the same each month; your card is kept by the vault for the renewals.</p>' : ''}
       </section>
-      <!-- The card inputs have no name: the browser can never submit them to this shop. -->
-      <form class="card-form" data-cardseal action="/pay" method="post" novalidate aria-labelledby="pay-title">
+      <!-- The card inputs have no name${fields ? ' and live in the vault\'s iframes' : ''}: the browser can never submit them to this shop. -->
+      <form class="card-form" ${fields ? 'data-cardseal-fields' : 'data-cardseal'} action="/pay" method="post" novalidate aria-labelledby="pay-title">
         <h2 id="pay-title">Pay by card</h2>
-        <input type="hidden" name="product" value="${esc(productId)}">${cardFields()}
+        ${modeNote}
+        <input type="hidden" name="product" value="${esc(productId)}">${fields ? hostedFields() : cardFields()}
         ${p.recurring ? '' : `<label class="check"><input type="checkbox" name="save_card" value="1"> Save my card for next time</label>`}
         <!-- Disabled until the snippet is attached; the note says why, even if it never loads. -->
         <button type="submit" disabled data-cardseal-pending>Pay ${money(p.amount, p.currency)}</button>
         <p class="status" data-cardseal-error="form" role="alert">Card payments are loading…</p>
       </form>
-    </div>`, { snippetPage: true, locale, scripts: '<script src="/shop.js" defer></script>' });
+    </div>`, { snippetPage: true, fieldsPage: fields, locale, scripts: '<script src="/shop.js" defer></script>' });
   }
 
   function outcomePage(r) {
@@ -354,7 +379,8 @@ ${body}
     if (req.method === 'GET' && path === '/') return send(res, 200, productPage());
     if (req.method === 'GET' && path === '/checkout') {
       const id = url.searchParams.get('product');
-      return PRODUCTS[id] ? send(res, 200, checkoutPage(id, localeParam(url))) : send(res, 404, page('Not found', '<p>No such product.</p>'));
+      const mode = url.searchParams.get('mode') === 'fields' ? 'fields' : 'direct';
+      return PRODUCTS[id] ? send(res, 200, checkoutPage(id, localeParam(url), mode)) : send(res, 404, page('Not found', '<p>No such product.</p>'));
     }
     if (req.method === 'GET' && path === '/account') return send(res, 200, await accountPage());
     if (req.method === 'GET' && path === '/pay-again') return send(res, 200, payAgainPage(url.searchParams.get('card') ?? '', localeParam(url)));

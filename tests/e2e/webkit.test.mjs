@@ -91,4 +91,29 @@ describe('WebKit', { skip }, () => {
       assert.ok(!seen.includes(needle) && !decodeURIComponent(seen.replace(/\+/g, ' ')).includes(needle), `shop saw ${needle.length} card chars`);
     }
   });
+
+  it('the demo shop: hosted-fields checkout pays through the vault\'s iframes; the page cannot read them', async () => {
+    const before = shop.requests.length;
+    await webkit.go(`${shop.url}/checkout?product=notebook&mode=fields`);
+    await webkit.until('the hosted fields', () => webkit.exec('return Boolean(window.cardseal && window.cardseal.attachments && window.cardseal.attachments.length && !document.querySelector(\'button[type="submit"]\').disabled)'));
+    for (const [kind, text] of [['number', '4000056655665556'], ['expiry', `12${year}`], ['cvc', '739']]) {
+      // WebKitWebDriver types only into an element that has the focus already.
+      await webkit.inFrame(`iframe[data-cardseal-frame="${kind}"]`, async () => {
+        await webkit.click('input');
+        await webkit.type('input', text);
+      });
+    }
+    const number = await webkit.inFrame('iframe[data-cardseal-frame="number"]', () => webkit.exec(`const i = document.querySelector('input');
+      return { value: i.value, brand: document.querySelector('.brand').textContent, radius: getComputedStyle(i).borderTopLeftRadius, autocomplete: i.autocomplete }`));
+    assert.deepEqual(number, { value: '4000 0566 5566 5556', brand: 'Visa', radius: '6px', autocomplete: 'cc-number' });
+    assert.equal(await webkit.exec('return document.querySelector(\'iframe[data-cardseal-frame="number"]\').contentDocument'), null);
+    await webkit.click('button[type="submit"]');
+    await webkit.until('the receipt', async () => /\/receipt\//.test(await webkit.url()));
+    assert.match(await webkit.exec('return document.querySelector(".receipt").textContent'), /Visa •••• 5556/);
+    const seen = shop.requests.slice(before).map((r) => `${r.url} ${JSON.stringify(r.headers)} ${r.body}`).join('\n');
+    assert.match(seen, /cardseal_token=tok_/);
+    for (const needle of ['4000056655665556', '4000 0566 5566 5556', '665566', 'cvc=739']) {
+      assert.ok(!seen.includes(needle) && !decodeURIComponent(seen.replace(/\+/g, ' ')).includes(needle), `shop saw ${needle.length} card chars`);
+    }
+  });
 });

@@ -151,6 +151,15 @@ export async function startWebKit() {
     /** Types into an element as key events, as a customer would. */
     type: async (css, text) => wd('POST', s(`/element/${await api.find(css)}/value`), { text }),
     click: async (css) => wd('POST', s(`/element/${await api.find(css)}/click`), {}),
+    /** Runs `fn` with the session switched into the iframe `css` names, then back to the parent. */
+    inFrame: async (css, fn) => {
+      await wd('POST', s('/frame'), { id: { [ELEMENT]: await api.find(css) } });
+      try {
+        return await fn();
+      } finally {
+        await wd('POST', s('/frame/parent'), {});
+      }
+    },
     until,
     close,
   };

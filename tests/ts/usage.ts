@@ -42,3 +42,19 @@ export async function demo(): Promise<string> {
 // @ts-expect-error: brands are a closed union.
 const notABrand: Brand = 'visa-electron';
 void notABrand;
+
+import { fields as hostedFields, type FieldChange } from 'cardseal/fields';
+import { fields, type Token } from 'cardseal';
+
+export async function hosted(): Promise<Token> {
+  const f = fields({ vaultUrl: 'https://vault.example', publishableKey: 'pk_test_x', locale: 'auto',
+    style: { base: { color: '#1a1a1a', fontSize: '16px', '::placeholder': { color: '#888' } }, invalid: { color: '#b00020' } } });
+  const number = f.create('number', { placeholder: '1234 1234 1234 1234' }).mount('#card-number');
+  number.on('change', (e: FieldChange) => { if (e.error) console.log(e.error.code, e.error.message, e.brand, e.complete, e.empty); });
+  number.on('ready', ({ kind }) => console.log(kind)).focus().clear().update({ style: { base: { color: 'red' } } });
+  f.create('expiry').mount('#card-expiry');
+  const cvcOnly = hostedFields({ vaultUrl: 'https://vault.example', publishableKey: 'pk_test_x' });
+  cvcOnly.create('cvc').mount(document.body);
+  await cvcOnly.tokenizeCvc();
+  return f.tokenize({ name: 'Ada Lovelace' });
+}

@@ -60,6 +60,7 @@ const ROUTES: &[&str] = &[
     "/v1/card",
     "/v1/card/{id}",
     "/js/{version}/{file}",
+    "/fields/{version}/{file}",
 ];
 
 pub(crate) fn router(state: AppState) -> Router {
@@ -84,7 +85,9 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(raw_card::routes(&state))
         .with_state(state.clone());
     let routes = match &state.config().snippet {
-        Some(snippet) => routes.merge(crate::assets::routes(Arc::clone(snippet))),
+        Some(snippet) => routes
+            .merge(crate::assets::routes(Arc::clone(snippet)))
+            .merge(crate::fields::routes(state.clone(), Arc::clone(snippet))),
         None => routes,
     };
     routes
@@ -216,9 +219,10 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
             Ok(Some(principal)) => {
                 if principal.kind == KeyKind::Publishable {
                     if let Some(o) = &origin {
-                        let allowed = o
-                            .to_str()
-                            .is_ok_and(|o| origin_allowed(o, &principal.origins));
+                        // The vault's own pages (the hosted fields) may use any account's key.
+                        let allowed = o.to_str().is_ok_and(|o| {
+                            origin_allowed(o, &principal.origins) || same_origin(o, req.headers())
+                        });
                         if !allowed {
                             // The one echo of a request value: an origin is public, and naming
                             // the one seen is what tells a developer which to allow.
@@ -320,6 +324,14 @@ async fn publishable_scope(req: Request, next: Next) -> Response {
         .into_response();
     }
     next.run(req).await
+}
+
+/// Whether `origin` is the vault's own: its host and port are the request's `Host`. A browser
+/// sets `Origin` itself, so a page elsewhere cannot claim this.
+fn same_origin(origin: &str, headers: &HeaderMap) -> bool {
+    let authority = origin.split_once("://").map(|(_, a)| a);
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
 }
 
 fn with_cors(mut response: Response, origin: Option<&HeaderValue>) -> Response {

@@ -28,12 +28,17 @@ struct Asset {
 pub struct Assets {
     version: String,
     files: Vec<Asset>,
+    fields: Option<crate::fields::Fields>,
 }
 
 const FILES: [(&str, &str); 2] = [
     ("cardseal.js", "text/javascript; charset=utf-8"),
     ("cardseal_bg.wasm", "application/wasm"),
 ];
+
+/// Served when the build made it: the small merchant-side script of hosted fields, which loads
+/// no wasm (the field documents do).
+const OPTIONAL: [(&str, &str); 1] = [("cardseal-fields.js", "text/javascript; charset=utf-8")];
 
 fn sri(bytes: &[u8]) -> String {
     let d = digest::digest(&digest::SHA384, bytes);
@@ -49,7 +54,10 @@ impl Assets {
     pub fn load(dir: &Path, package_version: &str) -> Result<Assets, String> {
         let mut files = Vec::new();
         let mut all = digest::Context::new(&digest::SHA256);
-        for (name, content_type) in FILES {
+        let optional = OPTIONAL
+            .into_iter()
+            .filter(|(name, _)| dir.join(name).exists());
+        for (name, content_type) in FILES.into_iter().chain(optional) {
             let path = dir.join(name);
             let bytes =
                 std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -69,6 +77,7 @@ impl Assets {
         Ok(Assets {
             version: format!("{package_version}-{short}"),
             files,
+            fields: crate::fields::Fields::load(dir, package_version)?,
         })
     }
 
@@ -88,6 +97,11 @@ impl Assets {
     /// The version segment of the paths.
     pub fn version(&self) -> &str {
         &self.version
+    }
+
+    /// The hosted fields' documents, when the directory holds their script.
+    pub fn fields(&self) -> Option<&crate::fields::Fields> {
+        self.fields.as_ref()
     }
 }
 

@@ -12,6 +12,7 @@ pub mod custody;
 pub mod domain;
 pub mod error;
 pub mod events;
+pub mod fields;
 pub mod forward;
 pub mod health;
 pub mod ids;
