@@ -216,7 +216,6 @@ ${body}
       ? `<p class="mode" data-mode="fields">Hosted fields: the card inputs are iframes of the vault; this page never holds your card. <a href="${esc(other)}">Use the direct form</a></p>`
       : `<p class="mode" data-mode="direct">Direct form: the card inputs are on this page. <a href="${esc(other)}">Use hosted fields (iframes)</a></p>`;
     return page('Checkout', `
-    ${languageSwitch(here, locale)}
     <div class="layout">
       <section class="summary" aria-labelledby="summary-title">
         <h2 id="summary-title">Your order</h2>
@@ -227,14 +226,16 @@ ${body}
       <!-- The card inputs have no name${fields ? ' and live in the vault\'s iframes' : ''}: the browser can never submit them to this shop. -->
       <form class="card-form" ${fields ? 'data-cardseal-fields' : 'data-cardseal'} action="/pay" method="post" novalidate aria-labelledby="pay-title">
         <h2 id="pay-title">Pay by card</h2>
-        ${modeNote}
         <input type="hidden" name="product" value="${esc(productId)}">${fields ? hostedFields() : cardFields()}
         ${p.recurring ? '' : `<label class="check"><input type="checkbox" name="save_card" value="1"> Save my card for next time</label>`}
         <!-- Disabled until the snippet is attached; the note says why, even if it never loads. -->
         <button type="submit" disabled data-cardseal-pending>Pay ${money(p.amount, p.currency)}</button>
         <p class="status" data-cardseal-error="form" role="alert">Card payments are loading…</p>
+        ${modeNote}
       </form>
-    </div>`, { snippetPage: true, fieldsPage: fields, locale, scripts: '<script src="/shop.js" defer></script>' });
+    </div>
+    <!-- After the form, so the keyboard reaches the card fields first. -->
+    ${languageSwitch(here, locale)}`, { snippetPage: true, fieldsPage: fields, locale, scripts: '<script src="/shop.js" defer></script>' });
   }
 
   function outcomePage(r) {
@@ -287,7 +288,6 @@ ${body}
 
   function payAgainPage(cardId, locale) {
     return page('Pay again', `
-    ${languageSwitch(`/pay-again?card=${encodeURIComponent(cardId)}`, locale)}
     <form id="pay-again" class="card-form narrow" action="/pay-again" method="post" novalidate>
       <h2>Pay again: ${esc(PRODUCTS.notebook.name)}</h2>
       <p>Enter your card's security code again; the vault uses it once and forgets it.</p>
@@ -300,7 +300,8 @@ ${body}
       </div>
       <button type="submit" disabled data-cardseal-pending>Pay ${money(PRODUCTS.notebook.amount, 'eur')}</button>
       <p class="status" data-cardseal-error="form" role="alert">Card payments are loading…</p>
-    </form>`, { snippetPage: true, locale, scripts: '<script src="/shop.js" defer></script>' });
+    </form>
+    ${languageSwitch(`/pay-again?card=${encodeURIComponent(cardId)}`, locale)}`, { snippetPage: true, locale, scripts: '<script src="/shop.js" defer></script>' });
   }
 
   function remember(r) {

@@ -339,7 +339,8 @@ describe('hosted fields (Chromium)', () => {
     const { page } = await openPage(shop.url + CHECKOUT);
     await fieldsReady(page);
     const active = (kind) => frameOf(page, kind).evaluate(() => (document.hasFocus() ? document.activeElement.id : null));
-    await page.focus('p.mode a');
+    // From the merchant's last link before the form (the site's navigation) into the first frame.
+    await page.focus('header.site nav a[href="/validate.html"]');
     await page.keyboard.press('Tab');
     assert.equal(await active('number'), 'cs-number');
     await page.keyboard.type('4242424242424241');
