@@ -5,12 +5,18 @@
 #[path = "support/helpers.rs"]
 mod support;
 
+#[path = "support/fake_processor.rs"]
+mod fake_processor;
+
 use std::collections::HashMap;
 
 use axum::body::Body;
 use axum::http::Request;
+use std::time::Duration;
+
 use cardseal_vault::config::{Config, RateLimit};
 use cardseal_vault::crypto::{AccountKeys, BlobKey, WrappedAccountKeys};
+use cardseal_vault::forward::{ForwardSettings, set_forward_hosts};
 use serde_json::{Value, json};
 use support::*;
 
@@ -182,19 +188,32 @@ async fn used_tokens_deleted_cards_and_used_cvcs_leave_nothing_that_decrypts() {
         // PostgreSQL keeps an updated row's old version until VACUUM: see vault/README.md.
         return sqlite_only("no destroyed ciphertext left in the database files");
     }
+    let processor = fake_processor::fake().await;
     let v = TestVault::with_config(Config {
         allow_raw_card_api: true,
+        forward: ForwardSettings::new(Duration::from_secs(5))
+            .with_allow_private(true)
+            .with_ca_pem(processor.ca_pem.as_bytes())
+            .unwrap(),
         ..unlimited()
     })
     .await;
+    set_forward_hosts(
+        v.state.store(),
+        &v.account.account,
+        &[format!("localhost:{}", processor.port)],
+    )
+    .await
+    .unwrap();
     let sk = v.account.secret_key.clone();
     let charged = luhn_number("424242", 16, 1);
+    let forwarded = luhn_number("222300", 16, 6);
     let saved = luhn_number("555555", 16, 2);
     let deleted = luhn_number("378282", 15, 3);
     let raw_kept = luhn_number("601111", 16, 4);
     let raw_deleted = luhn_number("400000", 16, 5);
     // CVCs an attacker must never find: used by a charge, or on a deleted card.
-    let gone_cvcs = ["731", "842", "953", "1644", "275", "386"];
+    let gone_cvcs = ["731", "842", "953", "1644", "275", "386", "497"];
 
     // A token charged directly.
     let t1 = token(&v, &charged, gone_cvcs[0]).await;
@@ -268,6 +287,25 @@ async fn used_tokens_deleted_cards_and_used_cvcs_leave_nothing_that_decrypts() {
         .await;
     assert_eq!(r.status, 200);
 
+    // A token forwarded to a processor, its CVC filled in.
+    let t6 = token(&v, &forwarded, gone_cvcs[6]).await;
+    let t6_blob = blob(&v, "SELECT sealed FROM tokens WHERE id = ?1", &t6);
+    let r = post(
+        &v,
+        "/v1/forward",
+        &sk,
+        json!({
+            "source": t6,
+            "destination": processor.url("/v1/payments"),
+            "method": "POST",
+            "headers": {"Content-Type": "application/json"},
+            "body": "{\"pan\":\"{{card.number}}\",\"cvc\":\"{{card.cvc}}\"}",
+        }),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(processor.count(), 1, "the processor got the card");
+
     // The attacker copies the data directory (after the vault's periodic checkpoint) and
     // opens every blob with the master key.
     let sqlite = v.sqlite.as_ref().unwrap();
@@ -289,7 +327,7 @@ async fn used_tokens_deleted_cards_and_used_cvcs_leave_nothing_that_decrypts() {
         "the attack opens what is legitimately kept"
     );
     for text in &opened {
-        for number in [&charged, &saved, &deleted, &raw_deleted] {
+        for number in [&charged, &saved, &deleted, &raw_deleted, &forwarded] {
             assert!(!text.contains(number.as_str()), "a destroyed card opens");
         }
         for cvc in gone_cvcs {
@@ -300,9 +338,16 @@ async fn used_tokens_deleted_cards_and_used_cvcs_leave_nothing_that_decrypts() {
     }
     // Not even the ciphertext is left anywhere in the files, WAL included.
     for (f, file) in files.iter().enumerate() {
-        for (i, old) in [&t1_blob, &t2_blob, &c2_blob, &cvc2_blob, &card2_blob]
-            .iter()
-            .enumerate()
+        for (i, old) in [
+            &t1_blob,
+            &t2_blob,
+            &c2_blob,
+            &cvc2_blob,
+            &card2_blob,
+            &t6_blob,
+        ]
+        .iter()
+        .enumerate()
         {
             assert!(
                 !contains(file, old),
