@@ -10,6 +10,7 @@ mod forward;
 mod idempotency;
 pub mod openapi;
 mod raw_card;
+pub(crate) mod schemas;
 mod tokens;
 
 use std::net::SocketAddr;
@@ -85,9 +86,13 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(raw_card::routes(&state))
         .with_state(state.clone());
     let routes = match &state.config().snippet {
-        Some(snippet) => routes
-            .merge(crate::assets::routes(Arc::clone(snippet)))
-            .merge(crate::fields::routes(state.clone(), Arc::clone(snippet))),
+        Some(snippet) => {
+            let routes = routes.merge(crate::assets::routes(Arc::clone(snippet)));
+            match snippet.fields() {
+                Some(fields) => routes.merge(crate::fields::routes(state.clone(), fields)),
+                None => routes,
+            }
+        }
         None => routes,
     };
     routes
@@ -560,7 +565,7 @@ fn jwks_response(state: &AppState) -> Response {
 /// browser tests and pages given `vaultKey` from it do), so `*` rather than an echoed origin.
 #[utoipa::path(
     get, path = "/.well-known/jwks.json", operation_id = "jwks", tag = "keys",
-    responses((status = 200, description = "The JWKS: the active key (last) and the keys still in their grace period.", body = openapi::Jwks)),
+    responses((status = 200, description = "The JWKS: the active key (last) and the keys still in their grace period.", body = schemas::Jwks)),
 )]
 async fn jwks(State(state): State<AppState>) -> Response {
     let mut response = jwks_response(&state);
@@ -574,7 +579,7 @@ async fn jwks(State(state): State<AppState>) -> Response {
 /// The JWKS, for a publishable key.
 #[utoipa::path(
     get, path = "/v1/encryption_keys", operation_id = "encryptionKeys", tag = "keys",
-    responses((status = 200, description = "The JWKS.", body = openapi::Jwks)),
+    responses((status = 200, description = "The JWKS.", body = schemas::Jwks)),
     security(("pk" = []), ("sk" = [])),
 )]
 async fn encryption_keys(State(state): State<AppState>, _auth: Auth) -> Response {

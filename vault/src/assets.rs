@@ -28,7 +28,7 @@ struct Asset {
 pub struct Assets {
     version: String,
     files: Vec<Asset>,
-    fields: Option<crate::fields::Fields>,
+    fields: Option<Arc<crate::fields::Fields>>,
 }
 
 const FILES: [(&str, &str); 2] = [
@@ -77,7 +77,7 @@ impl Assets {
         Ok(Assets {
             version: format!("{package_version}-{short}"),
             files,
-            fields: crate::fields::Fields::load(dir, package_version)?,
+            fields: crate::fields::Fields::load(dir, package_version)?.map(Arc::new),
         })
     }
 
@@ -100,8 +100,8 @@ impl Assets {
     }
 
     /// The hosted fields' documents, when the directory holds their script.
-    pub fn fields(&self) -> Option<&crate::fields::Fields> {
-        self.fields.as_ref()
+    pub fn fields(&self) -> Option<Arc<crate::fields::Fields>> {
+        self.fields.clone()
     }
 }
 

@@ -22,7 +22,6 @@ use axum::routing::get;
 use base64::Engine;
 
 use crate::AppState;
-use crate::assets::Assets;
 use crate::store::KeyKind;
 
 /// The script every field document runs, built by `scripts/build.mjs` into `pkg/snippet/`.
@@ -92,17 +91,14 @@ fn sri(bytes: &[u8]) -> String {
 #[derive(Clone)]
 struct FieldsState {
     app: AppState,
-    assets: Arc<Assets>,
+    fields: Arc<Fields>,
 }
 
-/// The field routes, when the snippet directory holds the field script; else none.
-pub fn routes(app: AppState, assets: Arc<Assets>) -> Router {
-    if assets.fields().is_none() {
-        return Router::new();
-    }
+/// The field routes, for the field documents the snippet directory holds.
+pub fn routes(app: AppState, fields: Arc<Fields>) -> Router {
     Router::new()
         .route("/fields/{version}/{file}", get(serve))
-        .with_state(FieldsState { app, assets })
+        .with_state(FieldsState { app, fields })
 }
 
 fn not_found() -> Response {
@@ -119,9 +115,10 @@ async fn serve(
     UrlPath((version, file)): UrlPath<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let Some(fields) = s.assets.fields().filter(|f| f.version == version) else {
+    let fields = &s.fields;
+    if fields.version != version {
         return not_found();
-    };
+    }
     if file == SCRIPT {
         return immutable(fields.script.clone(), "text/javascript; charset=utf-8");
     }

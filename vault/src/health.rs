@@ -37,8 +37,8 @@ pub async fn writable(state: &AppState) -> bool {
 #[utoipa::path(
     get, path = "/healthz", operation_id = "healthz", tag = "meta",
     responses(
-        (status = 200, description = "The vault is up.", body = crate::api::openapi::Health),
-        (status = 503, description = "Degraded: nothing can be stored now (`reason`).", body = crate::api::openapi::Health),
+        (status = 200, description = "The vault is up.", body = crate::api::schemas::Health),
+        (status = 503, description = "Degraded: nothing can be stored now (`reason`).", body = crate::api::schemas::Health),
     ),
 )]
 pub async fn healthz(State(state): State<AppState>) -> Response {

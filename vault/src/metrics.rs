@@ -7,8 +7,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::store::PoolStats;
-
 /// Upper bounds of the latency histogram, in seconds.
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -242,4 +240,17 @@ impl Metrics {
         }
         out
     }
+}
+
+/// A backend's connections, for `/metrics`. Fields a backend does not have stay 0.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PoolStats {
+    /// Connections the pool may hold at most.
+    pub max: u64,
+    /// Connections open and idle.
+    pub idle: u64,
+    /// Connections in use.
+    pub in_use: u64,
+    /// Work waiting for a connection (SQLite: jobs queued for the writer).
+    pub waiting: u64,
 }

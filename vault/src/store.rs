@@ -109,18 +109,7 @@ pub trait Store: Send + Sync + fmt::Debug {
     }
 }
 
-/// A backend's connections, for `/metrics`. Fields a backend does not have stay 0.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct PoolStats {
-    /// Connections the pool may hold at most.
-    pub max: u64,
-    /// Connections open and idle.
-    pub idle: u64,
-    /// Connections in use.
-    pub in_use: u64,
-    /// Work waiting for a connection (SQLite: jobs queued for the writer).
-    pub waiting: u64,
-}
+pub use crate::metrics::PoolStats;
 
 fn erase<T, E>(f: impl FnOnce(&dyn Tx) -> Result<T, TxError<E>> + Send + 'static) -> TxJob
 where

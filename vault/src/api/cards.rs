@@ -187,8 +187,8 @@ fn keep_card(
             ("Charge" = (operation_id = "createCharge", request_body = json!({"amount": 1000, "currency": "eur", "source": "$response.body#/id"}))),
             ("DeleteCard" = (operation_id = "deleteCard", parameters(("id" = "$response.body#/id")))),
         )),
-        (status = 402, response = super::openapi::CardError),
-        (status = 404, response = super::openapi::NotFound),
+        (status = 402, response = super::schemas::CardError),
+        (status = 404, response = super::schemas::NotFound),
     ),
     security(("sk" = []), ("rk" = ["cards_write"])),
 )]
@@ -240,7 +240,7 @@ pub(crate) async fn create(
     params(("id" = String, Path, description = "`card_…`")),
     responses(
         (status = 200, description = "The card.", body = CardObject),
-        (status = 404, response = super::openapi::NotFound),
+        (status = 404, response = super::schemas::NotFound),
     ),
     security(("sk" = []), ("rk" = ["cards_read"])),
 )]
@@ -284,7 +284,7 @@ pub(crate) struct ListParams {
     params(ListParams),
     responses(
         (status = 200, description = "A page of cards.", body = CardList),
-        (status = 400, response = super::openapi::BadRequest),
+        (status = 400, response = super::schemas::BadRequest),
     ),
     security(("sk" = []), ("rk" = ["cards_read"])),
 )]
@@ -331,7 +331,7 @@ pub(crate) async fn list(
     params(("id" = String, Path, description = "`card_…`")),
     responses(
         (status = 200, description = "The card is gone.", body = DeletedCard),
-        (status = 404, response = super::openapi::NotFound),
+        (status = 404, response = super::schemas::NotFound),
     ),
     security(("sk" = []), ("rk" = ["cards_write"])),
 )]
@@ -373,8 +373,8 @@ pub(crate) struct AddCvc {
     request_body = AddCvc,
     responses(
         (status = 200, description = "The card, with `cvc_available_until`.", body = CardObject),
-        (status = 402, response = super::openapi::CardError),
-        (status = 404, response = super::openapi::NotFound),
+        (status = 402, response = super::schemas::CardError),
+        (status = 404, response = super::schemas::NotFound),
     ),
     security(("sk" = []), ("rk" = ["cards_write"])),
 )]

@@ -116,7 +116,7 @@ fn check(body: CreateCharge) -> Result<NewCharge, ApiError> {
         (status = 200, description = "The charge, succeeded or failed.", body = charge::ChargeObject, links(
             ("RetrieveCharge" = (operation_id = "retrieveCharge", parameters(("id" = "$response.body#/id")))),
         )),
-        (status = 404, response = super::openapi::NotFound),
+        (status = 404, response = super::schemas::NotFound),
     ),
     security(("sk" = []), ("rk" = ["charges_write"])),
 )]
@@ -161,7 +161,7 @@ pub(crate) async fn create(
     params(("id" = String, Path, description = "`ch_…`")),
     responses(
         (status = 200, description = "The charge.", body = charge::ChargeObject),
-        (status = 404, response = super::openapi::NotFound),
+        (status = 404, response = super::schemas::NotFound),
     ),
     security(("sk" = []), ("rk" = ["charges_read"])),
 )]

@@ -46,7 +46,7 @@ pub(crate) struct Detokenized {
     request_body = Detokenize,
     responses(
         (status = 200, description = "The card number and expiry.", body = Detokenized),
-        (status = 404, response = super::openapi::NotFound),
+        (status = 404, response = super::schemas::NotFound),
     ),
     security(("rk" = ["detokenize"])),
 )]

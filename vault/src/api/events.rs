@@ -55,7 +55,7 @@ pub(crate) struct EventList {
     params(ListParams),
     responses(
         (status = 200, description = "A page of events.", body = EventList),
-        (status = 400, response = super::openapi::BadRequest),
+        (status = 400, response = super::schemas::BadRequest),
     ),
     security(("sk" = []), ("rk" = ["events_read"])),
 )]

@@ -109,10 +109,10 @@ fn check(body: ForwardBody) -> Result<NewForward, ApiError> {
     request_body = ForwardBody,
     responses(
         (status = 200, description = "The processor's answer, whatever its status.", body = ForwardAnswer),
-        (status = 402, response = super::openapi::CardError),
-        (status = 404, response = super::openapi::NotFound),
-        (status = 502, response = super::openapi::BadGateway),
-        (status = 504, response = super::openapi::GatewayTimeout),
+        (status = 402, response = super::schemas::CardError),
+        (status = 404, response = super::schemas::NotFound),
+        (status = 502, response = super::schemas::BadGateway),
+        (status = 504, response = super::schemas::GatewayTimeout),
     ),
     security(("sk" = []), ("rk" = ["forward"])),
 )]

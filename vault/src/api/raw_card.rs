@@ -147,8 +147,8 @@ fn card_error(e: cardseal::Error) -> ApiError {
             ("RetrieveCard" = (operation_id = "retrieveCard", parameters(("id" = "$response.body#/_id")))),
             ("Charge" = (operation_id = "createCharge", request_body = json!({"amount": 1000, "currency": "eur", "source": "$response.body#/_id"}))),
         )),
-        (status = 402, response = super::openapi::CardError),
-        (status = 404, response = super::openapi::NotFound),
+        (status = 402, response = super::schemas::CardError),
+        (status = 404, response = super::schemas::NotFound),
     ),
     security(("sk" = []), ("rk" = ["cards_write"])),
 )]
@@ -192,8 +192,8 @@ pub(crate) async fn create(
     request_body = RawCvv,
     responses(
         (status = 200, description = "The card.", body = RawCardObject),
-        (status = 402, response = super::openapi::CardError),
-        (status = 404, response = super::openapi::NotFound),
+        (status = 402, response = super::schemas::CardError),
+        (status = 404, response = super::schemas::NotFound),
     ),
     security(("sk" = []), ("rk" = ["cards_write"])),
 )]

@@ -110,8 +110,8 @@ fn unseal_error(e: UnsealError, param: &'static str) -> ApiError {
             ("SaveCard" = (operation_id = "createCard", request_body = json!({"token": "$response.body#/id"}))),
             ("Charge" = (operation_id = "createCharge", request_body = json!({"amount": 1000, "currency": "eur", "source": "$response.body#/id"}))),
         )),
-        (status = 402, response = super::openapi::CardError),
-        (status = 409, response = super::openapi::Conflict),
+        (status = 402, response = super::schemas::CardError),
+        (status = 409, response = super::schemas::Conflict),
     ),
     security(("pk" = []), ("sk" = [])),
 )]
@@ -260,7 +260,7 @@ async fn create_inner(
     params(("id" = String, Path, description = "`tok_…`")),
     responses(
         (status = 200, description = "The token.", body = TokenObject),
-        (status = 404, response = super::openapi::NotFound),
+        (status = 404, response = super::schemas::NotFound),
     ),
     security(("sk" = []), ("rk" = ["tokens_read"])),
 )]
