@@ -19,6 +19,8 @@ export { CardSealError };
 const KINDS = ['number', 'expiry', 'cvc', 'name', 'card'];
 const HEIGHT = { card: 190, default: 72 };
 const EVENTS = ['ready', 'change', 'focus', 'blur', 'submit', 'unavailable'];
+// How long after an iframe's `load` its document's first message may still be on its way.
+const LOAD_GRACE_MS = 1000;
 
 function localeOf(locale) {
   if (locale === 'auto') {
@@ -88,6 +90,8 @@ export function fields(options) {
     #opts;
     #handlers = new Map();
     #waiters = [];
+    #heard = false;
+    #failed = null;
 
     constructor(kind, opts) {
       this.kind = kind;
@@ -109,10 +113,24 @@ export function fields(options) {
       iframe.setAttribute('allowtransparency', 'true');
       iframe.dataset.cardsealFrame = this.kind;
       iframe.style.cssText = `display:block;width:100%;border:0;margin:0;padding:0;overflow:hidden;background:transparent;height:${HEIGHT[this.kind] ?? HEIGHT.default}px`;
-      host.appendChild(iframe);
+      // A field document says `hello` before its `load`; an iframe that loads without it holds
+      // the browser's error page (the vault refused the connection, or the frame was refused):
+      // fail now rather than after the timeout.
+      let inserting = true;
+      iframe.addEventListener('load', () => {
+        if (inserting) return; // the initial about:blank of some engines
+        setTimeout(() => {
+          if (this.iframe !== iframe || this.#heard || this.isReady) return;
+          this.#fail(new CardSealError('network_error', `cardseal: the ${this.kind} field could not be loaded`, { type: 'api_connection_error' }));
+        }, LOAD_GRACE_MS);
+      });
       this.iframe = iframe;
       this.host = host;
       this.isReady = false;
+      this.#heard = false;
+      this.#failed = null;
+      host.appendChild(iframe);
+      inserting = false;
       return this;
     }
 
@@ -186,6 +204,7 @@ export function fields(options) {
     /** Resolves once the frame is ready; rejects after `ms`, or when the frame reports trouble. */
     whenReady(ms) {
       if (this.isReady) return Promise.resolve();
+      if (this.#failed) return Promise.reject(this.#failed);
       return new Promise((resolve, reject) => {
         const w = { resolve, reject };
         const timer = setTimeout(() => {
@@ -198,8 +217,15 @@ export function fields(options) {
       });
     }
 
+    #fail(err) {
+      this.#failed = err;
+      for (const w of this.#waiters.splice(0)) w.reject(err);
+      this.#emit('unavailable', { kind: this.kind, code: err.code });
+    }
+
     receive(m) {
       const { kind } = this;
+      this.#heard = true;
       switch (m.type) {
         case 'ready':
           this.isReady = true;
@@ -223,12 +249,9 @@ export function fields(options) {
           this.#emit('submit', { kind });
           this.iframe?.closest('form')?.requestSubmit();
           break;
-        case 'unavailable': {
-          const err = new CardSealError(String(m.code), 'cardseal: the vault could not be reached from the field', { type: 'api_connection_error' });
-          for (const w of this.#waiters.splice(0)) w.reject(err);
-          this.#emit('unavailable', { kind, code: err.code });
+        case 'unavailable':
+          this.#fail(new CardSealError(String(m.code), 'cardseal: the vault could not be reached from the field', { type: 'api_connection_error' }));
           break;
-        }
         case 'result': {
           const p = pending.get(m.id);
           if (!p || p.kind !== kind) break;

@@ -107,6 +107,9 @@ if (!trusted) {
 }
 
 function start() {
+  // At once, before this document's `load`: the parent tells a field document that runs from an
+  // error page (a vault that refused the connection) by this message missing at `load`.
+  toParent({ type: 'hello' });
   let locale = 'en';
   let brand = null;
   let style = sanitizeStyle(parseJson(hash.get('style')));
