@@ -1,7 +1,9 @@
 // Accessibility of the demo shop in headless Chromium: axe-core (@axe-core/playwright) on every
 // page in its empty, error and filled states, plus what axe cannot see: each card input's
 // accessible name, errors announced through a live region, the Tab order, and the checkout at
-// 200% zoom and on a 375 px wide phone. Starts its own vault and shop on 127.0.0.1.
+// 200% zoom and on a 375 px wide phone. The hosted-fields checkout too: axe runs inside the
+// vault's iframes, and each iframe's title and its input's name are checked. Starts its own vault
+// and shop on 127.0.0.1.
 //
 // CARDSEAL_SCREENSHOTS=1 also writes docs/checkout-375.png.
 import assert from 'node:assert/strict';
@@ -45,7 +47,8 @@ async function ensureSavedCard() {
 }
 
 before(async () => {
-  vault = await startVault();
+  // --snippet-dir: the vault serves the hosted fields' documents (`/fields/…`) from it.
+  vault = await startVault({ args: ['--snippet-dir', join(root, 'pkg/snippet')] });
   shop = await startShop({ vaultUrl: vault.url, publishableKey: vault.pk, secretKey: vault.sk });
   browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium', args: CHROMIUM_ARGS });
 });
@@ -68,6 +71,22 @@ async function open(path, contextOptions = {}) {
 }
 
 const snippetReady = (page) => page.waitForFunction(() => window.cardseal && window.cardseal.instance, null, { timeout: 20_000 });
+const FIELDS_CHECKOUT = '/checkout?product=notebook&mode=fields';
+const FIELD_KINDS = ['number', 'expiry', 'cvc', 'name'];
+const fieldsReady = (page) => page.waitForFunction(() => window.cardseal && window.cardseal.attachments && window.cardseal.attachments.length > 0
+  && !document.querySelector('button[type="submit"]').disabled, null, { timeout: 20_000 });
+const fieldFrame = (page, kind) => page.frameLocator(`iframe[data-cardseal-frame="${kind}"]`);
+
+/** Types into the hosted fields (the vault's iframes); each field given is cleared first. */
+async function typeFields(page, card) {
+  for (const kind of FIELD_KINDS) {
+    if (card[kind] === undefined) continue;
+    const input = fieldFrame(page, kind).locator('input');
+    await input.fill('');
+    await input.click();
+    await page.keyboard.type(card[kind]);
+  }
+}
 const validatorReady = (page) => page.waitForFunction(() => !document.getElementById('pay').disabled, null, { timeout: 20_000 });
 
 /** Runs axe; no serious or critical finding, and only documented lesser ones. */
@@ -211,6 +230,35 @@ describe('axe: no serious or critical findings on any page', () => {
     await context.close();
   });
 
+  it('the hosted-fields checkout (/checkout?product=notebook&mode=fields): empty, error, filled, then the receipt; axe runs inside the vault\'s iframes too', async () => {
+    const { page, context, problems } = await open(FIELDS_CHECKOUT);
+    await fieldsReady(page);
+    // AxeBuilder injects axe into every frame, the vault's cross-origin iframes included: the
+    // findings below cover the inputs inside them, as the next assertion shows.
+    const inFrames = await new AxeBuilder({ page }).withRules(['label']).analyze();
+    const labelled = inFrames.passes.find((r) => r.id === 'label')?.nodes.map((n) => n.target) ?? [];
+    for (const kind of FIELD_KINDS) {
+      assert.ok(labelled.some((t) => t.length === 2 && /^iframe\b/.test(t[0]) && t[1] === `#cs-${kind}`),
+        `axe checked the input inside the ${kind} frame: ${JSON.stringify(labelled)}`);
+    }
+    await audit(page, 'fields checkout empty');
+    await typeFields(page, { number: '4242424242424241', expiry: `12${year}`, cvc: '123' });
+    await page.click('button[type="submit"]');
+    await fieldFrame(page, 'number').locator('input[aria-invalid="true"]').waitFor();
+    assert.equal(await fieldFrame(page, 'number').locator('.error').textContent(), 'Your card number is invalid.');
+    await audit(page, 'fields checkout error');
+    await fieldFrame(page, 'number').locator('input').fill('');
+    await typeFields(page, { number: '4242424242424242', name: 'Ada Lovelace' });
+    await fieldFrame(page, 'number').locator('input:not([aria-invalid])').waitFor();
+    await page.check('input[name="save_card"]');
+    await audit(page, 'fields checkout filled');
+    await Promise.all([page.waitForURL(/\/receipt\//), page.click('button[type="submit"]')]);
+    assert.match(await page.textContent('[data-receipt-card]'), /Visa •••• 4242/);
+    await audit(page, 'fields checkout receipt');
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+
   it('the validator page (/validate.html): empty, error, filled', async () => {
     const { page, context } = await open('/validate.html');
     await validatorReady(page);
@@ -242,6 +290,39 @@ describe('what axe cannot check', () => {
     await page.goto(`${shop.url}/validate.html`);
     for (const [id, name] of [['card-number', 'Card number'], ['card-expiry', 'Expiry'], ['card-cvc', 'CVC'], ['card-name', 'Name on card (optional)']]) {
       assert.equal(await page.getByRole('textbox', { name, exact: true }).getAttribute('id'), id);
+    }
+    await context.close();
+  });
+
+  it('hosted fields: each iframe has a title, and the input inside each frame an accessible name', async () => {
+    const { page, context } = await open(FIELDS_CHECKOUT);
+    await fieldsReady(page);
+    // The iframe's title and its input's label (a visually hidden <label> inside the frame).
+    const expected = { number: ['Card number', 'Card number'], expiry: ['Expiry date', 'Expiry date'], cvc: ['Security code', 'Security code'], name: ['Name on card', 'Name on card'] };
+    // The frame's name (its title) as the page's accessibility tree has it.
+    for (const [kind, [title]] of Object.entries(expected)) {
+      const frame = page.locator(`iframe[data-cardseal-frame="${kind}"]`);
+      assert.equal(await frame.getAttribute('title'), title);
+      const named = page.getByTitle(title, { exact: true });
+      assert.equal(await named.getAttribute('data-cardseal-frame'), kind, `the iframe titled "${title}" is the ${kind} field`);
+    }
+    // Inside each frame: one textbox, found by role and name as a screen reader finds it.
+    for (const [kind, [, name]] of Object.entries(expected)) {
+      const boxes = fieldFrame(page, kind).getByRole('textbox');
+      assert.equal(await boxes.count(), 1, `one textbox in the ${kind} frame`);
+      assert.equal(await fieldFrame(page, kind).getByRole('textbox', { name, exact: true }).getAttribute('id'), `cs-${kind}`,
+        `the ${kind} frame's input is named "${name}"`);
+    }
+    // axe, limited to each frame's input (a frame selector, then a selector inside it): the
+    // iframes' `frame-title` and the inputs' `label` pass, nothing is left incomplete.
+    for (const kind of FIELD_KINDS) {
+      const frameSel = `iframe[data-cardseal-frame="${kind}"]`;
+      const input = await new AxeBuilder({ page }).include([frameSel, 'input']).withRules(['label']).analyze();
+      assert.deepEqual(input.violations, [], `${kind}: label`);
+      assert.deepEqual(input.passes.find((r) => r.id === 'label')?.nodes.map((n) => n.target[1]), [`#cs-${kind}`]);
+      const frame = await new AxeBuilder({ page }).include(frameSel).withRules(['frame-title', 'frame-title-unique']).analyze();
+      assert.deepEqual(frame.violations, [], `${kind}: frame-title`);
+      assert.equal(frame.passes.find((r) => r.id === 'frame-title')?.nodes.length, 1, `${kind}: frame-title passes on its iframe`);
     }
     await context.close();
   });

@@ -4,6 +4,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,13 +23,20 @@ export function freePort() {
   });
 }
 
-async function waitHealthy(url, child, ms = 30_000) {
+/** GET `${url}/healthz` is 200; over https, trusting only `ca` (PEM). */
+function healthy(url, ca) {
+  if (!ca) return fetch(`${url}/healthz`).then((r) => r.ok);
+  return new Promise((resolve, reject) => {
+    https.get(`${url}/healthz`, { ca }, (res) => { res.resume(); resolve(res.statusCode === 200); }).on('error', reject);
+  });
+}
+
+async function waitHealthy(url, child, ca, ms = 30_000) {
   const until = Date.now() + ms;
   while (Date.now() < until) {
     if (child.exitCode !== null) throw new Error(`cardseal-vault exited with ${child.exitCode}`);
     try {
-      const r = await fetch(`${url}/healthz`);
-      if (r.ok) return;
+      if (await healthy(url, ca)) return;
     } catch { /* not up yet */ }
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -39,8 +47,10 @@ async function waitHealthy(url, child, ms = 30_000) {
  * Starts `cardseal-vault serve` with a fresh data dir and one test account allowed for
  * http://127.0.0.1:* and http://localhost:*. Returns its URL, keys, captured logs, stop() and
  * restart() (the same port and data, so a page that lost the vault can find it again).
+ * `ca` (PEM): the vault serves https (pass `--tls-cert`/`--tls-key` in `args`); its URL is
+ * https://, and the health check trusts that CA.
  */
-export async function startVault({ bin = join(root, 'target/debug/cardseal-vault'), args = [], env = {}, origins } = {}) {
+export async function startVault({ bin = join(root, 'target/debug/cardseal-vault'), args = [], env = {}, origins, ca } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'cardseal-vault-'));
   // A vault outside --demo needs a master key kept apart from its data: one per test vault.
   env = { CARDSEAL_MASTER_KEY: randomBytes(32).toString('hex'), ...env };
@@ -48,7 +58,7 @@ export async function startVault({ bin = join(root, 'target/debug/cardseal-vault
   const created = JSON.parse(execFileSync(bin, ['accounts', 'create', '--data-dir', dataDir, '--name', 'test',
     ...allowed.flatMap((o) => ['--allowed-origin', o]), '--json'], { encoding: 'utf8', env: { ...process.env, ...env } }));
   const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${ca ? 'https' : 'http'}://127.0.0.1:${port}`;
   const logs = [];
   const run = async () => {
     const child = spawn(bin, ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, ...args], {
@@ -59,7 +69,7 @@ export async function startVault({ bin = join(root, 'target/debug/cardseal-vault
     });
     child.stdout.on('data', (d) => logs.push(d.toString()));
     child.stderr.on('data', (d) => logs.push(d.toString()));
-    await waitHealthy(url, child);
+    await waitHealthy(url, child, ca);
     return child;
   };
   const vault = {
