@@ -138,16 +138,29 @@ export async function withRetries(attempt, reasonOf, windowMs) {
   }
 }
 
+// Between rounds of retries when nobody touches the form: slow, but never given up, since a
+// customer clicking into a hosted field's iframe gives the page no event of its own.
+const IDLE_RETRY_MS = 30_000;
+
 function customerIsBack() {
   return new Promise((resolve) => {
     const types = ['focusin', 'pointerdown', 'keydown'];
+    let timer;
     const done = (e) => {
-      if (e.type !== 'online' && !(e.target && e.target.closest && e.target.closest(FORMS))) return;
+      const touched = e.type === 'online' || e.type === 'idle'
+        // Focus moving into an iframe (a hosted field) blurs the page's window.
+        || (e.type === 'blur' && e.target === window)
+        || (e.target && e.target.closest && e.target.closest(FORMS));
+      if (!touched) return;
       for (const t of types) document.removeEventListener(t, done, true);
       window.removeEventListener('online', done);
+      window.removeEventListener('blur', done);
+      clearTimeout(timer);
       resolve();
     };
     for (const t of types) document.addEventListener(t, done, true);
     window.addEventListener('online', done);
+    window.addEventListener('blur', done);
+    timer = setTimeout(() => done({ type: 'idle' }), IDLE_RETRY_MS);
   });
 }
