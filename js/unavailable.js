@@ -113,7 +113,8 @@ export function clearPending() {
 /**
  * Runs `attempt` until it resolves: after a failure that `reasonOf` names (others are thrown),
  * announces it and retries with backoff for `windowMs`. After that it waits for the customer to
- * touch a form (focus, pointer) or for the browser to come back online, and starts again.
+ * touch a form (focus, pointer, or focus into an iframe), for the browser to come back online,
+ * or 30 s at most, and starts again.
  */
 export async function withRetries(attempt, reasonOf, windowMs) {
   let last = '';
