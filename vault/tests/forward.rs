@@ -8,6 +8,9 @@ mod support;
 #[path = "support/fake_processor.rs"]
 mod fake_processor;
 
+#[path = "support/scan.rs"]
+mod scan;
+
 use std::time::{Duration, Instant};
 
 use axum::http::Request;
@@ -16,6 +19,7 @@ use cardseal_vault::config::Config;
 use cardseal_vault::forward::{ForwardSettings, set_forward_hosts};
 use cardseal_vault::store::KeyKind;
 use fake_processor::{Fake, fake};
+use scan::{after_cvc, digit_runs, isolated_digit_runs};
 use serde_json::{Value, json};
 use support::{Reply, TestVault, post_json, unlimited};
 
@@ -455,59 +459,6 @@ async fn keys_scopes_and_tenants() {
     let r = forward(&v, &rk.key, &json_body(&fake.url("/pay"), &tok)).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(fake.count(), 1);
-}
-
-/// Every maximal run of ASCII digits of at least 3 in `hay`.
-fn digit_runs(hay: &[u8]) -> Vec<&[u8]> {
-    hay.split(|b| !b.is_ascii_digit())
-        .filter(|r| r.len() >= 3)
-        .collect()
-}
-
-/// The digit runs with no letter on either side: a CVC leaked into text stands alone, while
-/// random ids hold digit runs by chance.
-fn isolated_digit_runs(hay: &[u8]) -> Vec<&[u8]> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < hay.len() {
-        if hay[i].is_ascii_digit() {
-            let start = i;
-            while i < hay.len() && hay[i].is_ascii_digit() {
-                i += 1;
-            }
-            let before = start.checked_sub(1).map(|j| hay[j]);
-            if !before.is_some_and(|b| b.is_ascii_alphabetic())
-                && !hay.get(i).is_some_and(u8::is_ascii_alphabetic)
-            {
-                out.push(&hay[start..i]);
-            }
-        } else {
-            i += 1;
-        }
-    }
-    out
-}
-
-/// The digits that follow a `cvc` member or key (`"cvc":"123"`, `cvc=123`, `cvc%5D=123`).
-fn after_cvc(hay: &[u8]) -> Vec<&[u8]> {
-    let mut out = Vec::new();
-    for i in 0..hay.len().saturating_sub(3) {
-        if hay[i..].starts_with(b"cvc") {
-            let rest = &hay[i + 3..];
-            let rest = rest.strip_prefix(b"%5D").unwrap_or(rest);
-            let skip = rest
-                .iter()
-                .take(6)
-                .take_while(|b| matches!(b, b'"' | b':' | b'=' | b' ' | b'\\'))
-                .count();
-            let digits = rest[skip..]
-                .iter()
-                .take_while(|b| b.is_ascii_digit())
-                .count();
-            out.push(&rest[skip..skip + digits]);
-        }
-    }
-    out
 }
 
 /// After 50 forwards through the real binary (25 tokens, 25 saved cards with their CVC, JSON

@@ -5,6 +5,9 @@
 #[path = "support/helpers.rs"]
 mod support;
 
+#[path = "support/scan.rs"]
+mod scan;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
@@ -13,6 +16,7 @@ use axum::body::Body;
 use axum::http::Request;
 use cardseal::Secret;
 use cardseal::jwe::{self, Payload, VaultKey};
+use scan::{after_cvc, digit_runs, isolated_digit_runs};
 use serde_json::{Value, json};
 use support::{
     database_url_for, http, luhn_number, on_postgres, pg_bindir, post_json, unix_now, vault_command,
@@ -26,59 +30,6 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// Every maximal run of ASCII digits in `hay`: a number or CVC in clear would be (inside) one.
-fn digit_runs(hay: &[u8]) -> Vec<&[u8]> {
-    hay.split(|b| !b.is_ascii_digit())
-        .filter(|r| r.len() >= 3)
-        .collect()
-}
-
-/// The digit runs of `hay` that are not part of a word: a CVC leaked into text stands alone
-/// (`"1234"`, `=1234`), while random ids such as `req_4fa1234Zb…` hold digit runs by chance.
-fn isolated_digit_runs(hay: &[u8]) -> Vec<&[u8]> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < hay.len() {
-        if hay[i].is_ascii_digit() {
-            let start = i;
-            while i < hay.len() && hay[i].is_ascii_digit() {
-                i += 1;
-            }
-            let before = start.checked_sub(1).map(|j| hay[j]);
-            let after = hay.get(i).copied();
-            if !before.is_some_and(|b| b.is_ascii_alphabetic())
-                && !after.is_some_and(|b| b.is_ascii_alphabetic())
-            {
-                out.push(&hay[start..i]);
-            }
-        } else {
-            i += 1;
-        }
-    }
-    out
-}
-
-/// The digit runs that follow a `cvc` member or key (`"cvc":"123"`, `cvc=123`, `"cvc": 123`).
-fn after_cvc(hay: &[u8]) -> Vec<&[u8]> {
-    let mut out = Vec::new();
-    for i in 0..hay.len().saturating_sub(3) {
-        if hay[i..].starts_with(b"cvc") {
-            let rest = &hay[i + 3..];
-            let skip = rest
-                .iter()
-                .take(6)
-                .take_while(|b| matches!(b, b'"' | b':' | b'=' | b' ' | b'\\'))
-                .count();
-            let digits = rest[skip..]
-                .iter()
-                .take_while(|b| b.is_ascii_digit())
-                .count();
-            out.push(&rest[skip..skip + digits]);
-        }
-    }
-    out
 }
 
 struct TestCard {

@@ -67,6 +67,18 @@ async fn charge(v: &TestVault, source: &str) -> Reply {
     .await
 }
 
+async fn delete_card(v: &TestVault, card: &str) {
+    let r = v
+        .call(
+            Request::delete(format!("/v1/cards/{card}"))
+                .header("authorization", format!("Bearer {}", v.account.secret_key))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+}
+
 async fn save(v: &TestVault, token: &str) -> String {
     let r = post(
         v,
@@ -243,28 +255,12 @@ async fn used_tokens_deleted_cards_and_used_cvcs_leave_nothing_that_decrypts() {
     );
     assert_eq!(charge(&v, &card2).await.json()["status"], "succeeded");
     let card2_blob = blob(&v, "SELECT sealed FROM cards WHERE id = ?1", &card2);
-    let r = v
-        .call(
-            Request::delete(format!("/v1/cards/{card2}"))
-                .header("authorization", format!("Bearer {sk}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
-    assert_eq!(r.status, 200);
+    delete_card(&v, &card2).await;
 
     // A token saved as a card and deleted with its CVC still kept (amex: 4 digits).
     let t3 = token(&v, &deleted, gone_cvcs[3]).await;
     let card3 = save(&v, &t3).await;
-    let r = v
-        .call(
-            Request::delete(format!("/v1/cards/{card3}"))
-                .header("authorization", format!("Bearer {sk}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
-    assert_eq!(r.status, 200);
+    delete_card(&v, &card3).await;
 
     // The raw-card API: a card whose CVV a charge uses, and one deleted.
     let raw = |number: &str, cvv: &str| {
@@ -277,15 +273,7 @@ async fn used_tokens_deleted_cards_and_used_cvcs_leave_nothing_that_decrypts() {
     assert_eq!(charge(&v, &card4).await.json()["status"], "succeeded");
     let r = post(&v, "/v1/card", &sk, raw(&raw_deleted, gone_cvcs[5])).await;
     let card5 = r.json()["_id"].as_str().unwrap().to_owned();
-    let r = v
-        .call(
-            Request::delete(format!("/v1/cards/{card5}"))
-                .header("authorization", format!("Bearer {sk}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
-    assert_eq!(r.status, 200);
+    delete_card(&v, &card5).await;
 
     // A token forwarded to a processor, its CVC filled in.
     let t6 = token(&v, &forwarded, gone_cvcs[6]).await;
@@ -377,13 +365,7 @@ async fn detokenize_refuses_a_used_or_expired_token() {
     post(&v, "/v1/detokenize", &rk, json!({ "token": t }))
         .await
         .assert_error(400, "invalid_request_error", "token_already_used");
-    v.call(
-        Request::delete(format!("/v1/cards/{card}"))
-            .header("authorization", format!("Bearer {}", v.account.secret_key))
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+    delete_card(&v, &card).await;
     post(&v, "/v1/detokenize", &rk, json!({ "token": card }))
         .await
         .assert_error(404, "invalid_request_error", "resource_missing");
