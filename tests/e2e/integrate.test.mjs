@@ -6,7 +6,7 @@
 //     by its ~20-line back end, takes a payment in headless Chromium against a real vault.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -34,7 +34,8 @@ after(() => {
 /** The files of this checkout that git would give a fresh clone (tracked, plus new unignored ones). */
 function freshCheckout(dir) {
   const files = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: root, encoding: 'utf8' })
-    .split('\0').filter((f) => f && existsSync(join(root, f)));
+    // Regular files only: a symlink (a shared `target` link, say) is nothing a clone would get.
+    .split('\0').filter((f) => f && existsSync(join(root, f)) && lstatSync(join(root, f)).isFile());
   for (const f of files) {
     mkdirSync(dirname(join(dir, f)), { recursive: true });
     copyFileSync(join(root, f), join(dir, f));
