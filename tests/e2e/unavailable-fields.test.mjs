@@ -192,7 +192,10 @@ function scenarios(browser) {
     try {
       await until('the unavailable message', async () => (await formError(p)) === MESSAGE);
       const shown = Date.now() - opened;
-      assert.equal(await unavailableReason(p), 'fields', 'the reason');
+      // A stalled vault is a timeout: whichever notices first names it, the fields ('fields')
+      // or, when the page is slow to run the snippet, the loader ('timeout').
+      const reason = await unavailableReason(p);
+      assert.ok(['fields', 'timeout'].includes(reason), `the reason: ${reason}`);
       assert.equal(await payDisabled(p), true, 'Pay is disabled');
       assert.equal(await attached(p), false, 'not attached');
       assert.ok(shown >= STALL_TIMEOUT_MS, `the message waited for the timeout (${shown} ms)`);
