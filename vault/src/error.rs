@@ -56,6 +56,9 @@ struct ErrorBody<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct ErrorCode(pub ApiCode);
 
+/// Seconds a client is asked to wait while storage is out of space.
+pub const OUT_OF_SPACE_RETRY_AFTER_SECS: u64 = 5;
+
 impl ApiError {
     fn new(
         status: StatusCode,
@@ -207,7 +210,7 @@ impl ApiError {
             }
             StoreError::OutOfSpace(_) => {
                 tracing::warn!(%request_id, error = %e, "the database has no space");
-                Self::unavailable(crate::health::RETRY_AFTER_SECS)
+                Self::unavailable(OUT_OF_SPACE_RETRY_AFTER_SECS)
             }
             _ => {
                 tracing::error!(%request_id, error = %e, "storage failed");

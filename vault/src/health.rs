@@ -10,10 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::AppState;
-use crate::error::ApiError;
-
-/// Seconds a client is asked to wait while storage is out of space.
-pub const RETRY_AFTER_SECS: u64 = 5;
+use crate::error::{ApiError, OUT_OF_SPACE_RETRY_AFTER_SECS};
 
 /// Whether the store can write: `false` while it is out of space. Asks the store to try a
 /// write first if it was, so that space that came back is seen at once.
@@ -64,7 +61,7 @@ pub async fn unavailable_when_out_of_space(
 ) -> Response {
     let response = next.run(req).await;
     if response.status() == StatusCode::INTERNAL_SERVER_ERROR && state.store().out_of_space() {
-        return ApiError::unavailable(RETRY_AFTER_SECS).into_response();
+        return ApiError::unavailable(OUT_OF_SPACE_RETRY_AFTER_SECS).into_response();
     }
     response
 }
