@@ -2,6 +2,7 @@
 // This file only normalizes inputs and decodes the packed verdicts of src/wasm/verdict.rs by
 // the layout that module exports; every rule lives in Rust.
 import { attachForm } from './attach.js';
+import { fetchKeys, postToken, readOptions } from './client.js';
 import { CardSealError } from './error.js';
 import init, * as wasm from './wasm/cardseal.js';
 
@@ -249,15 +250,26 @@ function toCardSealError(e) {
 
 const CREATE = Symbol('CardSeal.create');
 
+// A call into the wasm, its plain error objects made CardSealErrors.
+function sealing(f) {
+  try {
+    return f();
+  } catch (e) {
+    throw toCardSealError(e);
+  }
+}
+
 /** Seals cards with the vault's key and tokenizes them (DESIGN.md, "JavaScript API"). */
 export class CardSeal {
-  #core;
+  #client;
+  #sealer;
   #locale;
 
   /** Use `await CardSeal.create(options)`. */
-  constructor(token, core, locale) {
+  constructor(token, client, sealer, locale) {
     if (token !== CREATE) throw new CardSealError('invalid_usage', 'cardseal: use `await CardSeal.create(options)`');
-    this.#core = core;
+    this.#client = client;
+    this.#sealer = sealer;
     this.#locale = locale ?? 'en';
   }
 
@@ -269,11 +281,9 @@ export class CardSeal {
   static async create(options) {
     await ready();
     const locale = resolveLocale(options ? options.locale : undefined);
-    try {
-      return new CardSeal(CREATE, await wasm.CardSealCore.create(options ?? {}), locale);
-    } catch (e) {
-      throw toCardSealError(e);
-    }
+    const client = readOptions(options ?? {});
+    const key = client.vaultKey ?? await fetchKeys(client);
+    return new CardSeal(CREATE, client, sealing(() => new wasm.Sealer(key)), locale);
   }
 
   /** The language of this instance's messages, as a supported tag (`en`, `de`, …, `zh-Hans`). */
@@ -283,7 +293,7 @@ export class CardSeal {
 
   /** The `kid` of the vault key in use. */
   get kid() {
-    return this.#core.kid ?? null;
+    return this.#sealer.kid ?? null;
   }
 
   /** Every field's error at once (as `validateCard`). */
@@ -295,7 +305,18 @@ export class CardSeal {
   /** Validates and seals a card: the compact JWE, for callers who post it themselves. */
   seal(card) {
     try {
-      return this.#core.seal(...cardArgs(card));
+      return sealing(() => this.#sealer.sealCard(...cardArgs(card)));
+    } catch (e) {
+      throw localizedError(e, this.#locale);
+    }
+  }
+
+  // Seals with `seal(sealer)` and posts it as `member` (an invalid card rejects before any
+  // request); a rotated vault key replaces the sealer.
+  async #post(member, seal) {
+    try {
+      return await postToken(this.#client, this.#sealer, member, (sealer) => sealing(() => seal(sealer)),
+        (keys) => (this.#sealer = sealing(() => new wasm.Sealer(keys))));
     } catch (e) {
       throw localizedError(toCardSealError(e), this.#locale);
     }
@@ -303,11 +324,8 @@ export class CardSeal {
 
   /** Validates, seals and posts the card to the vault; resolves to a single-use Token. */
   async tokenize(card) {
-    try {
-      return await this.#core.tokenize(...cardArgs(card));
-    } catch (e) {
-      throw localizedError(toCardSealError(e), this.#locale);
-    }
+    const args = cardArgs(card);
+    return this.#post('card', (sealer) => sealer.sealCard(...args));
   }
 
   /**
@@ -320,10 +338,7 @@ export class CardSeal {
 
   /** Seals and posts a CVC alone, to re-add it to a saved card; resolves to a Token of type `cvc`. */
   async tokenizeCvc(cvc) {
-    try {
-      return await this.#core.tokenizeCvc(text(cvc));
-    } catch (e) {
-      throw localizedError(toCardSealError(e), this.#locale);
-    }
+    const value = text(cvc);
+    return this.#post('cvc', (sealer) => sealer.sealCvc(value));
   }
 }

@@ -25,7 +25,7 @@ function run(cmd, args) {
   execFileSync(cmd, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
 }
 
-const inputs = Math.max(newest(join(root, 'src')), newest(join(root, 'Cargo.toml')), newest(join(root, 'Cargo.lock')));
+const inputs = Math.max(newest(join(root, 'src')), newest(join(root, 'Cargo.toml')), newest(join(root, 'Cargo.lock')), newest(join(root, '.cargo')));
 const upToDate = existsSync(stamp) && newest(stamp) >= inputs && existsSync(join(wasmOut, 'cardseal_bg.wasm'));
 
 if (!upToDate) {
@@ -97,7 +97,7 @@ function sriOf(file) {
 }
 
 const sri = (file) => 'sha384-' + createHash('sha384').update(readFileSync(file)).digest('base64');
-const shipped = ['wasm/cardseal_bg.wasm', 'wasm/cardseal.js', 'core.js', 'error.js', 'attach.js', 'unavailable.js', 'index.js'];
+const shipped = ['wasm/cardseal_bg.wasm', 'wasm/cardseal.js', 'core.js', 'client.js', 'error.js', 'attach.js', 'unavailable.js', 'index.js'];
 let raw = 0, gz = 0;
 for (const f of shipped) {
   const bytes = readFileSync(join(pkg, f));

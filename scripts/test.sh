@@ -45,8 +45,8 @@ cargo build --quiet -p cardseal-vault
 step "the OpenAPI contract against a live vault: schemathesis with the sk, pk and rk keys (bounded, stateful)"
 node tests/schemathesis/run.mjs
 
-step "browser tests: wasm-bindgen-test in headless Chrome and Firefox, against a vault on 127.0.0.1"
-node tests/support/with-servers.mjs -- wasm-pack test --headless --chrome --firefox -- --test web --test web_vault
+step "browser tests: wasm-bindgen-test in headless Chrome and Firefox"
+wasm-pack test --headless --chrome --firefox -- --test web
 
 step "tsc --noEmit on a TypeScript user of every export"
 tsc --noEmit -p tests/ts

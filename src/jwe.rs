@@ -16,7 +16,6 @@ mod oaep;
 pub use key::VaultKey;
 
 use std::fmt;
-use std::io;
 
 use aes_gcm::aead::AeadInOut;
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
@@ -25,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::card::{Card, CardInput, Cvc, FieldError, Today};
-use crate::{Error, Secret};
+use crate::{Error, Secret, json};
 
 /// The payload format version, the `v` member.
 pub const PAYLOAD_VERSION: u8 = 1;
@@ -127,6 +126,47 @@ impl Payload {
     }
 }
 
+impl Payload {
+    /// Appends the payload as JSON, in member order, absent members omitted: exactly what
+    /// `serde_json` writes for it (a test holds them together).
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(br#"{"v":"#);
+        json::write_int(out, i64::from(self.v));
+        if let Some(number) = &self.number {
+            member(out, "number");
+            json::write_str(out, number.expose());
+        }
+        if let Some(month) = self.exp_month {
+            member(out, "exp_month");
+            json::write_int(out, month.into());
+        }
+        if let Some(year) = self.exp_year {
+            member(out, "exp_year");
+            json::write_int(out, year.into());
+        }
+        if let Some(cvc) = &self.cvc {
+            member(out, "cvc");
+            json::write_str(out, cvc.expose());
+        }
+        if let Some(name) = &self.name {
+            member(out, "name");
+            json::write_str(out, name);
+        }
+        member(out, "iat");
+        json::write_int(out, self.iat);
+        member(out, "jti");
+        json::write_str(out, &self.jti);
+        out.push(b'}');
+    }
+}
+
+/// `,"name":`
+fn member(out: &mut Vec<u8>, name: &str) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
 /// A fresh `jti`: 128 bits from the CSPRNG, base64url without padding (22 characters).
 ///
 /// # Errors
@@ -185,9 +225,8 @@ fn seal_with(
     payload: &Payload,
     wrap: impl FnOnce(&[u8], &[u8; oaep::HASH_LEN]) -> Result<Vec<u8>, Error>,
 ) -> Result<String, Error> {
-    let mut plaintext = SecretBuf::with_capacity(payload_capacity(payload));
-    serde_json::to_writer(&mut plaintext, payload).map_err(|_| Error::Crypto)?;
-    let mut buf = plaintext.0;
+    let mut buf = Zeroizing::new(Vec::with_capacity(payload_capacity(payload)));
+    payload.write_json(&mut buf);
 
     // CEK, IV and OAEP seed in one CSPRNG call: in wasm each call crosses into JavaScript.
     let mut random = Zeroizing::new([0u8; CEK_LEN + IV_LEN + oaep::HASH_LEN]);
@@ -221,11 +260,11 @@ fn seal_with(
     Ok(jwe)
 }
 
-/// An upper bound on the JSON size, so that the buffer normally never grows (and never leaves
-/// a copy of the plaintext behind in freed memory; [`SecretBuf`] handles the rare growth).
+/// An upper bound on the JSON size, so that the buffer never grows (a grown `Vec` would leave
+/// a copy of the plaintext behind in freed memory, unzeroized).
 fn payload_capacity(payload: &Payload) -> usize {
-    // Member names, numbers and punctuation fit in 160 bytes; a string escapes to at most
-    // 6 bytes per input byte (`\u00XX`).
+    // Member names, numbers and punctuation take at most 107 bytes (`v` of three digits,
+    // `iat` of twenty); a string escapes to at most 6 bytes per input byte (`\u00XX`).
     let strings = [
         payload.number.as_ref().map_or(0, Secret::len),
         payload.cvc.as_ref().map_or(0, Secret::len),
@@ -233,33 +272,6 @@ fn payload_capacity(payload: &Payload) -> usize {
         payload.jti.len(),
     ];
     160 + strings.iter().sum::<usize>() * 6
-}
-
-/// A writer into a zeroize-on-drop buffer that zeroizes the old allocation when it grows.
-struct SecretBuf(Zeroizing<Vec<u8>>);
-
-impl SecretBuf {
-    fn with_capacity(capacity: usize) -> Self {
-        Self(Zeroizing::new(Vec::with_capacity(capacity)))
-    }
-}
-
-impl io::Write for SecretBuf {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let needed = self.0.len() + data.len();
-        if needed > self.0.capacity() {
-            let mut grown = Zeroizing::new(Vec::with_capacity(needed.max(self.0.capacity() * 2)));
-            grown.extend_from_slice(&self.0);
-            // The old buffer is zeroized as it drops here.
-            self.0 = grown;
-        }
-        self.0.extend_from_slice(data);
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -346,22 +358,29 @@ mod tests {
         }
     }
 
-    #[test]
-    fn secret_buf_growth_keeps_content() {
-        use std::io::Write;
-        let mut buf = SecretBuf::with_capacity(2);
-        buf.write_all(b"hello").unwrap();
-        buf.write_all(b" world, longer than before").unwrap();
-        assert_eq!(buf.0.as_slice(), b"hello world, longer than before");
+    fn written(p: &Payload) -> Vec<u8> {
+        let mut out = Vec::with_capacity(payload_capacity(p));
+        let capacity = out.capacity();
+        p.write_json(&mut out);
+        assert_eq!(out.capacity(), capacity, "the buffer grew");
+        out
     }
 
     #[test]
-    fn capacity_bound_holds_for_worst_case_names() {
-        let mut p = full();
-        p.name = Some("\u{1}".repeat(200));
-        let json = serde_json::to_vec(&p).unwrap();
-        assert!(json.len() <= payload_capacity(&p));
-        assert!(serde_json::to_vec(&full()).unwrap().len() <= payload_capacity(&full()));
+    fn payload_json_is_serde_jsons_and_never_outgrows_its_buffer() {
+        let mut worst = full();
+        worst.v = u8::MAX;
+        worst.exp_month = Some(u8::MAX);
+        worst.exp_year = Some(u16::MAX);
+        worst.iat = i64::MIN;
+        worst.name = Some("\u{1}".repeat(200));
+        worst.cvc = Some(Secret::new("\u{1}\u{1}\u{1}\u{1}"));
+        worst.jti = "\"".repeat(22);
+        let mut cvc_only = Payload::for_cvc(&Cvc::parse("123", None).unwrap(), 1, "j".into());
+        cvc_only.iat = i64::MAX;
+        for p in [full(), worst, cvc_only] {
+            assert_eq!(written(&p), serde_json::to_vec(&p).unwrap());
+        }
     }
 }
 

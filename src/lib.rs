@@ -4,6 +4,7 @@
 pub mod api_code;
 pub mod card;
 pub mod error;
+mod json;
 pub mod jwe;
 pub mod secret;
 

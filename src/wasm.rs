@@ -3,22 +3,19 @@
 //!
 //! - this file: the stateless validators and formatters;
 //! - [`verdict`]: the packed verdicts of the as-you-type validators (the keystroke hot path);
-//! - [`seal`]: `CardSealCore`, the keyed sealer; [`client`]: its calls to the vault;
-//! - [`error`]: the error objects every export rejects with; [`json`]: a `vaultKey` object as
-//!   JSON text.
+//! - [`seal`]: `Sealer`, the vault key and the seals made with it (`js/client.js` posts them);
+//! - [`error`]: the error objects every export rejects with.
 //!
 //! Results off the hot path (tables, `validateCard`, errors) cross through serde-wasm-bindgen.
 //! Options come in through typed getters instead: serde-wasm-bindgen's deserializer measured
 //! 12.5 KB of gzipped wasm, most of it core's float formatting for error messages that are
 //! thrown away.
 
-mod client;
 mod error;
-mod json;
 mod seal;
 pub mod verdict;
 
-pub use seal::CardSealCore;
+pub use seal::Sealer;
 
 use std::sync::atomic::{AtomicU16, Ordering};
 
@@ -29,6 +26,10 @@ use crate::Error;
 use crate::card::{self, Brand, CardInput, FieldError, Today};
 use crate::error::Locale;
 use crate::secret::Secret;
+
+#[cfg(not(target_feature = "atomics"))]
+#[global_allocator]
+static TALC: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
 /// `value` as a JS value: structs as plain objects, `None` as `null`.
 fn to_js<T: Serialize + ?Sized>(value: &T) -> JsValue {

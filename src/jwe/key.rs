@@ -6,13 +6,11 @@ use base64ct::{Base64UrlUnpadded, Encoding};
 use rsa::pkcs1::{self, der::Decode};
 use rsa::pkcs8::SubjectPublicKeyInfoRef;
 use rsa::{BoxedUint, PublicKey};
-use serde::Deserialize;
-use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use zeroize::Zeroizing;
 
 use super::monty::Modulus;
 use super::{ALG, ENC, oaep};
-use crate::Error;
+use crate::{Error, json};
 
 /// Smallest modulus accepted, in bits (NIST SP 800-131A: 2048 through 2030).
 const MIN_BITS: usize = 2048;
@@ -281,7 +279,7 @@ impl VaultKey {
         }
         let e = u32::try_from(e).map_err(|_| Error::InvalidKey)?;
         let modulus = Modulus::new(n).ok_or(Error::InvalidKey)?;
-        let protected = protected_header(kid.as_deref())?;
+        let protected = protected_header(kid.as_deref());
         Ok(Self {
             kid,
             bits,
@@ -294,21 +292,18 @@ impl VaultKey {
 }
 
 /// The base64url JSON of `{"alg":"RSA-OAEP-256","enc":"A256GCM","kid":…}`.
-fn protected_header(kid: Option<&str>) -> Result<String, Error> {
-    #[derive(serde::Serialize)]
-    struct Header<'a> {
-        alg: &'static str,
-        enc: &'static str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        kid: Option<&'a str>,
+fn protected_header(kid: Option<&str>) -> String {
+    let mut header = Vec::new();
+    header.extend_from_slice(br#"{"alg":"#);
+    json::write_str(&mut header, ALG);
+    header.extend_from_slice(br#","enc":"#);
+    json::write_str(&mut header, ENC);
+    if let Some(kid) = kid {
+        header.extend_from_slice(br#","kid":"#);
+        json::write_str(&mut header, kid);
     }
-    let json = serde_json::to_vec(&Header {
-        alg: ALG,
-        enc: ENC,
-        kid,
-    })
-    .map_err(|_| Error::InvalidKey)?;
-    Ok(Base64UrlUnpadded::encode_string(&json))
+    header.push(b'}');
+    Base64UrlUnpadded::encode_string(&header)
 }
 
 /// A JWK member as the checks need it: absent, or a string, an integer, a list, or some other
@@ -336,56 +331,28 @@ impl Member {
     }
 }
 
-impl<'de> Deserialize<'de> for Member {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct MemberVisitor;
-        impl<'de> Visitor<'de> for MemberVisitor {
-            type Value = Member;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON value")
+impl Member {
+    /// A JSON value as a member; objects are read as JWKs. Every member of an object is read,
+    /// the unknown ones too (the reader's nesting limit holds for the whole text); of a
+    /// repeated member, the last one counts.
+    fn from_json(value: json::Value) -> Self {
+        match value {
+            json::Value::String(s) => Member::Str(s),
+            json::Value::Int(n) => Member::Int(n),
+            json::Value::Array(items) => {
+                Member::List(items.into_iter().map(Member::from_json).collect())
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Member, E> {
-                Ok(Member::Str(v.to_owned()))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Member, E> {
-                Ok(Member::Str(v))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Member, E> {
-                Ok(Member::Int(v))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Member, E> {
-                Ok(i64::try_from(v).map_or(Member::Other, Member::Int))
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Member, E> {
-                Ok(Member::Other)
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Member, E> {
-                Ok(Member::Other)
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Member, E> {
-                Ok(Member::Other)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Member, A::Error> {
-                let mut items = Vec::new();
-                while let Some(item) = seq.next_element::<Member>()? {
-                    items.push(item);
-                }
-                Ok(Member::List(items))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Member, A::Error> {
+            json::Value::Object(members) => {
                 let mut jwk = Jwk::default();
-                while let Some(name) = map.next_key::<String>()? {
-                    // Every member is read, the unknown ones too, so the parser's nesting
-                    // limit holds for the whole text. A repeated member: the last one counts.
-                    let value = map.next_value::<Member>()?;
+                for (name, value) in members {
                     if let Some(slot) = jwk.member(&name) {
-                        *slot = value;
+                        *slot = Member::from_json(value);
                     }
                 }
-                Ok(Member::Map(Box::new(jwk)))
+                Member::Map(Box::new(jwk))
             }
+            json::Value::Null | json::Value::Bool(_) | json::Value::Number => Member::Other,
         }
-        d.deserialize_any(MemberVisitor)
     }
 }
 
@@ -467,8 +434,8 @@ impl Jwk {
 /// A JSON text that must be an object, read as a JWK (or a JWKS, in its `keys`). One parse
 /// into typed members; anything else is `InvalidKey`.
 fn parse_object(text: &str) -> Result<Jwk, Error> {
-    match serde_json::from_str::<Member>(text) {
-        Ok(Member::Map(jwk)) => Ok(*jwk),
+    match json::parse(text).map(Member::from_json) {
+        Some(Member::Map(jwk)) => Ok(*jwk),
         _ => Err(Error::InvalidKey),
     }
 }

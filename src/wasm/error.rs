@@ -1,5 +1,5 @@
-//! Errors as the JS wrapper receives them: plain `{ code, type, param, message, status?,
-//! errors? }` objects, which `js/core.js` turns into `CardSealError`s.
+//! Errors as the JS wrapper receives them: plain `{ code, type, param, message, errors? }`
+//! objects, which `js/core.js` turns into `CardSealError`s.
 
 use serde::Serialize;
 use wasm_bindgen::JsValue;
@@ -16,8 +16,6 @@ pub struct JsError<'a> {
     param: Option<&'a str>,
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<Vec<super::FieldErrorJs>>,
 }
 
@@ -29,16 +27,7 @@ impl<'a> JsError<'a> {
             kind,
             param,
             message,
-            status: None,
             errors: None,
-        }
-    }
-
-    /// With the HTTP status the vault answered.
-    pub fn with_status(self, status: u16) -> Self {
-        JsError {
-            status: Some(status),
-            ..self
         }
     }
 }
@@ -58,16 +47,6 @@ pub fn core(e: Error) -> JsValue {
         e.message(),
     )
     .into()
-}
-
-/// A bad argument or option.
-pub fn request(code: &str, param: &str, message: &str) -> JsValue {
-    JsError::new(code, "invalid_request_error", Some(param), message).into()
-}
-
-/// The vault could not be reached, or did not answer in time.
-pub fn connection(code: &str, message: &str) -> JsValue {
-    JsError::new(code, "api_connection_error", None, message).into()
 }
 
 /// An invalid card: the first field error as the rejection, with every field's error in
