@@ -46,9 +46,10 @@ export function ready(source) {
         memory = exports.memory;
         inputAddress = wasm.inputBuffer();
         inputCapacity = wasm.inputCapacity();
-        BRANDS = wasm.brandTable();
-        ERRORS = wasm.errorTable();
-        LAYOUT = wasm.verdictLayout();
+        // Tables and results off the hot path cross as JSON text (src/wasm.rs).
+        BRANDS = JSON.parse(wasm.brandTable());
+        ERRORS = JSON.parse(wasm.errorTable());
+        LAYOUT = JSON.parse(wasm.verdictLayout());
         loaded = true;
       }, (err) => {
         loading = null;
@@ -149,17 +150,15 @@ function cardArgs(card) {
 /** Every field's error at once. */
 export function validateCard(card) {
   assertReady();
-  return wasm.validateCard(...cardArgs(card));
+  return JSON.parse(wasm.validateCard(...cardArgs(card)));
 }
 
 function caretOf(caret) {
   return Number.isSafeInteger(caret) && caret >= 0 && caret < 2 ** 31 ? caret : -1;
 }
 
-function formatted(f) {
-  const out = { value: f.value, caret: f.caret };
-  f.free();
-  return out;
+function formatted(json) {
+  return JSON.parse(json);
 }
 
 /** Formats a card number as the customer types (`4242 4242 4242 4242`, amex `3782 822463 10005`). */
@@ -218,7 +217,7 @@ export function messageFor(code, locale) {
   if (tag === 'en') return ERRORS[i].message;
   let table = LOCALE_TABLES.get(tag);
   if (!table) {
-    table = wasm.localeMessages(tag);
+    table = JSON.parse(wasm.localeMessages(tag));
     LOCALE_TABLES.set(tag, table);
   }
   return table[i];
@@ -237,9 +236,16 @@ function localizedError(err, locale) {
   return err;
 }
 
-// Errors from the wasm layer arrive as plain `{ code, type, param, message, status?, errors? }`.
+// Errors from the wasm layer arrive as the JSON text of `{ code, type, param, message, errors? }`.
 function toCardSealError(e) {
   if (e instanceof CardSealError) return e;
+  if (typeof e === 'string') {
+    try {
+      e = JSON.parse(e);
+    } catch {
+      // Not one of ours: the generic error below.
+    }
+  }
   if (e && typeof e === 'object' && typeof e.code === 'string') {
     const err = new CardSealError(e.code, e.message, { type: e.type, param: e.param ?? null, status: e.status });
     if (Array.isArray(e.errors)) err.errors = e.errors;

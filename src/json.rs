@@ -292,6 +292,74 @@ pub(crate) fn write_int(out: &mut Vec<u8>, n: i64) {
     out.extend_from_slice(&digits[i..]);
 }
 
+/// Writes a JSON object member by member, in the order given.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub(crate) struct Object<'a> {
+    out: &'a mut Vec<u8>,
+    empty: bool,
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+impl<'a> Object<'a> {
+    /// Opens an object at the end of `out`.
+    pub(crate) fn new(out: &'a mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Object { out, empty: true }
+    }
+
+    /// Starts a member: its name and the colon; the caller writes the value.
+    pub(crate) fn member(&mut self, name: &str) -> &mut Vec<u8> {
+        if !self.empty {
+            self.out.push(b',');
+        }
+        self.empty = false;
+        write_str(self.out, name);
+        self.out.push(b':');
+        self.out
+    }
+
+    /// A string member, `null` for `None`.
+    pub(crate) fn str(&mut self, name: &str, value: Option<&str>) -> &mut Self {
+        let out = self.member(name);
+        match value {
+            Some(v) => write_str(out, v),
+            None => out.extend_from_slice(b"null"),
+        }
+        self
+    }
+
+    /// An integer member.
+    pub(crate) fn int(&mut self, name: &str, value: i64) -> &mut Self {
+        write_int(self.member(name), value);
+        self
+    }
+
+    /// A boolean member.
+    pub(crate) fn bool(&mut self, name: &str, value: bool) -> &mut Self {
+        let text: &[u8] = if value { b"true" } else { b"false" };
+        self.member(name).extend_from_slice(text);
+        self
+    }
+
+    /// Closes the object.
+    pub(crate) fn end(self) {
+        self.out.push(b'}');
+    }
+}
+
+/// A JSON array of strings.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub(crate) fn write_str_array<'s>(out: &mut Vec<u8>, items: impl IntoIterator<Item = &'s str>) {
+    out.push(b'[');
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, item);
+    }
+    out.push(b']');
+}
+
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use proptest::prelude::*;
@@ -485,6 +553,26 @@ mod tests {
         ] {
             assert_eq!(written(s), serde_json::to_string(s).unwrap());
         }
+    }
+
+    #[test]
+    fn objects_and_arrays_are_json() {
+        let mut out = Vec::new();
+        let mut o = Object::new(&mut out);
+        o.str("a\"", Some("x\n"))
+            .str("b", None)
+            .int("c", -3)
+            .bool("d", true);
+        write_str_array(o.member("e"), ["p", "q\u{1}"]);
+        o.end();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+            serde_json::json!({ "a\"": "x\n", "b": null, "c": -3, "d": true, "e": ["p", "q\u{1}"] })
+        );
+        let mut empty = Vec::new();
+        Object::new(&mut empty).end();
+        assert_eq!(empty, b"{}");
     }
 
     #[test]

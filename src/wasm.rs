@@ -6,10 +6,9 @@
 //! - [`seal`]: `Sealer`, the vault key and the seals made with it (`js/client.js` posts them);
 //! - [`error`]: the error objects every export rejects with.
 //!
-//! Results off the hot path (tables, `validateCard`, errors) cross through serde-wasm-bindgen.
-//! Options come in through typed getters instead: serde-wasm-bindgen's deserializer measured
-//! 12.5 KB of gzipped wasm, most of it core's float formatting for error messages that are
-//! thrown away.
+//! Results off the hot path (tables, `validateCard`, formatted values, errors) cross as JSON
+//! text that `js/core.js` parses: one string per call, written by `crate::json`. Through
+//! serde-wasm-bindgen they cost more than they saved (figures in README "Performance").
 
 mod error;
 mod seal;
@@ -19,24 +18,23 @@ pub use seal::Sealer;
 
 use std::sync::atomic::{AtomicU16, Ordering};
 
-use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use crate::Error;
 use crate::card::{self, Brand, CardInput, FieldError, Today};
 use crate::error::Locale;
 use crate::secret::Secret;
+use crate::{Error, json};
 
 #[cfg(not(target_feature = "atomics"))]
 #[global_allocator]
 static TALC: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
-/// `value` as a JS value: structs as plain objects, `None` as `null`.
-fn to_js<T: Serialize + ?Sized>(value: &T) -> JsValue {
-    let s = serde_wasm_bindgen::Serializer::new().serialize_missing_as_null(true);
-    // These types hold only strings, numbers, booleans, options and sequences, which always
-    // serialize.
-    value.serialize(&s).unwrap_or(JsValue::UNDEFINED)
+/// JSON text, as `write` writes it.
+fn json(write: impl FnOnce(&mut Vec<u8>)) -> String {
+    let mut out = Vec::new();
+    write(&mut out);
+    // Always UTF-8: JSON written from `&str`s and ASCII.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 fn now_seconds() -> i64 {
@@ -68,35 +66,30 @@ fn card_input(
     }
 }
 
-/// Brand wire names in table order, for decoding candidate bits.
+/// Brand wire names in table order, for decoding candidate bits: a JSON array.
 #[wasm_bindgen(js_name = "brandTable")]
-pub fn brand_table() -> Vec<String> {
-    Brand::all().map(|b| b.as_str().to_owned()).collect()
+pub fn brand_table() -> String {
+    json(|out| json::write_str_array(out, Brand::all().map(Brand::as_str)))
 }
 
-/// One row of `errorTable`.
-#[derive(Serialize)]
-struct ErrorRow {
-    code: &'static str,
-    message: &'static str,
-    field: Option<&'static str>,
-    #[serde(rename = "type")]
-    kind: &'static str,
-}
-
-/// Error codes in `Error::ALL` order, as `{ code, message, field, type }`.
+/// Error codes in `Error::ALL` order, as a JSON array of `{ code, message, field, type }`.
 #[wasm_bindgen(js_name = "errorTable")]
-pub fn error_table() -> JsValue {
-    let rows: Vec<ErrorRow> = Error::ALL
-        .iter()
-        .map(|e| ErrorRow {
-            code: e.code(),
-            message: e.message(),
-            field: e.field().map(|f| f.as_str()),
-            kind: e.kind(),
-        })
-        .collect();
-    to_js(&rows)
+pub fn error_table() -> String {
+    json(|out| {
+        out.push(b'[');
+        for (i, e) in Error::ALL.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let mut row = json::Object::new(out);
+            row.str("code", Some(e.code()))
+                .str("message", Some(e.message()))
+                .str("field", e.field().map(|f| f.as_str()))
+                .str("type", Some(e.kind()));
+            row.end();
+        }
+        out.push(b']');
+    })
 }
 
 /// The supported locale a BCP 47 tag asks for, as its canonical tag (`pt` gives `pt-BR`, `zh-CN`
@@ -106,16 +99,14 @@ pub fn resolve_locale(tag: &str) -> Option<String> {
     Locale::parse(tag).map(|l| l.tag().to_owned())
 }
 
-/// A supported locale's messages in `errorTable` order, or `undefined` for another tag.
+/// A supported locale's messages in `errorTable` order, as a JSON array, or `undefined` for
+/// another tag.
 #[wasm_bindgen(js_name = "localeMessages")]
-pub fn locale_messages(tag: &str) -> JsValue {
-    match Locale::parse(tag) {
-        Some(locale) => {
-            let messages: Vec<&str> = Error::ALL.iter().map(|e| e.message_in(locale)).collect();
-            to_js(&messages)
-        }
-        None => JsValue::UNDEFINED,
-    }
+pub fn locale_messages(tag: &str) -> Option<String> {
+    let locale = Locale::parse(tag)?;
+    Some(json(|out| {
+        json::write_str_array(out, Error::ALL.iter().map(|e| e.message_in(locale)));
+    }))
 }
 
 /// UTF-16 code units of the last `validateNumber` input, written by JS straight into wasm
@@ -166,33 +157,28 @@ pub fn validate_cvc_packed(cvc: &str, brand: &str) -> u32 {
     verdict::head(card::validate_cvc(cvc, Brand::from_name(brand)), None)
 }
 
-/// A field error as JS sees it, `{ field, code, message }`.
-#[derive(Debug, Serialize)]
-struct FieldErrorJs {
-    field: &'static str,
-    code: &'static str,
-    message: &'static str,
+/// `{ field, code, message }`.
+fn write_field_error(out: &mut Vec<u8>, e: &FieldError) {
+    let mut o = json::Object::new(out);
+    o.str("field", Some(e.field.as_str()))
+        .str("code", Some(e.code.code()))
+        .str("message", Some(e.code.message()));
+    o.end();
 }
 
-impl From<FieldError> for FieldErrorJs {
-    fn from(e: FieldError) -> Self {
-        FieldErrorJs {
-            field: e.field.as_str(),
-            code: e.code.code(),
-            message: e.code.message(),
+/// A JSON array of field errors.
+fn write_field_errors(out: &mut Vec<u8>, errors: &[FieldError]) {
+    out.push(b'[');
+    for (i, e) in errors.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
         }
+        write_field_error(out, e);
     }
+    out.push(b']');
 }
 
-/// `validateCard`'s result.
-#[derive(Serialize)]
-struct CardValidation {
-    valid: bool,
-    brand: Option<&'static str>,
-    errors: Vec<FieldErrorJs>,
-}
-
-/// `validateCard`: `{ valid, brand, errors: [{ field, code, message }] }`.
+/// `validateCard`: `{ valid, brand, errors: [{ field, code, message }] }`, as JSON.
 #[wasm_bindgen(js_name = "validateCard")]
 pub fn validate_card(
     number: String,
@@ -200,41 +186,26 @@ pub fn validate_card(
     exp_year: String,
     cvc: Option<String>,
     name: Option<String>,
-) -> JsValue {
+) -> String {
     let input = card_input(number, exp_month, exp_year, cvc, name);
     let v = card::validate_card(&input, today());
-    to_js(&CardValidation {
-        valid: v.valid,
-        brand: v.brand.map(Brand::as_str),
-        errors: v.errors.into_iter().map(FieldErrorJs::from).collect(),
+    json(|out| {
+        let mut o = json::Object::new(out);
+        o.bool("valid", v.valid)
+            .str("brand", v.brand.map(Brand::as_str));
+        write_field_errors(o.member("errors"), &v.errors);
+        o.end();
     })
 }
 
-/// A formatted value and caret, as `{ value, caret }`.
-#[wasm_bindgen]
-#[derive(Debug)]
-pub struct Formatted {
-    value: String,
-    /// The caret offset (UTF-16 code units).
-    pub caret: u32,
-}
-
-#[wasm_bindgen]
-impl Formatted {
-    /// The formatted value.
-    #[wasm_bindgen(getter)]
-    pub fn value(&self) -> String {
-        self.value.clone()
-    }
-}
-
-impl From<card::Formatted> for Formatted {
-    fn from(f: card::Formatted) -> Self {
-        Formatted {
-            value: f.value,
-            caret: u32::try_from(f.caret).unwrap_or(u32::MAX),
-        }
-    }
+/// A formatted value and its caret (UTF-16 code units), as JSON `{ value, caret }`.
+fn formatted(f: &card::Formatted) -> String {
+    json(|out| {
+        let mut o = json::Object::new(out);
+        o.str("value", Some(&f.value))
+            .int("caret", i64::try_from(f.caret).unwrap_or(i64::MAX));
+        o.end();
+    })
 }
 
 fn caret_of(caret: i32) -> Option<usize> {
@@ -243,19 +214,19 @@ fn caret_of(caret: i32) -> Option<usize> {
 
 /// `formatCardNumber`; a negative caret means "at the end".
 #[wasm_bindgen(js_name = "formatCardNumber")]
-pub fn format_card_number(input: &str, caret: i32) -> Formatted {
-    card::format_card_number(input, caret_of(caret)).into()
+pub fn format_card_number(input: &str, caret: i32) -> String {
+    formatted(&card::format_card_number(input, caret_of(caret)))
 }
 
 /// `formatExpiry`; a negative caret means "at the end".
 #[wasm_bindgen(js_name = "formatExpiry")]
-pub fn format_expiry(input: &str, caret: i32) -> Formatted {
-    card::format_expiry(input, caret_of(caret)).into()
+pub fn format_expiry(input: &str, caret: i32) -> String {
+    formatted(&card::format_expiry(input, caret_of(caret)))
 }
 
 /// `formatCvc`: digits only, at most as many as the longest CVC; a negative caret means "at
 /// the end".
 #[wasm_bindgen(js_name = "formatCvc")]
-pub fn format_cvc(input: &str, caret: i32) -> Formatted {
-    card::format_cvc(input, caret_of(caret)).into()
+pub fn format_cvc(input: &str, caret: i32) -> String {
+    formatted(&card::format_cvc(input, caret_of(caret)))
 }

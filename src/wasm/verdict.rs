@@ -7,7 +7,6 @@
 //! [`LAYOUT`] is the only definition of where each part sits: `js/core.js` reads it from
 //! `verdictLayout()` at `ready()`.
 
-use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use crate::Error;
@@ -15,8 +14,7 @@ use crate::card::{BRANDS, Brand, BrandSet, NumberVerdict, Verdict};
 
 /// Where each part of a packed verdict sits. The head word is `brand row + 1` in its lowest
 /// bits (0 for none), then the two flags, then `index in Error::ALL + 1` (0 for none).
-#[derive(Clone, Copy, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Copy, Debug)]
 pub struct Layout {
     /// Bits of the head word that hold the brand row + 1.
     pub brand_mask: u32,
@@ -47,11 +45,20 @@ const _: () = assert!(BRANDS.len() <= BrandSet::CAPACITY && BrandSet::CAPACITY <
 const _: () = assert!(BrandSet::CAPACITY < LAYOUT.brand_mask as usize);
 const _: () = assert!(Error::ALL.len() < LAYOUT.code_mask as usize);
 
-/// The layout of the packed verdicts, as `{ brandMask, validBit, potentialBit, codeShift,
+/// The layout of the packed verdicts, as JSON `{ brandMask, validBit, potentialBit, codeShift,
 /// codeMask, headScale }`.
 #[wasm_bindgen(js_name = "verdictLayout")]
-pub fn verdict_layout() -> JsValue {
-    super::to_js(&LAYOUT)
+pub fn verdict_layout() -> String {
+    super::json(|out| {
+        let mut o = crate::json::Object::new(out);
+        o.int("brandMask", LAYOUT.brand_mask.into())
+            .int("validBit", LAYOUT.valid_bit.into())
+            .int("potentialBit", LAYOUT.potential_bit.into())
+            .int("codeShift", LAYOUT.code_shift.into())
+            .int("codeMask", LAYOUT.code_mask.into())
+            .int("headScale", LAYOUT.head_scale as i64);
+        o.end();
+    })
 }
 
 /// The head word of a verdict.
