@@ -3,7 +3,7 @@
 // `cardseal_token` input and submits the form. Card inputs never carry a `name`.
 import {
   formatCardNumber, formatCvc, formatExpiry, messageFor, resolveLocale, validateCard, validateCvc, validateExpiry, validateNumber,
-} from './core.js';
+} from './validate.js';
 import { unavailableMessage } from './unavailable.js';
 
 const FIELDS = ['number', 'expiry', 'cvc', 'name'];

@@ -43,14 +43,40 @@ if (!upToDate) {
 }
 
 mkdirSync(pkg, { recursive: true });
-for (const f of readdirSync(join(root, 'js'))) copyFileSync(join(root, 'js', f), join(pkg, f));
+const { build, transform } = await import('esbuild');
+// The modules ship minified (what a page loads is half the bytes), each with a source map that
+// holds the readable source from js/ for the browser's developer tools. Not bundled: the
+// package keeps its module structure, so a bundler still drops what a page does not import.
+for (const f of readdirSync(join(root, 'js'))) {
+  if (!f.endsWith('.js')) {
+    copyFileSync(join(root, 'js', f), join(pkg, f));
+    continue;
+  }
+  await build({
+    entryPoints: [join(root, 'js', f)],
+    outfile: join(pkg, f),
+    bundle: false,
+    format: 'esm',
+    target: ['es2022'],
+    minify: true,
+    sourcemap: 'linked',
+    sourcesContent: true,
+    legalComments: 'none',
+    logLevel: 'error',
+  });
+}
 copyFileSync(join(pkg, 'index.d.ts'), join(pkg, 'node.d.ts'));
+// The wasm-bindgen glue too (generated, so no map).
+const glue = join(wasmOut, 'cardseal.js');
+if (!readFileSync(glue, 'utf8').startsWith('/*! minified */')) {
+  const { code } = await transform(readFileSync(glue, 'utf8'), { format: 'esm', target: 'es2022', minify: true, legalComments: 'none' });
+  writeFileSync(glue, `/*! minified */\n${code}`);
+}
 
 // The snippet: one classic script (IIFE) with the wasm's hash built in, and the wasm beside it.
 const snippetDir = join(pkg, 'snippet');
 mkdirSync(snippetDir, { recursive: true });
 copyFileSync(join(wasmOut, 'cardseal_bg.wasm'), join(snippetDir, 'cardseal_bg.wasm'));
-const { build } = await import('esbuild');
 const classic = (entry, outfile, define = {}) => build({
   entryPoints: [join(pkg, entry)],
   outfile: join(snippetDir, outfile),
@@ -97,7 +123,7 @@ function sriOf(file) {
 }
 
 const sri = (file) => 'sha384-' + createHash('sha384').update(readFileSync(file)).digest('base64');
-const shipped = ['wasm/cardseal_bg.wasm', 'wasm/cardseal.js', 'core.js', 'client.js', 'error.js', 'attach.js', 'unavailable.js', 'index.js'];
+const shipped = ['wasm/cardseal_bg.wasm', 'wasm/cardseal.js', 'core.js', 'validate.js', 'client.js', 'error.js', 'attach.js', 'unavailable.js', 'index.js'];
 let raw = 0, gz = 0;
 for (const f of shipped) {
   const bytes = readFileSync(join(pkg, f));
