@@ -35,7 +35,7 @@ const STATIC = {
   '/validate.html': [join(here, 'validate.html'), 'text/html; charset=utf-8'],
   '/validate.js': [join(here, 'validate.js'), 'text/javascript; charset=utf-8'],
   // The validator page imports the npm package's browser entry.
-  ...Object.fromEntries(['index.js', 'core.js', 'error.js', 'attach.js', 'unavailable.js', 'fields.js', 'fields-version.js', 'labels.js', 'style.js', 'wasm/cardseal.js'].map((f) => [`/pkg/${f}`, [join(repoRoot, 'pkg', f), 'text/javascript; charset=utf-8']])),
+  ...Object.fromEntries(['index.js', 'core.js', 'validate.js', 'client.js', 'error.js', 'attach.js', 'unavailable.js', 'fields.js', 'fields-version.js', 'labels.js', 'style.js', 'wasm/cardseal.js'].map((f) => [`/pkg/${f}`, [join(repoRoot, 'pkg', f), 'text/javascript; charset=utf-8']])),
   '/pkg/wasm/cardseal_bg.wasm': [join(repoRoot, 'pkg/wasm/cardseal_bg.wasm'), 'application/wasm'],
   // A self-hosted copy of the snippet, for pages whose CSP allows scripts from 'self' only.
   '/cardseal/cardseal.js': [join(repoRoot, 'pkg/snippet/cardseal.js'), 'text/javascript; charset=utf-8'],
