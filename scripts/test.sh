@@ -33,9 +33,6 @@ else
   printf '!!! the vault was tested on SQLite only.\n\n' >&2
 fi
 
-step "wasm unit tests of the bindings (Node)"
-CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner cargo test -p cardseal --target wasm32-unknown-unknown --lib
-
 step "build the npm package"
 node scripts/build.mjs
 
