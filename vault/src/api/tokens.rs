@@ -165,16 +165,22 @@ async fn create_inner(
 
     let now = state.now();
     let grace = state.config().key_grace_secs;
-    // A kid this process has not seen may come from a `keys rotate` run by another process.
-    if let Ok(kid) = unseal::header_kid(&jwe) {
-        if matches!(state.keys().lookup(&kid, now, grace), Lookup::Unknown) {
-            state.reload_keys_throttled().await;
-        }
-    }
     // RSA decryption is CPU-bound (about a quarter millisecond); it runs on the worker thread,
     // whose count matches the cores, rather than bouncing through the blocking pool.
-    let unsealed =
-        unseal::unseal(state.keys(), &jwe, now, grace).map_err(|e| unseal_error(e, param))?;
+    let unsealed = match unseal::unseal(state.keys(), &jwe, now, grace) {
+        // A kid this process has not seen may come from a `keys rotate` run by another
+        // process. (Refused before any decryption, so trying again costs only the header.)
+        Err(UnsealError::KeyExpired)
+            if unseal::header_kid(&jwe).is_ok_and(|kid| {
+                matches!(state.keys().lookup(&kid, now, grace), Lookup::Unknown)
+            }) =>
+        {
+            state.reload_keys_throttled().await;
+            unseal::unseal(state.keys(), &jwe, now, grace)
+        }
+        unsealed => unsealed,
+    }
+    .map_err(|e| unseal_error(e, param))?;
     drop(jwe);
     let payload = unsealed.payload;
 

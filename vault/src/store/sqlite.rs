@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use rusqlite::Connection;
 
 use self::schema::MIGRATIONS;
-use self::tx::SqlTx;
+use self::tx::{AuditKeyCache, SqlTx};
 use super::{PoolStats, Store, StoreError, StoreResult, TxError, TxJob, TxOutcome};
 use crate::crypto::MasterKey;
 
@@ -44,6 +44,11 @@ struct Inner {
     /// Keys the audit chains; set by [`Store::use_master_key`].
     audit_master: OnceLock<Arc<MasterKey>>,
     health: Arc<WriteHealth>,
+    /// Held by the writer thread around each group transaction, and by the checkpoint thread
+    /// for the short second pass that lets the WAL restart (see [`checkpoint_loop`]).
+    wal_gate: Arc<Mutex<()>>,
+    /// Audit keys unwrapped once, not for every event.
+    audit_keys: AuditKeyCache,
 }
 
 /// What the writer thread tells the rest: whether writes fail for want of space, and how many
@@ -100,7 +105,12 @@ fn run_cached(conn: &Connection, sql: &str) -> StoreResult<()> {
 /// The writer thread: takes every job that is waiting, runs them in one transaction, commits
 /// once, then answers them all. Under load this is group commit: one WAL append and one lock
 /// round for many tokens. It ends when every `SqliteStore` is dropped.
-fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>, health: Arc<WriteHealth>) {
+fn writer_loop(
+    conn: Connection,
+    jobs: mpsc::Receiver<Job>,
+    health: Arc<WriteHealth>,
+    gate: Arc<Mutex<()>>,
+) {
     let mut busy = false;
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -118,6 +128,7 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>, health: Arc<WriteHea
             }
         }
         busy = batch.len() > 1;
+        let _gate = lock(&gate);
         let begin = run_cached(&conn, "BEGIN IMMEDIATE");
         if let Err(e) = begin {
             for job in batch {
@@ -157,23 +168,36 @@ fn writer_loop(conn: Connection, jobs: mpsc::Receiver<Job>, health: Arc<WriteHea
 const TRUNCATE_EVERY: u32 = 20;
 
 /// Copies committed WAL frames into the database file every [`CHECKPOINT_EVERY`], so that the
-/// writer never stalls on a checkpoint's fsync. Every [`TRUNCATE_EVERY`]th one also empties
-/// the WAL file: a passive checkpoint leaves old frames in it, and those would keep the sealed
-/// card of a used token or a deleted card that the database file itself no longer holds.
-/// Ends with the store.
-fn checkpoint_loop(conn: Connection, alive: std::sync::Weak<Inner>) {
+/// writer never stalls on the bulk of a checkpoint's copying and fsyncs. Every
+/// [`TRUNCATE_EVERY`]th one also empties the WAL file: a passive checkpoint leaves old frames
+/// in it, and those would keep the sealed card of a used token or a deleted card that the
+/// database file itself no longer holds. Ends with the store.
+///
+/// A checkpoint that runs beside a busy writer never catches up with it: the WAL would only
+/// grow (by some 16 KB a token) until the next truncation, and every frame would land on a
+/// fresh page of the file, which the kernel must allocate. So after the first pass, which
+/// copies the bulk while the writer goes on, a second pass runs between two of the writer's
+/// group transactions (holding `gate`): it copies only what was committed meanwhile, and
+/// leaves the WAL fully copied, so that the writer's next transaction starts it again from the
+/// beginning, over pages the kernel already holds.
+fn checkpoint_loop(conn: Connection, alive: std::sync::Weak<Inner>, gate: Arc<Mutex<()>>) {
     let mut n: u32 = 0;
     while alive.strong_count() > 0 {
         std::thread::sleep(CHECKPOINT_EVERY);
         n = n.wrapping_add(1);
-        let mode = if n.is_multiple_of(TRUNCATE_EVERY) {
-            "TRUNCATE"
-        } else {
-            "PASSIVE"
+        let truncate = n.is_multiple_of(TRUNCATE_EVERY);
+        let first = checkpoint(&conn, "PASSIVE");
+        let result = match first {
+            Ok(_) => {
+                let _gate = lock(&gate);
+                checkpoint(&conn, if truncate { "TRUNCATE" } else { "PASSIVE" })
+            }
+            Err(e) => Err(e),
         };
-        match checkpoint(&conn, mode) {
+        let mode = if truncate { "TRUNCATE" } else { "PASSIVE" };
+        match result {
             Ok(true) => {}
-            // Busy: a reader or the writer was in the way; the next round catches up.
+            // Busy: a reader was in the way; the next round catches up.
             Ok(false) => tracing::debug!(mode, "WAL checkpoint could not complete"),
             // A full disk is reported by the writes that fail, not every half second here.
             Err(e) if is_disk_full(&e) => {
@@ -184,10 +208,16 @@ fn checkpoint_loop(conn: Connection, alive: std::sync::Weak<Inner>) {
     }
 }
 
-/// Runs a checkpoint; `false` when a reader or writer kept it from completing.
+/// Runs a checkpoint; `false` when a reader or writer kept it from completing, or (passive)
+/// left frames uncopied.
 fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<bool> {
     conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
-        r.get::<_, i64>(0).map(|busy| busy == 0)
+        let (busy, log, copied) = (
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        );
+        Ok(busy == 0 && log == copied)
     })
 }
 
@@ -248,8 +278,12 @@ impl SqliteStore {
             readers: Mutex::new(Vec::new()),
             audit_master: OnceLock::new(),
             health: Arc::default(),
+            wal_gate: Arc::default(),
+            audit_keys: AuditKeyCache::default(),
         });
         let health = Arc::clone(&inner.health);
+        let (writer_gate, checkpoint_gate) =
+            (Arc::clone(&inner.wal_gate), Arc::clone(&inner.wal_gate));
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
                 .name(name.to_owned())
@@ -259,12 +293,12 @@ impl SqliteStore {
         };
         spawn(
             "sqlite-writer",
-            Box::new(move || writer_loop(writer, queue, health)),
+            Box::new(move || writer_loop(writer, queue, health, writer_gate)),
         )?;
         let alive = Arc::downgrade(&inner);
         spawn(
             "sqlite-checkpoint",
-            Box::new(move || checkpoint_loop(checkpointer, alive)),
+            Box::new(move || checkpoint_loop(checkpointer, alive, checkpoint_gate)),
         )?;
         Ok(Self { inner })
     }
@@ -389,13 +423,15 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
 impl Store for SqliteStore {
     async fn transact(&self, job: TxJob) -> TxOutcome {
         let master = self.inner.audit_master.get().cloned();
-        self.write(move |c| job(&SqlTx::new(c, master.as_deref())))
+        let inner = Arc::clone(&self.inner);
+        self.write(move |c| job(&SqlTx::new(c, master.as_deref(), &inner.audit_keys)))
             .await
     }
 
     async fn query(&self, job: TxJob) -> TxOutcome {
         let master = self.inner.audit_master.get().cloned();
-        self.read(move |c| job(&SqlTx::new(c, master.as_deref())))
+        let inner = Arc::clone(&self.inner);
+        self.read(move |c| job(&SqlTx::new(c, master.as_deref(), &inner.audit_keys)))
             .await
     }
 

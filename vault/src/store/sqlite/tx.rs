@@ -1,6 +1,9 @@
 //! [`Tx`] on SQLite: every statement the vault runs, on the connection of the transaction (or
 //! read) the caller is in.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::backend;
@@ -167,16 +170,44 @@ fn legacy_chain_hash(prev: &[u8], body: &str) -> [u8; 32] {
 type KeyRow = (Vec<u8>, Option<u16>, Option<Vec<u8>>, i64, i64);
 
 /// A transaction, with the master key if the store was given one.
-pub(super) struct SqlTx<'a>(&'a Connection, Option<&'a MasterKey>);
+pub(super) struct SqlTx<'a>(&'a Connection, Option<&'a MasterKey>, &'a AuditKeyCache);
+
+/// Audit keys already unwrapped, by account, each beside the wrapped form it came from: a
+/// key is used only while the row still holds that same wrapped key, so the cache is never
+/// ahead of the database (a rolled-back transaction, a rewrap) and only saves the unwrapping.
+#[derive(Debug, Default)]
+pub(super) struct AuditKeyCache(Mutex<HashMap<String, CachedAuditKey>>);
+
+/// A wrapped audit key as stored, and the key it unwraps to.
+type CachedAuditKey = (Vec<u8>, Arc<AuditKey>);
+
+impl AuditKeyCache {
+    fn get(&self, account_id: &str, wrapped: &[u8]) -> Option<Arc<AuditKey>> {
+        let cache = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match cache.get(account_id) {
+            Some((w, key)) if w.as_slice() == wrapped => Some(Arc::clone(key)),
+            _ => None,
+        }
+    }
+
+    fn put(&self, account_id: &str, wrapped: Vec<u8>, key: Arc<AuditKey>) {
+        let mut cache = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        cache.insert(account_id.to_owned(), (wrapped, key));
+    }
+}
 
 impl<'a> SqlTx<'a> {
-    pub(super) fn new(c: &'a Connection, master: Option<&'a MasterKey>) -> Self {
-        SqlTx(c, master)
+    pub(super) fn new(
+        c: &'a Connection,
+        master: Option<&'a MasterKey>,
+        audit_keys: &'a AuditKeyCache,
+    ) -> Self {
+        SqlTx(c, master, audit_keys)
     }
 
     /// The account's audit key, made (and the account's existing events re-linked under it)
     /// if it has none yet.
-    fn audit_key_for(&self, account_id: &str) -> StoreResult<AuditKey> {
+    fn audit_key_for(&self, account_id: &str) -> StoreResult<Arc<AuditKey>> {
         let master = self.1.ok_or_else(|| {
             StoreError::Backend("the audit log needs the master key to key its chains".into())
         })?;
@@ -184,7 +215,13 @@ impl<'a> SqlTx<'a> {
             StoreError::Backend("cannot unwrap an account's audit key: wrong master key?".into())
         };
         if let Some(wrapped) = self.audit_key(account_id)? {
-            return AuditKey::unwrap(master, account_id, &wrapped).map_err(unwrap_failed);
+            if let Some(key) = self.2.get(account_id, &wrapped) {
+                return Ok(key);
+            }
+            let key =
+                Arc::new(AuditKey::unwrap(master, account_id, &wrapped).map_err(unwrap_failed)?);
+            self.2.put(account_id, wrapped, Arc::clone(&key));
+            return Ok(key);
         }
         let (key, wrapped) = AuditKey::generate(master, account_id)
             .map_err(|_| StoreError::Backend("cannot make an audit key".into()))?;
@@ -208,7 +245,7 @@ impl<'a> SqlTx<'a> {
                 "keyed an audit chain made by an older vault"
             );
         }
-        Ok(key)
+        Ok(Arc::new(key))
     }
 
     /// Re-links an account's plain SHA-256 chain (from before migration 4) under `key`, as far
