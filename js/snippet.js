@@ -53,8 +53,10 @@ if (!window.cardseal) {
     const timer = setTimeout(() => controller.abort(), timeoutMs);
     try {
       let response;
+      // The credentials mode of `<link rel=preload as=fetch crossorigin=anonymous>` (README), so
+      // that a preloaded wasm is taken over; none go to another origin either way.
       try {
-        response = await fetch(wasmUrl, { integrity: __CARDSEAL_WASM_SRI__, credentials: 'omit', mode: 'cors', signal: controller.signal });
+        response = await fetch(wasmUrl, { integrity: __CARDSEAL_WASM_SRI__, credentials: 'same-origin', mode: 'cors', signal: controller.signal });
       } catch (e) {
         throw notFetched(e && e.message);
       }
