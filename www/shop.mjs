@@ -65,12 +65,13 @@ function localeParam(url) {
  * Starts the shop. `snippet` says where pages load cardseal.js from: `{ src, integrity }` of the
  * vault's copy, or omitted for the shop's self-hosted copy under `/cardseal/`. `snippetData`
  * adds `data-*` settings to the tag, e.g. `{ 'timeout-ms': 2000 }`. The pages with a snippet
- * preconnect to the vault; `preloadWasm` adds the README's preload of the snippet's wasm too
- * (off by default, so that a page whose snippet never runs asks the vault for nothing else).
+ * preconnect to the vault (unless `preconnect: false`); `preloadWasm` adds the README's preload
+ * of the snippet's wasm too (off by default, so that a page whose snippet never runs asks the
+ * vault for nothing else).
  */
 export async function startShop({
   port = 0, host = '127.0.0.1', vaultUrl, publishableKey, secretKey, snippet, snippetData = {}, customer = 'cus_demo', quiet = true,
-  preloadWasm = false,
+  preconnect = true, preloadWasm = false,
 }) {
   const requests = [];
   const receipts = new Map();
@@ -85,9 +86,9 @@ export async function startShop({
     const settings = Object.entries({ locale, ...snippetData }).map(([k, v]) => ` data-${esc(k)}="${esc(v)}"`).join('');
     // The hints first: a connection to the vault (keys, tokens, hosted fields) while the page
     // loads, and the wasm fetched beside the script rather than after it (the snippet's own
-    // fetch, with the same URL, integrity and CORS mode, takes it over).
+    // fetch, with the same URL and CORS mode, takes it over and checks its hash).
     const wasmSrc = src.replace(/cardseal(?:-fields)?\.js$/, 'cardseal_bg.wasm');
-    const hints = `<link rel="preconnect" href="${esc(vaultOrigin)}" crossorigin>${preloadWasm && !fields
+    const hints = `${preconnect ? `<link rel="preconnect" href="${esc(vaultOrigin)}" crossorigin>` : ''}${preloadWasm && !fields
       ? `\n  <link rel="preload" href="${esc(wasmSrc)}" as="fetch" crossorigin="anonymous">`
       : ''}\n  `;
     // The loader first and blocking, so it sees the snippet's `error` event; the snippet async,
