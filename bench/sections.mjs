@@ -286,6 +286,7 @@ export async function fieldsSection({ browser, url }) {
   const bin = releaseVault();
   const vault = await startVault({ bin, args: [...UNLIMITED, '--snippet-dir', join(repoRoot, 'pkg/snippet')] });
   const samples = [];
+  const steps = {};
   const bytes = { page: {}, frames: {} };
   try {
     for (let i = 0; i < 9; i++) {
@@ -298,14 +299,35 @@ export async function fieldsSection({ browser, url }) {
         }
         await page.goto(url + 'blank.html');
         await page.addScriptTag({ url: '/pkg/snippet/cardseal-fields.js' });
-        samples.push(await page.evaluate(async ([vaultUrl, publishableKey]) => {
+        const run = await page.evaluate(async ([vaultUrl, publishableKey]) => {
           for (const k of ['number', 'expiry', 'cvc']) document.body.insertAdjacentHTML('beforeend', `<div id="f-${k}"></div>`);
           const t0 = performance.now();
           const f = window.cardseal.fields({ vaultUrl, publishableKey });
           for (const k of ['number', 'expiry', 'cvc']) f.create(k).mount(`#f-${k}`);
           await f.ready();
-          return performance.now() - t0;
-        }, [vault.url, vault.pk]));
+          return { total: performance.now() - t0, t0: performance.timeOrigin + t0 };
+        }, [vault.url, vault.pk]);
+        samples.push(run.total);
+        // Each frame's steps, on its own timeline, as ms after the mount() calls.
+        for (const frame of page.frames().filter((fr) => fr.url().includes('/fields/'))) {
+          const kind = (frame.url().match(/\/(\w+)\.html/) ?? [])[1];
+          (steps[kind] ??= []).push(await frame.evaluate((t0) => {
+            const at = (t) => performance.timeOrigin + t - t0;
+            const mark = (n) => performance.getEntriesByName(`cardseal:${n}`)[0]?.startTime;
+            const res = (suffix) => performance.getEntriesByType('resource').find((e) => new URL(e.name).pathname.endsWith(suffix));
+            const wasm = res('.wasm');
+            const keys = res('/v1/encryption_keys');
+            return {
+              documentIn: at(performance.getEntriesByType('navigation')[0].responseEnd),
+              scriptIn: at(res('.js').responseEnd),
+              wasmIn: at(wasm.responseEnd),
+              wasmReady: at(mark('wasm-ready')),
+              keysRequested: keys ? at(keys.startTime) : undefined,
+              keysIn: keys ? at(keys.responseEnd) : undefined,
+              ready: at(mark('ready')),
+            };
+          }, run.t0));
+        }
         if (i === 0) {
           for (const b of (await Promise.all(bodies)).filter(Boolean)) {
             const path = new URL(b.url).pathname;
@@ -330,10 +352,18 @@ export async function fieldsSection({ browser, url }) {
   const rows = [
     { section: 'fields', metric: `mount() to every field ready (3 iframes; fresh page, median of ${samples.length})`, unit: 'ms', cardseal: pct(samples, 0.5), target: { max: 150 } },
     { section: 'fields', metric: 'merchant page, hosted-fields script, gzipped -9', unit: 'B', cardseal: pageGzip, target: { max: 10 * 1024 } },
+    ...Object.entries(steps).map(([kind, xs]) => {
+      const med = (k) => pct(xs.map((x) => x[k]).filter((v) => v !== undefined), 0.5);
+      const keys = kind === 'number' ? ` / keys asked ${med('keysRequested').toFixed(1)}, in ${med('keysIn').toFixed(1)}` : '';
+      return {
+        section: 'fields', metric: `  ${kind} frame, ms after mount(): document / script / wasm in, wasm ready${kind === 'number' ? ', keys' : ''}, ready`, unit: 'ms', cardseal: med('ready'),
+        text: `${['documentIn', 'scriptIn', 'wasmIn', 'wasmReady'].map((k) => med(k).toFixed(1)).join(' / ')}${keys} / ready ${med('ready').toFixed(1)}`,
+      };
+    }),
     ...await peerSizeRows('fields', '  beside a peer\'s merchant-side bundle (esbuild, gzipped -9)', pageGzip, ['braintree', 'adyen']),
     ...Object.entries(bytes.frames).map(([kind, files]) => ({
       section: 'fields', metric: `each ${kind} iframe loads, gzipped -9 (${Object.keys(files).join(', ')})`, unit: 'B', cardseal: sum(files),
     })),
   ];
-  return { details: { samplesMs: samples, bytes, peers: [peers.braintree, peers.adyen] }, rows };
+  return { details: { samplesMs: samples, steps, bytes, peers: [peers.braintree, peers.adyen] }, rows };
 }
