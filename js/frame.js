@@ -108,6 +108,7 @@ if (!trusted) {
 }
 
 function start() {
+  mark('script');
   // At once, before this document's `load`: the parent tells a field document that runs from an
   // error page (a vault that refused the connection) by this message missing at `load`.
   toParent({ type: 'hello' });
@@ -496,8 +497,8 @@ function start() {
     });
 }
 
-// Each step of the start-up on this document's Performance timeline (`cardseal:wasm-ready`,
-// `cardseal:keys`, `cardseal:ready`), for anyone timing it.
+// Each step of the start-up on this document's Performance timeline (`cardseal:script`,
+// `cardseal:wasm-ready`, `cardseal:keys`, `cardseal:ready`), for anyone timing it.
 function mark(name) {
   try {
     performance.mark(`cardseal:${name}`);
