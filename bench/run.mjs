@@ -15,7 +15,9 @@ import { build } from 'esbuild';
 import { chromium } from 'playwright-core';
 
 import { repoRoot, serve } from '../scripts/serve.mjs';
-import { fieldsSection, forwardSection, sealSection, snippetSection, tokenizeSection, vaultSection } from './sections.mjs';
+import {
+  fieldsSection, forwardSection, peerBundles, peerSizeRows, sealSection, snippetSection, tokenizeSection, vaultSection,
+} from './sections.mjs';
 
 const benchDir = join(repoRoot, 'bench');
 const outDir = join(benchDir, '.out');
@@ -106,51 +108,115 @@ function gzipSizes(dir, names) {
   return { files, raw, gzip };
 }
 
+// What a page with the snippet tag loads from pkg/snippet/ (the hosted-fields files are the
+// fields section's).
+const SNIPPET_FILES = ['cardseal.js', 'cardseal_bg.wasm'];
+// The issue's goal for each: 50 KB, taken as 50 × 1024 B.
+const SIZE_GOAL = 50 * 1024;
+const SIZE_PEERS = ['jwe', 'braintree', 'adyen'];
+
 async function sizeSection({ browser, url }) {
   const pkg = gzipSizes(pkgDir, await loadedPkgFiles(browser, url));
   const wasm = Object.entries(pkg.files).find(([f]) => f.endsWith('.wasm'));
   if (!wasm) throw new Error('the page loaded no .wasm from /pkg/');
+  const besidePeers = '  beside a peer, bundled in this run (esbuild --minify, gzip -9)';
   const rows = [
-    { section: 'size', metric: `wasm + JS glue as loaded, gzipped -9 (${Object.keys(pkg.files).length} files)`, unit: 'B', cardseal: pkg.gzip },
+    { section: 'size', metric: `package, wasm + JS glue as loaded, gzip -9 (${Object.keys(pkg.files).length} files; goal 50 KB = 50 × 1024 B)`, unit: 'B', cardseal: pkg.gzip, target: { max: SIZE_GOAL } },
+    ...await peerSizeRows('size', besidePeers, pkg.gzip, SIZE_PEERS),
     { section: 'size', metric: '  of which the wasm', unit: 'B', cardseal: wasm[1].gzip },
   ];
-  const details = { package: pkg };
+  const details = { package: pkg, peers: await peerBundles() };
   // The script-tag build, when the build makes one.
   const snippetDir = join(pkgDir, 'snippet');
-  if (existsSync(snippetDir)) {
-    details.snippet = gzipSizes(snippetDir, readdirSync(snippetDir).filter((f) => /\.(js|wasm)$/.test(f)).sort());
-    rows.push({ section: 'size', metric: 'snippet (pkg/snippet/), gzipped -9', unit: 'B', cardseal: details.snippet.gzip });
+  if (SNIPPET_FILES.every((f) => existsSync(join(snippetDir, f)))) {
+    details.snippet = gzipSizes(snippetDir, SNIPPET_FILES);
+    rows.push(
+      { section: 'size', metric: `snippet, ${SNIPPET_FILES.join(' + ')}, gzip -9 (goal 50 KB = 50 × 1024 B)`, unit: 'B', cardseal: details.snippet.gzip, target: { max: SIZE_GOAL } },
+      ...await peerSizeRows('size', besidePeers, details.snippet.gzip, SIZE_PEERS),
+    );
   }
   return { details, rows };
 }
 
-// import('/pkg/index.js') + ready(), each time in a fresh browser context (empty cache, as a
-// first visit), over loopback.
+// One fresh browser context (empty cache, as a first visit) per call of `f(page)`.
+async function freshPage(browser, url, f) {
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    await page.goto(url + 'blank.html');
+    return await f(page);
+  } finally {
+    await context.close();
+  }
+}
+
+// import('/pkg/index.js') + ready() on fresh pages over loopback, and what it is made of: the
+// resource timings of the same load (JS modules, the wasm's fetch) and, on other fresh pages,
+// the same steps taken one by one (the glue's init with a module compiled apart, then ready(),
+// whose own work is then only reading the tables). Beside it: import() of the peer bundle
+// (card-validator + jose's JWE encrypt) on fresh pages of the same run.
 async function readySection({ browser, url }) {
-  const samples = [];
+  const { jwe } = await peerBundles();
+  const whole = [];
+  const steps = [];
+  const peer = [];
   for (let i = 0; i < 9; i++) {
-    const context = await browser.newContext();
-    try {
-      const page = await context.newPage();
-      await page.goto(url + 'blank.html');
-      samples.push(await page.evaluate(async () => {
+    whole.push(await freshPage(browser, url, (page) => page.evaluate(async () => {
+      const t0 = performance.now();
+      const m = await import('/pkg/index.js');
+      const imported = performance.now();
+      await m.ready();
+      const done = performance.now();
+      const entries = performance.getEntriesByType('resource').filter((e) => e.name.includes('/pkg/'));
+      const wasm = entries.find((e) => e.name.endsWith('.wasm'));
+      return {
+        total: done - t0,
+        modules: imported - t0,
+        wasmFetch: wasm.responseEnd - wasm.startTime,
+        afterBytes: done - wasm.responseEnd,
+        wasmRequestedAfter: wasm.startTime - imported,
+      };
+    })));
+    steps.push(await freshPage(browser, url, (page) => page.evaluate(async () => {
+      const t0 = performance.now();
+      const glue = await import('/pkg/wasm/cardseal.js');
+      const m = await import('/pkg/index.js');
+      const t1 = performance.now();
+      const bytes = await (await fetch('/pkg/wasm/cardseal_bg.wasm')).arrayBuffer();
+      const t2 = performance.now();
+      const module = await WebAssembly.compile(bytes);
+      const t3 = performance.now();
+      await glue.default({ module_or_path: module });
+      const t4 = performance.now();
+      // The glue is initialized: what is left of ready() is reading the tables.
+      await m.ready(module);
+      const t5 = performance.now();
+      return { modules: t1 - t0, fetch: t2 - t1, compile: t3 - t2, instantiate: t4 - t3, tables: t5 - t4, sum: t5 - t0 };
+    })));
+    if (!jwe.error) {
+      peer.push(await freshPage(browser, url, (page) => page.evaluate(async (file) => {
         const t0 = performance.now();
-        const m = await import('/pkg/index.js');
-        await m.ready();
+        await import(`/out/${file}`);
         return performance.now() - t0;
-      }));
-    } finally {
-      await context.close();
+      }, jwe.file)));
     }
   }
+  const med = (xs, k) => median(xs.map((x) => x[k]));
+  const row = (metric, cardseal) => ({ section: 'startup', metric, unit: 'ms', cardseal });
   return {
-    details: { samplesMs: samples },
-    rows: [{
-      section: 'startup',
-      metric: `import() to ready() resolved, fresh page (median of ${samples.length})`,
-      unit: 'ms',
-      cardseal: median(samples),
-    }],
+    details: { whole, steps, peerMs: peer },
+    rows: [
+      { ...row(`import() to ready() resolved, fresh page (median of ${whole.length})`, med(whole, 'total')),
+        peer: peer.length ? { name: `import() of ${jwe.name}`, value: median(peer) } : undefined, target: { max: 25 } },
+      row('  import(): the JS modules', med(whole, 'modules')),
+      row('  wasm fetch (request to last byte)', med(whole, 'wasmFetch')),
+      row('  after the wasm\'s last byte: compile tail + instantiate + tables', med(whole, 'afterBytes')),
+      row(`  step by step (other fresh pages; sum ${med(steps, 'sum').toFixed(1)} ms): modules`, med(steps, 'modules')),
+      row('    wasm fetch + arrayBuffer()', med(steps, 'fetch')),
+      row('    WebAssembly.compile of the bytes (not streaming)', med(steps, 'compile')),
+      row('    instantiate (the glue\'s init with the module)', med(steps, 'instantiate')),
+      row('    tables read at ready()', med(steps, 'tables')),
+    ],
   };
 }
 
@@ -180,17 +246,26 @@ function formatTarget(row) {
   const [op, bound, met] = t.max !== undefined
     ? ['≤', t.max, row.cardseal <= t.max]
     : ['≥', t.min, row.cardseal >= t.min];
-  const shown = Number.isInteger(bound) ? `${bound} ${row.unit}` : formatValue(bound, row.unit);
+  const shown = Number.isInteger(bound) && row.unit !== 'B' ? `${bound} ${row.unit}` : formatValue(bound, row.unit);
   return `${op} ${shown}  ${met ? 'met' : 'MISSED'}`;
 }
 
+// cardseal ÷ peer, for every row that has both from this run: below 1 is smaller or faster,
+// except for rates (tokens/s), where above 1 is more.
+function formatRatio(r) {
+  if (!r.peer || typeof r.cardseal !== 'number' || typeof r.peer.value !== 'number' || r.peer.value === 0) return '';
+  const x = r.cardseal / r.peer.value;
+  return `${x.toFixed(x < 0.1 ? 3 : 2)}×`;
+}
+
 function printTable(rows) {
-  const header = ['section', 'metric', 'cardseal', 'peer', 'target'];
+  const header = ['section', 'metric', 'cardseal', 'peer (same run)', 'cardseal/peer', 'target'];
   const lines = rows.map((r) => [
     r.section,
     r.metric,
     r.error ? `error: ${r.error}` : r.text ?? formatValue(r.cardseal, r.unit),
     r.peer ? `${formatValue(r.peer.value, r.unit)}  ${r.peer.name}` : '',
+    formatRatio(r),
     formatTarget(r),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));

@@ -71,8 +71,12 @@ export async function sealSection({ browser, url }) {
   }
 }
 
+// CARDSEAL_BENCH_VAULT: a vault binary to use instead of building the release one.
+let releaseBuilt = false;
 function releaseVault() {
-  execFileSync('cargo', ['build', '--quiet', '--release', '-p', 'cardseal-vault'], { cwd: repoRoot, stdio: 'inherit' });
+  if (process.env.CARDSEAL_BENCH_VAULT) return process.env.CARDSEAL_BENCH_VAULT;
+  if (!releaseBuilt) execFileSync('cargo', ['build', '--quiet', '--release', '-p', 'cardseal-vault'], { cwd: repoRoot, stdio: 'inherit' });
+  releaseBuilt = true;
   return join(repoRoot, 'target/release/cardseal-vault');
 }
 
@@ -111,38 +115,91 @@ export async function tokenizeSection({ browser, url }) {
   }
 }
 
-/** From the snippet's script tag to `cardseal:ready` (keys fetched, form attached), fresh pages. */
+// One fresh page of the demo checkout: from the snippet's tag to `cardseal:ready`, and each step
+// from the Performance timeline (resource timings, and the marks js/snippet.js leaves).
+async function snippetRun(browser, url) {
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    await page.goto(url);
+    await page.waitForFunction(() => performance.getEntriesByName('cardseal:ready').length > 0, null, { timeout: 20_000 });
+    return await page.evaluate(() => {
+      const mark = (n) => performance.getEntriesByName(`cardseal:${n}`)[0].startTime;
+      const res = (f) => performance.getEntriesByType('resource').filter((e) => f(new URL(e.name).pathname));
+      // The tag's request is its `script` entry; a preload of the wasm is a `link` one.
+      const tag = res((p) => p.endsWith('/cardseal.js'))[0];
+      const wasm = res((p) => p.endsWith('/cardseal_bg.wasm'))[0];
+      const keys = res((p) => p.endsWith('/v1/encryption_keys'))[0];
+      const t0 = tag.startTime;
+      const lastIn = Math.max(mark('wasm-ready'), mark('keys'), mark('dom'));
+      return {
+        total: mark('ready') - t0,
+        scriptFetch: tag.responseEnd - t0,
+        scriptRun: mark('script') - tag.responseEnd,
+        wasmFetch: wasm.responseEnd - wasm.startTime,
+        wasmStart: wasm.startTime - t0,
+        // From the later of its last byte and the script's run (a preloaded wasm waits for it).
+        compileAfterBytes: mark('wasm-compiled') - Math.max(wasm.responseEnd, mark('script')),
+        instantiate: mark('wasm-ready') - mark('wasm-compiled'),
+        keysFetch: keys.responseEnd - keys.startTime,
+        keysStart: keys.startTime - t0,
+        wasmReadyAt: mark('wasm-ready') - t0,
+        keysAt: mark('keys') - t0,
+        domAt: mark('dom') - t0,
+        attach: mark('ready') - lastIn,
+      };
+    });
+  } finally {
+    await context.close();
+  }
+}
+
+/**
+ * From the snippet's script tag to `cardseal:ready` (keys fetched, form attached), fresh pages
+ * of the demo checkout, with each step; without hints, then with the README's preconnect and
+ * preload.
+ */
 export async function snippetSection({ browser }) {
   const vault = await startVault({ bin: releaseVault(), args: [...UNLIMITED, '--snippet-dir', join(repoRoot, 'pkg/snippet')] });
   const { startShop } = await import('../www/shop.mjs');
   const line = vault.logs.join('').match(/snippet\s+(\S+) integrity=(\S+)/);
-  const shop = await startShop({ vaultUrl: vault.url, publishableKey: vault.pk, secretKey: vault.sk, snippet: { src: line[1], integrity: line[2] } });
-  const samples = [];
+  const options = { vaultUrl: vault.url, publishableKey: vault.pk, secretKey: vault.sk, snippet: { src: line[1], integrity: line[2] } };
+  const plain = await startShop({ ...options, preconnect: false });
+  const hinted = await startShop({ ...options, preloadWasm: true });
+  const runs = { plain: [], hinted: [] };
   try {
+    // Alternating, so both see the same background load.
     for (let i = 0; i < 9; i++) {
-      const context = await browser.newContext();
-      try {
-        const page = await context.newPage();
-        await page.addInitScript(() => {
-          document.addEventListener('cardseal:ready', () => { window.__readyAt = performance.now(); });
-        });
-        await page.goto(`${shop.url}/checkout?product=notebook`);
-        await page.waitForFunction(() => window.__readyAt !== undefined, null, { timeout: 20_000 });
-        samples.push(await page.evaluate(() => {
-          const tag = performance.getEntriesByType('resource').find((e) => e.name.endsWith('/cardseal.js'));
-          return window.__readyAt - tag.startTime;
-        }));
-      } finally {
-        await context.close();
-      }
+      runs.plain.push(await snippetRun(browser, `${plain.url}/checkout?product=notebook`));
+      runs.hinted.push(await snippetRun(browser, `${hinted.url}/checkout?product=notebook`));
     }
   } finally {
-    await shop.close();
+    await plain.close();
+    await hinted.close();
     await vault.stop();
   }
+  const med = (xs, k) => pct(xs.map((x) => x[k]), 0.5);
+  const n = runs.plain.length;
+  const steps = (r) => [
+    ['  script fetched (tag to last byte)', 'scriptFetch'],
+    ['  script parsed and run (last byte to cardseal:script)', 'scriptRun'],
+    ['  wasm fetch (request to last byte)', 'wasmFetch'],
+    ['  wasm compile after its last byte (or the script\'s run, if later)', 'compileAfterBytes'],
+    ['  wasm instantiate + tables (core ready())', 'instantiate'],
+    ['  keys fetch (request to last byte)', 'keysFetch'],
+    ['  attach: CardSeal.create + forms, after the last of wasm/keys/DOM', 'attach'],
+  ].map(([metric, k]) => ({ section: 'snippet', metric, unit: 'ms', cardseal: med(r, k) }));
   return {
-    details: { samplesMs: samples },
-    rows: [{ section: 'snippet', metric: `script tag to form ready (load, wasm, keys; fresh page, median of ${samples.length})`, unit: 'ms', cardseal: pct(samples, 0.5) }],
+    details: runs,
+    rows: [
+      { section: 'snippet', metric: `script tag to form ready (fresh page, no hints; median of ${n})`, unit: 'ms', cardseal: med(runs.plain, 'total'), target: { max: 50 } },
+      ...steps(runs.plain),
+      { section: 'snippet', metric: '  timeline: wasm / keys requested, wasm ready / keys in / DOM ready at', unit: 'ms', cardseal: med(runs.plain, 'wasmReadyAt'),
+        text: ['wasmStart', 'keysStart', 'wasmReadyAt', 'keysAt', 'domAt'].map((k) => med(runs.plain, k).toFixed(1)).join(' / ') + ' ms' },
+      { section: 'snippet', metric: `script tag to form ready, with preconnect + wasm preload (median of ${runs.hinted.length})`, unit: 'ms', cardseal: med(runs.hinted, 'total'), target: { max: 50 } },
+      { section: 'snippet', metric: '  wasm ready / keys in, after the tag\'s request', unit: 'ms', cardseal: med(runs.hinted, 'wasmReadyAt'),
+        text: ['wasmReadyAt', 'keysAt'].map((k) => med(runs.hinted, k).toFixed(1)).join(' / ') + ' ms' },
+    ],
   };
 }
 
@@ -177,28 +234,45 @@ export async function forwardSection() {
   };
 }
 
-// The peers' merchant-side code for hosted fields, bundled from their npm packages the way a
-// merchant's bundler would (esbuild, minified) and gzipped -9. Their iframes load more from
-// their own servers, which cannot be measured here.
-async function peerFieldBundles() {
-  const { gzipSync } = await import('node:zlib');
-  const { readFileSync } = await import('node:fs');
-  const peers = [
-    ['braintree-web client + hosted-fields', "export { default as client } from 'braintree-web/client'; export { default as hostedFields } from 'braintree-web/hosted-fields';"],
-    ['@adyen/adyen-web core + Card', "export { AdyenCheckout, Card } from '@adyen/adyen-web';"],
-  ];
-  const out = [];
-  for (const [name, contents] of peers) {
-    const outfile = join(outDir, `peer-${out.length}.js`);
-    try {
-      await build({ stdin: { contents, resolveDir: repoRoot, loader: 'js' }, bundle: true, minify: true, format: 'esm', platform: 'browser',
-        target: 'es2020', outfile, logLevel: 'error', legalComments: 'none' });
-      out.push({ name, gzip: gzipSync(readFileSync(outfile), { level: 9 }).length });
-    } catch (e) {
-      out.push({ name, error: `not installed or did not bundle: ${e.message.split('\n')[0]}` });
+// The peers' merchant-side code, bundled from their npm packages the way a merchant's bundler
+// would (esbuild, minified) and gzipped -9, once per run: what the size rows and the fields rows
+// put beside cardseal. The hosted-fields peers' iframes load more from their own servers, which
+// cannot be measured here.
+export const PEERS = {
+  jwe: ['card-validator number() + jose JWE encrypt', "export { number } from 'card-validator'; export { CompactEncrypt, importJWK } from 'jose';"],
+  braintree: ['braintree-web client + hosted-fields', "export { default as client } from 'braintree-web/client'; export { default as hostedFields } from 'braintree-web/hosted-fields';"],
+  adyen: ['@adyen/adyen-web core + Card', "export { AdyenCheckout, Card } from '@adyen/adyen-web';"],
+};
+let peerBundlesOnce = null;
+export function peerBundles() {
+  peerBundlesOnce ??= (async () => {
+    const { gzipSync } = await import('node:zlib');
+    const { readFileSync } = await import('node:fs');
+    mkdirSync(outDir, { recursive: true });
+    const out = {};
+    for (const [key, [name, contents]] of Object.entries(PEERS)) {
+      // bench/.out/peer-jwe.js etc.: the startup section imports the first one too.
+      const outfile = join(outDir, `peer-${key}.js`);
+      try {
+        await build({ stdin: { contents, resolveDir: repoRoot, loader: 'js' }, bundle: true, minify: true, format: 'esm', platform: 'browser',
+          target: 'es2020', outfile, logLevel: 'error', legalComments: 'none' });
+        const bytes = readFileSync(outfile);
+        out[key] = { name, raw: bytes.length, gzip: gzipSync(bytes, { level: 9 }).length, file: `peer-${key}.js` };
+      } catch (e) {
+        out[key] = { name, error: `not installed or did not bundle: ${e.message.split('\n')[0]}` };
+      }
     }
-  }
-  return out;
+    return out;
+  })();
+  return peerBundlesOnce;
+}
+
+/** Rows of `cardseal` (bytes) beside each of `keys`' peer bundles, with the ratio. */
+export async function peerSizeRows(section, metric, cardseal, keys) {
+  const peers = await peerBundles();
+  return keys.map((k) => (peers[k].error
+    ? { section, metric: `  peer ${peers[k].name}`, error: peers[k].error }
+    : { section, metric, unit: 'B', cardseal, peer: { name: peers[k].name, value: peers[k].gzip } }));
 }
 
 /**
@@ -209,10 +283,10 @@ async function peerFieldBundles() {
  */
 export async function fieldsSection({ browser, url }) {
   const { gzipSync } = await import('node:zlib');
-  // CARDSEAL_BENCH_VAULT: a vault binary to use instead of building the release one.
-  const bin = process.env.CARDSEAL_BENCH_VAULT || releaseVault();
+  const bin = releaseVault();
   const vault = await startVault({ bin, args: [...UNLIMITED, '--snippet-dir', join(repoRoot, 'pkg/snippet')] });
   const samples = [];
+  const steps = {};
   const bytes = { page: {}, frames: {} };
   try {
     for (let i = 0; i < 9; i++) {
@@ -225,14 +299,36 @@ export async function fieldsSection({ browser, url }) {
         }
         await page.goto(url + 'blank.html');
         await page.addScriptTag({ url: '/pkg/snippet/cardseal-fields.js' });
-        samples.push(await page.evaluate(async ([vaultUrl, publishableKey]) => {
+        const run = await page.evaluate(async ([vaultUrl, publishableKey]) => {
           for (const k of ['number', 'expiry', 'cvc']) document.body.insertAdjacentHTML('beforeend', `<div id="f-${k}"></div>`);
           const t0 = performance.now();
           const f = window.cardseal.fields({ vaultUrl, publishableKey });
           for (const k of ['number', 'expiry', 'cvc']) f.create(k).mount(`#f-${k}`);
           await f.ready();
-          return performance.now() - t0;
-        }, [vault.url, vault.pk]));
+          return { total: performance.now() - t0, t0: performance.timeOrigin + t0 };
+        }, [vault.url, vault.pk]);
+        samples.push(run.total);
+        // Each frame's steps, on its own timeline, as ms after the mount() calls.
+        for (const frame of page.frames().filter((fr) => fr.url().includes('/fields/'))) {
+          const kind = (frame.url().match(/\/(\w+)\.html/) ?? [])[1];
+          (steps[kind] ??= []).push(await frame.evaluate((t0) => {
+            const at = (t) => performance.timeOrigin + t - t0;
+            const mark = (n) => performance.getEntriesByName(`cardseal:${n}`)[0]?.startTime;
+            const res = (suffix) => performance.getEntriesByType('resource').find((e) => new URL(e.name).pathname.endsWith(suffix));
+            const wasm = res('.wasm');
+            const keys = res('/v1/encryption_keys');
+            return {
+              documentIn: at(performance.getEntriesByType('navigation')[0].responseEnd),
+              scriptIn: at(res('.js').responseEnd),
+              scriptRun: at(mark('script')),
+              wasmIn: at(wasm.responseEnd),
+              wasmReady: at(mark('wasm-ready')),
+              keysRequested: keys ? at(keys.startTime) : undefined,
+              keysIn: keys ? at(keys.responseEnd) : undefined,
+              ready: at(mark('ready')),
+            };
+          }, run.t0));
+        }
         if (i === 0) {
           for (const b of (await Promise.all(bodies)).filter(Boolean)) {
             const path = new URL(b.url).pathname;
@@ -252,17 +348,23 @@ export async function fieldsSection({ browser, url }) {
     await vault.stop();
   }
   const sum = (o) => Object.values(o).reduce((a, b) => a + b, 0);
-  const peers = await peerFieldBundles();
+  const peers = await peerBundles();
   const pageGzip = sum(bytes.page);
   const rows = [
     { section: 'fields', metric: `mount() to every field ready (3 iframes; fresh page, median of ${samples.length})`, unit: 'ms', cardseal: pct(samples, 0.5), target: { max: 150 } },
     { section: 'fields', metric: 'merchant page, hosted-fields script, gzipped -9', unit: 'B', cardseal: pageGzip, target: { max: 10 * 1024 } },
-    ...peers.map((p) => (p.error
-      ? { section: 'fields', metric: `  peer ${p.name}`, error: p.error }
-      : { section: 'fields', metric: '  peer, merchant-side bundle (esbuild, gzipped -9)', unit: 'B', cardseal: pageGzip, peer: { name: p.name, value: p.gzip } })),
+    ...Object.entries(steps).map(([kind, xs]) => {
+      const med = (k) => pct(xs.map((x) => x[k]).filter((v) => v !== undefined), 0.5);
+      const keys = kind === 'number' ? ` / keys asked ${med('keysRequested').toFixed(1)}, in ${med('keysIn').toFixed(1)}` : '';
+      return {
+        section: 'fields', metric: `  ${kind} frame, ms after mount(): document / script / wasm in, script run, wasm ready${kind === 'number' ? ', keys' : ''}, ready`, unit: 'ms', cardseal: med('ready'),
+        text: `${['documentIn', 'scriptIn', 'wasmIn', 'scriptRun', 'wasmReady'].map((k) => med(k).toFixed(1)).join(' / ')}${keys} / ready ${med('ready').toFixed(1)}`,
+      };
+    }),
+    ...await peerSizeRows('fields', '  beside a peer\'s merchant-side bundle (esbuild, gzipped -9)', pageGzip, ['braintree', 'adyen']),
     ...Object.entries(bytes.frames).map(([kind, files]) => ({
       section: 'fields', metric: `each ${kind} iframe loads, gzipped -9 (${Object.keys(files).join(', ')})`, unit: 'B', cardseal: sum(files),
     })),
   ];
-  return { details: { samplesMs: samples, bytes, peers }, rows };
+  return { details: { samplesMs: samples, steps, bytes, peers: [peers.braintree, peers.adyen] }, rows };
 }

@@ -14,6 +14,7 @@ import {
   CardSeal, formatCardNumber, formatCvc, formatExpiry, messageFor, ready, resolveLocale,
   validateCard, validateCvc, validateExpiry, validateNumber,
 } from './core.js';
+import { fetchKeys, readOptions } from './client.js';
 import { labelOf } from './labels.js';
 import { sanitizeStyle } from './style.js';
 
@@ -107,6 +108,7 @@ if (!trusted) {
 }
 
 function start() {
+  mark('script');
   // At once, before this document's `load`: the parent tells a field document that runs from an
   // error page (a vault that refused the connection) by this message missing at `load`.
   toParent({ type: 'hello' });
@@ -317,12 +319,20 @@ function start() {
 
   // The card instance, for the frames that seal: the number (or card) frame at once, the CVC
   // frame only when asked to tokenize a CVC alone.
+  // The first one takes the keys fetched beside the wasm (`earlyKeys`); one made again after a
+  // failure fetches its own.
   let sealer = null;
+  let earlyKeys = null;
   const seal = () => {
-    sealer ??= CardSeal.create({ vaultUrl: location.origin, publishableKey, locale, timeoutMs, retries }).catch((e) => {
-      sealer = null;
-      throw e;
-    });
+    if (!sealer) {
+      const options = { vaultUrl: location.origin, publishableKey, locale, timeoutMs, retries };
+      const keys = earlyKeys;
+      earlyKeys = null;
+      sealer = (keys ? keys.then((vaultKey) => CardSeal.create({ ...options, vaultKey })) : CardSeal.create(options)).catch((e) => {
+        sealer = null;
+        throw e;
+      });
+    }
     return sealer;
   };
 
@@ -450,10 +460,21 @@ function start() {
     else if (e.origin === location.origin && isSibling(e.source)) fromSibling(m, e.source);
   });
 
-  const wasm = fetch(new URL('cardseal_bg.wasm', script.src), { integrity: __CARDSEAL_WASM_SRI__, credentials: 'same-origin', mode: 'cors' });
   const sealing = PARTS.includes('number');
+  const wasm = fetch(new URL('cardseal_bg.wasm', script.src), { integrity: __CARDSEAL_WASM_SRI__, credentials: 'same-origin', mode: 'cors' });
+  // The sealing frame's keys, beside the wasm rather than after it.
+  if (sealing) {
+    earlyKeys = Promise.resolve()
+      .then(() => fetchKeys(readOptions({ vaultUrl: location.origin, publishableKey, timeoutMs, retries })))
+      .then((keys) => {
+        mark('keys');
+        return keys;
+      });
+    earlyKeys.catch(() => {});
+  }
   ready(wasm)
     .then(() => {
+      mark('wasm-ready');
       locale = resolveLocale(hash.get('locale') || undefined);
       root.lang = locale;
       for (const part of PARTS) {
@@ -467,12 +488,23 @@ function start() {
     .then(() => {
       // Whatever was typed (or autofilled) before the wasm arrived is formatted now.
       for (const part of PARTS) if (inputs[part].value) onInput[part]();
+      mark('ready');
       toParent({ type: 'ready' });
       report();
     }, (e) => {
       console.error('cardseal:', e && e.message);
       toParent({ type: 'unavailable', code: String(e?.code ?? 'api_error') });
     });
+}
+
+// Each step of the start-up on this document's Performance timeline (`cardseal:script`,
+// `cardseal:wasm-ready`, `cardseal:keys`, `cardseal:ready`), for anyone timing it.
+function mark(name) {
+  try {
+    performance.mark(`cardseal:${name}`);
+  } catch {
+    // No User Timing here.
+  }
 }
 
 function parseJson(s) {

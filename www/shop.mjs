@@ -64,10 +64,14 @@ function localeParam(url) {
 /**
  * Starts the shop. `snippet` says where pages load cardseal.js from: `{ src, integrity }` of the
  * vault's copy, or omitted for the shop's self-hosted copy under `/cardseal/`. `snippetData`
- * adds `data-*` settings to the tag, e.g. `{ 'timeout-ms': 2000 }`.
+ * adds `data-*` settings to the tag, e.g. `{ 'timeout-ms': 2000 }`. The pages with a snippet
+ * preconnect to the vault (unless `preconnect: false`); `preloadWasm` adds the README's preload
+ * of the snippet's wasm too (off by default, so that a page whose snippet never runs asks the
+ * vault for nothing else).
  */
 export async function startShop({
   port = 0, host = '127.0.0.1', vaultUrl, publishableKey, secretKey, snippet, snippetData = {}, customer = 'cus_demo', quiet = true,
+  preconnect = true, preloadWasm = false,
 }) {
   const requests = [];
   const receipts = new Map();
@@ -80,9 +84,16 @@ export async function startShop({
     const src = selfHosted ? `/cardseal/${file}` : snippet.src.replace(/cardseal\.js$/, file);
     const integrity = selfHosted || fields ? buildInfo().sri[`snippet/${file}`] : snippet.integrity;
     const settings = Object.entries({ locale, ...snippetData }).map(([k, v]) => ` data-${esc(k)}="${esc(v)}"`).join('');
+    // The hints first: a connection to the vault (keys, tokens, hosted fields) while the page
+    // loads, and the wasm fetched beside the script rather than after it (the snippet's own
+    // fetch, with the same URL and CORS mode, takes it over and checks its hash).
+    const wasmSrc = src.replace(/cardseal(?:-fields)?\.js$/, 'cardseal_bg.wasm');
+    const hints = `${preconnect ? `<link rel="preconnect" href="${esc(vaultOrigin)}" crossorigin>` : ''}${preloadWasm && !fields
+      ? `\n  <link rel="preload" href="${esc(wasmSrc)}" as="fetch" crossorigin="anonymous">`
+      : ''}\n  `;
     // The loader first and blocking, so it sees the snippet's `error` event; the snippet async,
     // so a vault that never answers cannot hold up the page.
-    return `<script src="/cardseal-loader.js"></script>
+    return `${hints}<script src="/cardseal-loader.js"></script>
   <script async src="${esc(src)}" integrity="${esc(integrity)}" crossorigin="anonymous"
           data-vault-url="${esc(vaultUrl)}" data-publishable-key="${esc(publishableKey)}"${settings}></script>`;
   };
