@@ -6,9 +6,11 @@ import http from 'node:http';
 import { after, before, test } from 'node:test';
 
 import * as jose from 'jose';
+import { chromium } from 'playwright-core';
 import { CardSeal } from 'cardseal';
 
 import { retryAfterMs } from '../../pkg/client.js';
+import { serve } from '../../scripts/serve.mjs';
 import { startFlakyProxy, startHangServer, startVault } from '../support/servers.mjs';
 
 let vault, hang, flaky;
@@ -190,6 +192,37 @@ test('an error answer that is not JSON still has a code, a type and the status',
     await rejects(seal.tokenize(card('4242424242424242')), { code: 'http_error', type: 'api_error', status: 418 });
   } finally {
     await fake.close();
+  }
+});
+
+// The same client in headless Chromium, through CORS, from a page that imports the package as a
+// browser does (pkg/index.js): a retried 503, and a vault that never answers.
+test('in Chromium: a 503 is retried with one idempotency key, and a silent vault times out', async () => {
+  const page0 = await serve({ root: new URL('./fixtures/', import.meta.url).pathname });
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu'] });
+  try {
+    const page = await browser.newPage();
+    await page.goto(`${page0.url}plain.html`);
+    await control('fail=1&mode=before');
+    const r = await page.evaluate(async ({ flakyUrl, hangUrl, pk, vaultKey }) => {
+      const { CardSeal, ready } = await import('/pkg/index.js');
+      await ready();
+      const card = { number: '4242 4242 4242 4242', exp_month: 12, exp_year: 2035, cvc: '123' };
+      const seal = await CardSeal.create({ vaultUrl: flakyUrl, publishableKey: pk, vaultKey });
+      const token = await seal.tokenize(card);
+      const stats = await (await fetch(`${flakyUrl}/__stats`)).json();
+      const silent = await CardSeal.create({ vaultUrl: hangUrl, publishableKey: pk, vaultKey, timeoutMs: 400, retries: 1 });
+      const err = await silent.tokenize(card).then(() => null, (e) => ({ name: e.name, code: e.code, type: e.type }));
+      return { token, stats, err };
+    }, { flakyUrl: flaky.url, hangUrl: hang.url, pk: vault.pk, vaultKey: await jwks() });
+    assert.match(r.token.id, /^tok_/);
+    assert.equal(r.stats.posts, 2, 'one failure, one retry');
+    assert.equal(r.stats.idempotencyKeys[0], r.stats.idempotencyKeys[1]);
+    assert.deepEqual(r.stats.tokenIds, [r.token.id]);
+    assert.deepEqual(r.err, { name: 'CardSealError', code: 'timeout', type: 'api_connection_error' });
+  } finally {
+    await browser.close();
+    await page0.close();
   }
 });
 
