@@ -107,9 +107,9 @@ await classic('snippet.js', 'cardseal.js');
 await classic('fields-entry.js', 'cardseal-fields.js');
 
 // The browser entries, each one file: a page that imports the package loads `index.js` and the
-// wasm, not a waterfall of modules (which measured ~95 ms of a 125 ms start on loopback). One
-// module stays apart, `error.js`, so that `cardseal` and `cardseal/fields` throw the same
-// CardSealError class. Node (node.js) keeps the separate modules; so do the snippets' builds.
+// wasm, not a waterfall of modules (which measured ~95 ms of a 125 ms start on loopback). Each
+// holds its own copy of CardSealError, which `instanceof` recognizes by a mark (js/error.js).
+// Node (node.js) keeps the separate modules; so do the snippets' builds.
 const fromPkg = new Set(['./wasm/cardseal.js', './fields-version.js']);
 for (const entry of ['index.js', 'fields.js']) {
   await build({
@@ -127,7 +127,6 @@ for (const entry of ['index.js', 'fields.js']) {
     plugins: [{
       name: 'pkg-layout',
       setup(b) {
-        b.onResolve({ filter: /^\.\/error\.js$/ }, () => ({ path: './error.js', external: true }));
         b.onResolve({ filter: /^\.\// }, (args) => (fromPkg.has(args.path) ? { path: join(pkg, args.path) } : undefined));
       },
     }],
@@ -151,7 +150,7 @@ function sriOf(file) {
 }
 
 const sri = (file) => 'sha384-' + createHash('sha384').update(readFileSync(file)).digest('base64');
-const shipped = ['wasm/cardseal_bg.wasm', 'index.js', 'error.js'];
+const shipped = ['wasm/cardseal_bg.wasm', 'index.js'];
 let raw = 0, gz = 0;
 for (const f of shipped) {
   const bytes = readFileSync(join(pkg, f));

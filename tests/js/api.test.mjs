@@ -156,3 +156,16 @@ test('CardSealError carries code, type and param', () => {
   assert.ok(e instanceof Error);
   assert.deepEqual([e.name, e.code, e.type, e.param, e.status], ['CardSealError', 'invalid_number', 'validation_error', 'number', 402]);
 });
+
+test('an error of either browser entry is a CardSealError of both, and nothing else is', async () => {
+  // pkg/index.js and pkg/fields.js are one file each, each with its own copy of the class.
+  const entries = [await import('../../pkg/index.js').catch(() => null), await import('../../pkg/fields.js')];
+  const classes = [CardSealError, ...entries.filter(Boolean).map((m) => m.CardSealError)];
+  assert.ok(classes.length >= 2);
+  for (const A of classes) {
+    for (const B of classes) assert.ok(new A('x', 'm') instanceof B);
+    for (const other of [new Error('x'), new TypeError('x'), { name: 'CardSealError', code: 'x' }, null, 'x']) {
+      assert.equal(other instanceof A, false);
+    }
+  }
+});
