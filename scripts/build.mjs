@@ -47,23 +47,22 @@ const { build, transform } = await import('esbuild');
 // The modules ship minified (what a page loads is half the bytes), each with a source map that
 // holds the readable source from js/ for the browser's developer tools. Not bundled: the
 // package keeps its module structure, so a bundler still drops what a page does not import.
+// How every module of the package is written: ES2022, minified, with a linked source map.
+const shippedModule = {
+  format: 'esm',
+  target: ['es2022'],
+  minify: true,
+  sourcemap: 'linked',
+  sourcesContent: true,
+  legalComments: 'none',
+  logLevel: 'error',
+};
 for (const f of readdirSync(join(root, 'js'))) {
   if (!f.endsWith('.js')) {
     copyFileSync(join(root, 'js', f), join(pkg, f));
     continue;
   }
-  await build({
-    entryPoints: [join(root, 'js', f)],
-    outfile: join(pkg, f),
-    bundle: false,
-    format: 'esm',
-    target: ['es2022'],
-    minify: true,
-    sourcemap: 'linked',
-    sourcesContent: true,
-    legalComments: 'none',
-    logLevel: 'error',
-  });
+  await build({ ...shippedModule, entryPoints: [join(root, 'js', f)], outfile: join(pkg, f), bundle: false });
 }
 copyFileSync(join(pkg, 'index.d.ts'), join(pkg, 'node.d.ts'));
 // The wasm-bindgen glue too (generated, so no map).
@@ -113,17 +112,11 @@ await classic('fields-entry.js', 'cardseal-fields.js');
 const fromPkg = new Set(['./wasm/cardseal.js', './fields-version.js']);
 for (const entry of ['index.js', 'fields.js']) {
   await build({
+    ...shippedModule,
     entryPoints: [join(root, 'js', entry)],
     outfile: join(pkg, entry),
     allowOverwrite: true,
     bundle: true,
-    format: 'esm',
-    target: ['es2022'],
-    minify: true,
-    sourcemap: 'linked',
-    sourcesContent: true,
-    legalComments: 'none',
-    logLevel: 'error',
     plugins: [{
       name: 'pkg-layout',
       setup(b) {

@@ -347,17 +347,27 @@ impl<'a> Object<'a> {
     }
 }
 
-/// A JSON array of strings.
+/// A JSON array, each item written by `write`.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-pub(crate) fn write_str_array<'s>(out: &mut Vec<u8>, items: impl IntoIterator<Item = &'s str>) {
+pub(crate) fn write_array<T>(
+    out: &mut Vec<u8>,
+    items: impl IntoIterator<Item = T>,
+    mut write: impl FnMut(&mut Vec<u8>, T),
+) {
     out.push(b'[');
     for (i, item) in items.into_iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        write_str(out, item);
+        write(out, item);
     }
     out.push(b']');
+}
+
+/// A JSON array of strings.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub(crate) fn write_str_array<'s>(out: &mut Vec<u8>, items: impl IntoIterator<Item = &'s str>) {
+    write_array(out, items, write_str);
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]

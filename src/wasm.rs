@@ -76,19 +76,14 @@ pub fn brand_table() -> String {
 #[wasm_bindgen(js_name = "errorTable")]
 pub fn error_table() -> String {
     json(|out| {
-        out.push(b'[');
-        for (i, e) in Error::ALL.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
+        json::write_array(out, Error::ALL.iter(), |out, e| {
             let mut row = json::Object::new(out);
             row.str("code", Some(e.code()))
                 .str("message", Some(e.message()))
                 .str("field", e.field().map(|f| f.as_str()))
                 .str("type", Some(e.kind()));
             row.end();
-        }
-        out.push(b']');
+        });
     })
 }
 
@@ -168,14 +163,7 @@ fn write_field_error(out: &mut Vec<u8>, e: &FieldError) {
 
 /// A JSON array of field errors.
 fn write_field_errors(out: &mut Vec<u8>, errors: &[FieldError]) {
-    out.push(b'[');
-    for (i, e) in errors.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_field_error(out, e);
-    }
-    out.push(b']');
+    json::write_array(out, errors, write_field_error);
 }
 
 /// `validateCard`: `{ valid, brand, errors: [{ field, code, message }] }`, as JSON.
