@@ -28,10 +28,12 @@ as_pg() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+# Below Linux's ephemeral range (32768 and up): a port there can be bound as the local end of
+# some outgoing connection, which a connect probe does not see, and the server's bind then fails.
 free_port() {
   local p
   for _ in $(seq 1 50); do
-    p=$((20000 + RANDOM % 40000))
+    p=$((20000 + RANDOM % 12000))
     # A refused connection means nobody listens there.
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
   done
@@ -54,12 +56,23 @@ case "$cmd" in
       as_pg "$bin/initdb" -D "$dir/data" -A trust -U cardseal >"$dir/initdb.log" 2>&1 ||
         { cat "$dir/initdb.log" >&2; exit 1; }
     fi
-    [ -f "$dir/port" ] || free_port >"$dir/port"
-    port=$(cat "$dir/port")
-    as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 30 start \
-      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400" \
-      >/dev/null || { tail -20 "$dir/log" >&2; exit 1; }
-    url "$dir"
+    # A first start may lose its port to another process between the probe and the bind: it
+    # tries another. A restart keeps its port (the URL the tests hold).
+    tries=1
+    [ -f "$dir/port" ] || { free_port >"$dir/port"; tries=5; }
+    for try in $(seq 1 "$tries"); do
+      port=$(cat "$dir/port")
+      if as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 30 start \
+        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400" \
+        >/dev/null 2>&1; then
+        url "$dir"
+        exit 0
+      fi
+      grep -q "Address already in use" "$dir/log" && [ "$try" -lt "$tries" ] || break
+      free_port >"$dir/port"
+    done
+    tail -20 "$dir/log" >&2
+    exit 1
     ;;
   stop)
     dir=$2
