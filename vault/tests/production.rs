@@ -730,10 +730,70 @@ async fn admin_metrics_show_the_instance_the_pool_and_transactions() {
         info.as_str(),
         "cardseal_db_pool_connections{state=\"idle\"}",
         "cardseal_db_pool_max_connections 5",
-        "cardseal_db_pool_waiting 0",
         "cardseal_db_transaction_duration_seconds_bucket{kind=\"write\",le=\"+Inf\"}",
         "cardseal_db_transaction_duration_seconds_count{kind=\"read\"}",
     ] {
         assert!(text.contains(line), "{line} missing in {text}");
     }
+    // The upkeep task writes as the server starts, one job at a time, so the scrape may catch
+    // it queued behind a checkpoint: 0 or 1. What the gauge counts is pinned down exactly by
+    // `pool_waiting_counts_the_writes_queued_behind_the_writer`.
+    let waiting: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("cardseal_db_pool_waiting "))
+        .unwrap_or_else(|| panic!("cardseal_db_pool_waiting missing in {text}"))
+        .parse()
+        .unwrap();
+    assert!(waiting <= 1, "{waiting} writes waiting on an idle vault");
+}
+
+/// `cardseal_db_pool_waiting` on SQLite: the writes queued for the writer thread, not the one
+/// it is running. The writer is held inside a job until the other writes are seen queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_waiting_counts_the_writes_queued_behind_the_writer() {
+    use cardseal_vault::store::Store;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    assert_eq!(store.pool_stats().waiting, 0);
+    let (entered_tx, entered_rx) = std::sync::mpsc::channel::<()>();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let holder = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            store::write(&*store, move |_tx| {
+                entered_tx.send(()).unwrap();
+                release_rx.recv().unwrap();
+                Ok(())
+            })
+            .await
+        })
+    };
+    tokio::task::spawn_blocking(move || entered_rx.recv().unwrap())
+        .await
+        .unwrap();
+    // The running job is no longer waiting.
+    assert_eq!(store.pool_stats().waiting, 0);
+    let queued: Vec<_> = (0..2)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store::write(&*store, |_tx| Ok(())).await })
+        })
+        .collect();
+    // Both are queued once their tasks have run up to the send; the writer is still held.
+    let mut seen = 0;
+    for _ in 0..10_000 {
+        seen = store.pool_stats().waiting;
+        if seen == 2 {
+            break;
+        }
+        tokio::task::yield_now().await;
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert_eq!(seen, 2, "two writes queued behind a busy writer");
+    release_tx.send(()).unwrap();
+    holder.await.unwrap().unwrap();
+    for q in queued {
+        q.await.unwrap().unwrap();
+    }
+    assert_eq!(store.pool_stats().waiting, 0);
 }
