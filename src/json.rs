@@ -179,13 +179,15 @@ impl Parser<'_> {
         let mut run = self.at;
         loop {
             match self.peek()? {
+                // `run` and `at` are both on ASCII bytes, so `get` never fails; unlike indexing, it
+                // keeps core's formatted slice panic (and its char tables) out of the wasm.
                 b'"' => {
-                    out.push_str(&self.text[run..self.at]);
+                    out.push_str(self.text.get(run..self.at)?);
                     self.at += 1;
                     return Some(out);
                 }
                 b'\\' => {
-                    out.push_str(&self.text[run..self.at]);
+                    out.push_str(self.text.get(run..self.at)?);
                     self.at += 1;
                     let c = match self.peek()? {
                         b'"' => '"',

@@ -75,8 +75,10 @@ pub fn split_expiry(input: &str) -> (String, String) {
     }
     let compact: String = input.chars().filter(|c| *c != ' ').collect();
     if compact.chars().all(|c| c.is_ascii_digit()) && compact.len() > 2 {
-        let (m, y) = compact.split_at(2);
-        return (m.to_owned(), y.to_owned());
+        // All ASCII, so byte 2 is a char boundary; `get` keeps core's slice panic out of the wasm.
+        if let (Some(m), Some(y)) = (compact.get(..2), compact.get(2..)) {
+            return (m.to_owned(), y.to_owned());
+        }
     }
     (compact, String::new())
 }
