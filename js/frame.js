@@ -10,13 +10,15 @@
 // and `origin` is the origin it named in the URL (which must be one of the account's allowed
 // origins, and the real ancestor where the browser says so); from a sibling only when `origin`
 // is ours and `source` is a frame of the same parent.
-import {
-  CardSeal, formatCardNumber, formatCvc, formatExpiry, messageFor, ready, resolveLocale,
-  validateCard, validateCvc, validateExpiry, validateNumber,
-} from './core.js';
 import { fetchKeys, readOptions } from './client.js';
 import { labelOf } from './labels.js';
 import { sanitizeStyle } from './style.js';
+// The keyed class without the form mode (js/core.js), which a field document never uses.
+import { Tokenizer } from './tokenizer.js';
+import {
+  formatCardNumber, formatCvc, formatExpiry, messageFor, ready, resolveLocale,
+  validateCard, validateCvc, validateExpiry, validateNumber,
+} from './validate.js';
 
 /* global __CARDSEAL_WASM_SRI__ */
 
@@ -328,7 +330,7 @@ function start() {
       const options = { vaultUrl: location.origin, publishableKey, locale, timeoutMs, retries };
       const keys = earlyKeys;
       earlyKeys = null;
-      sealer = (keys ? keys.then((vaultKey) => CardSeal.create({ ...options, vaultKey })) : CardSeal.create(options)).catch((e) => {
+      sealer = (keys ? keys.then((vaultKey) => Tokenizer.create({ ...options, vaultKey })) : Tokenizer.create(options)).catch((e) => {
         sealer = null;
         throw e;
       });

@@ -80,3 +80,19 @@ test('key import errors are clear', async () => {
     (e) => e.code === 'invalid_publishable_key' && e.param === 'publishableKey');
   assert.throws(() => new CardSeal(), (e) => e.code === 'invalid_usage');
 });
+
+// CardSeal is the keyed Tokenizer (js/tokenizer.js) plus the form mode; the hosted-field
+// documents use Tokenizer alone, so their script is built without the form mode.
+test('CardSeal.create makes a CardSeal with the form mode; the field documents carry none of it', async () => {
+  const cardseal = await CardSeal.create({ vaultUrl: 'https://vault.example', publishableKey: 'pk_test_abc', vaultKey: jwk });
+  assert.ok(cardseal instanceof CardSeal);
+  assert.equal(typeof cardseal.attach, 'function');
+  assert.equal(cardseal.kid, 'vault-key-1');
+  const { readFileSync } = await import('node:fs');
+  const root = new URL('../../', import.meta.url);
+  const attachSource = readFileSync(new URL('js/attach.js', root), 'utf8');
+  const marker = 'so the browser can never submit card data';
+  assert.ok(attachSource.includes(marker), 'the marker string is still in js/attach.js');
+  assert.ok(readFileSync(new URL('pkg/snippet/cardseal.js', root), 'utf8').includes(marker));
+  assert.ok(!readFileSync(new URL('pkg/snippet/cardseal-frame.js', root), 'utf8').includes(marker));
+});
