@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
 import { build } from 'esbuild';
-import { chromium } from 'playwright-core';
 
 import { repoRoot, serve } from '../scripts/serve.mjs';
+import { launchChromium } from '../tests/support/chromium.mjs';
 import {
   fieldsSection, forwardSection, peerBundles, peerSizeRows, sealSection, snippetSection, tokenizeSection, vaultSection,
 } from './sections.mjs';
@@ -22,11 +22,6 @@ import {
 const benchDir = join(repoRoot, 'bench');
 const outDir = join(benchDir, '.out');
 const pkgDir = join(repoRoot, 'pkg');
-
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-// The network here is closed: keep Chromium from calling home.
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -279,7 +274,7 @@ async function main() {
   const started = new Date();
   await bundlePeers();
   const server = await serve({ root: benchDir, routes: { '/out/': outDir } });
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  const browser = await launchChromium();
   const rows = [];
   const details = {};
   let failed = false;

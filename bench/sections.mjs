@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { build } from 'esbuild';
 
 import { repoRoot } from '../scripts/serve.mjs';
-import { startVault } from '../tests/support/servers.mjs';
+import { snippetTag, startVault } from '../tests/support/servers.mjs';
 
 const outDir = join(repoRoot, 'bench/.out');
 
@@ -162,8 +162,7 @@ async function snippetRun(browser, url) {
 export async function snippetSection({ browser }) {
   const vault = await startVault({ bin: releaseVault(), args: [...UNLIMITED, '--snippet-dir', join(repoRoot, 'pkg/snippet')] });
   const { startShop } = await import('../www/shop.mjs');
-  const line = vault.logs.join('').match(/snippet\s+(\S+) integrity=(\S+)/);
-  const options = { vaultUrl: vault.url, publishableKey: vault.pk, secretKey: vault.sk, snippet: { src: line[1], integrity: line[2] } };
+  const options = { vaultUrl: vault.url, publishableKey: vault.pk, secretKey: vault.sk, snippet: snippetTag(vault) };
   const plain = await startShop({ ...options, preconnect: false });
   const hinted = await startShop({ ...options, preloadWasm: true });
   const runs = { plain: [], hinted: [] };

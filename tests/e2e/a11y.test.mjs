@@ -12,13 +12,11 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { AxeBuilder } from '@axe-core/playwright';
-import { chromium } from 'playwright-core';
 
 import { startShop } from '../../www/shop.mjs';
+import { launchChromium } from '../support/chromium.mjs';
 import { root, startVault } from '../support/servers.mjs';
 
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
 const year = String((new Date().getUTCFullYear() + 3) % 100).padStart(2, '0');
 
 // Moderate or minor findings that README.md ("Accessibility") explains, by rule id. Anything else
@@ -50,7 +48,7 @@ before(async () => {
   // --snippet-dir: the vault serves the hosted fields' documents (`/fields/…`) from it.
   vault = await startVault({ args: ['--snippet-dir', join(root, 'pkg/snippet')] });
   shop = await startShop({ vaultUrl: vault.url, publishableKey: vault.pk, secretKey: vault.sk });
-  browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 });
 
 after(async () => {

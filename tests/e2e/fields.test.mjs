@@ -10,13 +10,10 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { chromium } from 'playwright-core';
-
 import { startShop } from '../../www/shop.mjs';
-import { root, startVault } from '../support/servers.mjs';
+import { launchChromium } from '../support/chromium.mjs';
+import { root, snippetTag, startVault } from '../support/servers.mjs';
 
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
 const year = String((new Date().getUTCFullYear() + 3) % 100).padStart(2, '0');
 // A Visa test card whose middle digits appear nowhere else, and a CVC that is not "123".
 const CARD = { number: '4000056655665556', expiry: `12${year}`, cvc: '739' };
@@ -29,9 +26,8 @@ let evil;
 
 before(async () => {
   vault = await startVault({ args: ['--snippet-dir', join(root, 'pkg/snippet')] });
-  const line = vault.logs.join('').match(/snippet\s+(\S+) integrity=(\S+)/);
-  assert.ok(line, 'the vault prints the snippet tag');
-  shop = await startShop({ vaultUrl: vault.url, publishableKey: vault.pk, secretKey: vault.sk, snippet: { src: line[1], integrity: line[2] } });
+  const snippet = snippetTag(vault);
+  shop = await startShop({ vaultUrl: vault.url, publishableKey: vault.pk, secretKey: vault.sk, snippet });
   // A page of another origin, for forged messages: it posts what its URL's hash says.
   evil = http.createServer((req, res) => {
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
@@ -49,7 +45,7 @@ before(async () => {
     </script>`);
   });
   await new Promise((r) => evil.listen(0, '127.0.0.1', r));
-  browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 });
 
 after(async () => {

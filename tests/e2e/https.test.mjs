@@ -12,12 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { chromium } from 'playwright-core';
+import { launchChromium } from '../support/chromium.mjs';
+import { root, snippetTag, startVault } from '../support/servers.mjs';
 
-import { root, startVault } from '../support/servers.mjs';
-
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
 const year = String((new Date().getUTCFullYear() + 3) % 100).padStart(2, '0');
 
 let dir;
@@ -87,15 +84,11 @@ before(async () => {
     args: ['--tls-cert', join(dir, 'leaf.pem'), '--tls-key', join(dir, 'leaf.key'), '--snippet-dir', join(root, 'pkg/snippet')],
   });
   assert.match(vault.url, /^https:\/\/127\.0\.0\.1:\d+$/);
-  const line = vault.logs.join('').match(/snippet\s+(\S+) integrity=(\S+)/);
-  assert.ok(line, `the vault prints the snippet tag: ${vault.logs.join('')}`);
-  assert.ok(line[1].startsWith(`${vault.url}/`), `the snippet is served over https: ${line[1]}`);
-  shop = await startShopProcess({ vaultUrl: vault.url, publishableKey: vault.pk, secretKey: vault.sk, snippet: { src: line[1], integrity: line[2] } },
+  const snippet = snippetTag(vault);
+  assert.ok(snippet.src.startsWith(`${vault.url}/`), `the snippet is served over https: ${snippet.src}`);
+  shop = await startShopProcess({ vaultUrl: vault.url, publishableKey: vault.pk, secretKey: vault.sk, snippet },
     join(dir, 'ca.pem'));
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
-    args: [...CHROMIUM_ARGS, `--ignore-certificate-errors-spki-list=${spki}`],
-  });
+  browser = await launchChromium([`--ignore-certificate-errors-spki-list=${spki}`]);
 });
 
 after(async () => {
@@ -156,7 +149,7 @@ describe('the vault over https (Chromium)', () => {
   });
 
   it('without --ignore-certificate-errors-spki-list Chromium refuses the vault\'s certificate', async () => {
-    const plain = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    const plain = await launchChromium();
     try {
       const page = await plain.newPage();
       await assert.rejects(page.goto(`${vault.url}/healthz`), /ERR_CERT_AUTHORITY_INVALID/);

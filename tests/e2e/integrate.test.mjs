@@ -11,13 +11,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { chromium } from 'playwright-core';
-
+import { launchChromium } from '../support/chromium.mjs';
 import { root, startVault } from '../support/servers.mjs';
 
 const app = join(root, 'tests/e2e/fixtures/integrate');
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
 const year = String((new Date().getUTCFullYear() + 3) % 100).padStart(2, '0');
 const npmQuiet = ['--no-audit', '--no-fund', '--loglevel=error'];
 
@@ -157,7 +154,7 @@ describe('the walkthrough app: Vite production build, its back end, a real vault
     });
 
     // 5. A customer pays.
-    browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    browser = await launchChromium();
     const page = await browser.newPage();
     const problems = [];
     const posts = [];

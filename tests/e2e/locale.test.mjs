@@ -4,13 +4,9 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { chromium } from 'playwright-core';
-
 import { startShop } from '../../www/shop.mjs';
+import { launchChromium } from '../support/chromium.mjs';
 import { root, startVault } from '../support/servers.mjs';
-
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
 
 let vault;
 let shop;
@@ -19,7 +15,7 @@ let browser;
 before(async () => {
   vault = await startVault({ args: ['--snippet-dir', join(root, 'pkg/snippet')] });
   shop = await startShop({ vaultUrl: vault.url, publishableKey: vault.pk, secretKey: vault.sk });
-  browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -6,13 +6,10 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { chromium } from 'playwright-core';
-
 import { startShop } from '../../www/shop.mjs';
-import { root, startVault } from '../support/servers.mjs';
+import { launchChromium } from '../support/chromium.mjs';
+import { root, snippetTag, startVault } from '../support/servers.mjs';
 
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
 const year = String((new Date().getUTCFullYear() + 3) % 100).padStart(2, '0');
 
 let vault;
@@ -24,13 +21,12 @@ let strictShop;
 before(async () => {
   vault = await startVault({ args: ['--snippet-dir', join(root, 'pkg/snippet')] });
   // The vault prints where it serves the snippet and the integrity= value to use.
-  const line = vault.logs.join('').match(/snippet\s+(\S+) integrity=(\S+)/);
-  assert.ok(line, 'the vault prints the snippet tag');
+  const snippet = snippetTag(vault);
   // The shop loads the snippet from the vault (as DESIGN.md's snippet does) …
-  shop = await startShop({ vaultUrl: vault.url, publishableKey: vault.pk, secretKey: vault.sk, snippet: { src: line[1], integrity: line[2] } });
+  shop = await startShop({ vaultUrl: vault.url, publishableKey: vault.pk, secretKey: vault.sk, snippet });
   // … and a second shop serves its own copy under exactly `script-src 'self' 'wasm-unsafe-eval'`.
   strictShop = await startShop({ vaultUrl: vault.url, publishableKey: vault.pk, secretKey: vault.sk });
-  browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 });
 
 after(async () => {

@@ -6,13 +6,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { chromium } from 'playwright-core';
-
 import { startShop } from '../../www/shop.mjs';
-import { root, startVault } from '../support/servers.mjs';
-
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
+import { launchChromium } from '../support/chromium.mjs';
+import { root, snippetTag, startVault } from '../support/servers.mjs';
 
 let vault;
 let shop;
@@ -21,12 +17,10 @@ let browser;
 
 before(async () => {
   vault = await startVault({ args: ['--snippet-dir', join(root, 'pkg/snippet')] });
-  const line = vault.logs.join('').match(/snippet\s+(\S+) integrity=(\S+)/);
-  assert.ok(line, 'the vault prints the snippet tag');
-  const snippet = { src: line[1], integrity: line[2] };
+  const snippet = snippetTag(vault);
   shop = await startShop({ vaultUrl: vault.url, publishableKey: vault.pk, secretKey: vault.sk, snippet });
   preloadShop = await startShop({ vaultUrl: vault.url, publishableKey: vault.pk, secretKey: vault.sk, snippet, preloadWasm: true });
-  browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 });
 
 after(async () => {

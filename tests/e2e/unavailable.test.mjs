@@ -7,13 +7,10 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 
-import { chromium } from 'playwright-core';
-
 import { startShop } from '../../www/shop.mjs';
-import { freePort, root, startHangServer, startVault } from '../support/servers.mjs';
+import { launchChromium } from '../support/chromium.mjs';
+import { freePort, root, snippetTag, startHangServer, startVault } from '../support/servers.mjs';
 
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
 const ELEMENT = 'element-6066-11e4-a52e-4f735466cecf';
 const MESSAGE = 'Card payments are unavailable right now. Please try again in a moment.';
 // The stall tests shorten the documented 15 s to keep the run short.
@@ -47,9 +44,7 @@ const payPosts = (from) => shop.requests.slice(from).filter((r) => r.method === 
 
 before(async () => {
   vault = await startVault({ args: ['--snippet-dir', `${root}/pkg/snippet`] });
-  const line = vault.logs.join('').match(/snippet\s+(\S+) integrity=(\S+)/);
-  assert.ok(line, 'the vault prints the snippet tag');
-  const snippet = { src: line[1], integrity: line[2] };
+  const snippet = snippetTag(vault);
   hang = await startHangServer();
   shop = await startShop({ vaultUrl: vault.url, publishableKey: vault.pk, secretKey: vault.sk, snippet });
   // A vault that accepts connections and never answers, serving the snippet …
@@ -182,7 +177,7 @@ function scenarios(browser) {
 describe('the checkout without a vault, in Chromium', () => {
   let browser;
   before(async () => {
-    browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();

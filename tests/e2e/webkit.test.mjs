@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 
 import { serve } from '../../scripts/serve.mjs';
 import { startShop } from '../../www/shop.mjs';
-import { root, startVault } from '../support/servers.mjs';
+import { root, snippetTag, startVault } from '../support/servers.mjs';
 import { startWebKit, webkitMissing } from '../support/webkit.mjs';
 
 const year = String((new Date().getUTCFullYear() + 3) % 100).padStart(2, '0');
@@ -24,10 +24,9 @@ let webkit;
 describe('WebKit', { skip }, () => {
   before(async () => {
     vault = await startVault({ args: ['--snippet-dir', join(root, 'pkg/snippet')] });
-    const line = vault.logs.join('').match(/snippet\s+(\S+) integrity=(\S+)/);
-    assert.ok(line, 'the vault prints the snippet tag');
+    const snippet = snippetTag(vault);
     // The snippet comes from the vault, cross-origin with integrity=, as a merchant would load it.
-    shop = await startShop({ vaultUrl: vault.url, publishableKey: vault.pk, secretKey: vault.sk, snippet: { src: line[1], integrity: line[2] } });
+    shop = await startShop({ vaultUrl: vault.url, publishableKey: vault.pk, secretKey: vault.sk, snippet });
     fixtures = await serve({ root: join(root, 'tests/e2e/fixtures') });
     webkit = await startWebKit();
   });

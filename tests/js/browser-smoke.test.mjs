@@ -11,14 +11,11 @@ import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { build } from 'esbuild';
-import { chromium } from 'playwright-core';
 
 import { repoRoot, serve } from '../../scripts/serve.mjs';
+import { launchChromium } from '../support/chromium.mjs';
 
 const fixtures = join(repoRoot, 'tests/js/fixtures');
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
 
 const STRICT_CSP = "script-src 'self' 'wasm-unsafe-eval'";
 // The control: without 'wasm-unsafe-eval' the wasm must be refused, which shows that the
@@ -56,7 +53,7 @@ before(async () => {
     root: join(repoRoot, 'www'),
     headers: { 'Content-Security-Policy': `default-src 'self'; ${STRICT_CSP}` },
   });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  browser = await launchChromium();
 });
 
 after(async () => {

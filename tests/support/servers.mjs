@@ -1,5 +1,6 @@
 // Servers the browser and end-to-end tests talk to, all on 127.0.0.1: a real cardseal-vault, a
 // server that never answers, and a proxy that fails on command. Used by with-servers.mjs.
+import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -11,6 +12,17 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const root = fileURLToPath(new URL('../..', import.meta.url));
+
+/**
+ * Where a vault started with `--snippet-dir` serves the snippet, and its integrity= value, as it
+ * prints them at start: `{ src, integrity }`. Fails the test if it printed none.
+ */
+export function snippetTag(vault) {
+  const logs = vault.logs.join('');
+  const line = logs.match(/snippet\s+(\S+) integrity=(\S+)/);
+  assert.ok(line, `the vault prints the snippet tag: ${logs}`);
+  return { src: line[1], integrity: line[2] };
+}
 
 export function freePort() {
   return new Promise((resolve, reject) => {
