@@ -3,13 +3,14 @@
 // merchant's page: it builds the input(s), formats and checks them with the same wasm as the
 // direct mode, and tells the parent only `ready`, `change` (complete, empty, brand, error code
 // and message), `focus`, `blur`, its height, and Enter. Values go only to sibling frames of the
-// same origin and channel; the number (or card) frame gathers them, seals and posts the card to
-// the vault, and answers the parent with the token.
+// same origin, channel and publishable key; the number (or card) frame gathers them, seals and
+// posts the card to the vault, and answers the parent with the token.
 //
 // Messages are checked on every side: from the parent only when `source` is `window.parent`
 // and `origin` is the origin it named in the URL (which must be one of the account's allowed
 // origins, and the real ancestor where the browser says so); from a sibling only when `origin`
-// is ours and `source` is a frame of the same parent.
+// is ours, `source` is a frame of the same parent, and that frame's own document (same origin,
+// so readable here, and out of the parent's reach) holds the key and channel of this one.
 import { fetchKeys, readOptions } from './client.js';
 import { labelOf } from './labels.js';
 import { sanitizeStyle } from './style.js';
@@ -57,7 +58,9 @@ const PARTS = PARTS_OF[KIND] ?? [];
 const hash = new URLSearchParams(location.hash.slice(1));
 const channel = hash.get('channel') ?? '';
 const parentOrigin = hash.get('origin') ?? '';
-const publishableKey = new URLSearchParams(location.search).get('pk') ?? '';
+// The key the vault checked and served this document for (vault/src/fields.rs), not a second
+// reading of the URL.
+const publishableKey = root.dataset.pk ?? '';
 const patterns = (root.dataset.origins ?? '').split(' ').filter(Boolean);
 const positive = (v, fallback) => (Number.isSafeInteger(Number(v)) && Number(v) > 0 ? Number(v) : fallback);
 const timeoutMs = positive(hash.get('timeout'), 15_000);
@@ -75,7 +78,7 @@ function originAllowed(origin) {
 }
 
 const ancestor = location.ancestorOrigins && location.ancestorOrigins.length ? location.ancestorOrigins[0] : null;
-const trusted = window.parent !== window && /^[0-9a-f]{32}$/.test(channel) && PARTS.length > 0
+const trusted = window.parent !== window && /^[0-9a-f]{32}$/.test(channel) && PARTS.length > 0 && publishableKey.startsWith('pk_')
   && originAllowed(parentOrigin) && (ancestor === null || ancestor === parentOrigin);
 
 const toParent = (msg) => window.parent.postMessage({ ...msg, channel }, parentOrigin);
@@ -94,9 +97,33 @@ function siblings() {
   return out;
 }
 
+// What a sibling is, read from its own document: the key the vault served it for, the channel
+// its script took at start, its kind; null for a frame of another origin. The parent can set
+// a frame's URL but cannot reach into a document of the vault's origin, and every script of
+// that origin is this one, so this is the truth about the document in that frame now, whatever
+// a message says.
+function peerOf(w) {
+  try {
+    const { pk, channel: ch, kind } = w.document.documentElement.dataset;
+    return { pk, channel: ch, kind };
+  } catch {
+    return null;
+  }
+}
+
+const ours = (peer) => peer !== null && peer.channel === channel && peer.pk === publishableKey;
+// A frame of this instance's channel loaded with another key: what a page script makes by
+// rewriting a frame's `pk=` (or mounting its own), to move the card to another account.
+const foreign = (peer) => peer !== null && peer.channel === channel && peer.pk !== publishableKey;
+
 const toSiblings = (msg) => {
-  for (const w of siblings()) w.postMessage({ ...msg, channel }, location.origin);
+  for (const w of siblings()) if (ours(peerOf(w))) w.postMessage({ ...msg, channel }, location.origin);
 };
+
+const mismatch = () => ({
+  code: 'fields_key_mismatch', type: 'invalid_request_error', param: null,
+  message: 'cardseal: a field of this form was loaded with another publishable key; nothing was sent',
+});
 
 function randomId() {
   return [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, '0')).join('');
@@ -111,6 +138,9 @@ if (!trusted) {
 
 function start() {
   mark('script');
+  // For the siblings' `peerOf`: the channel this document answers on, out of the parent's reach
+  // (a new hash does not reload the document).
+  root.dataset.channel = channel;
   // At once, before this document's `load`: the parent tells a field document that runs from an
   // error page (a vault that refused the connection) by this message missing at `load`.
   toParent({ type: 'hello' });
@@ -344,29 +374,40 @@ function start() {
     errors: Array.isArray(e?.errors) ? e.errors.map(({ field, code, message }) => ({ field, code, message })) : undefined,
   });
 
-  let collecting = null;
+  // Each sibling of this key and channel gets its own MessageChannel: the answer can reach only
+  // the document that asked, even if the page reloads this frame with another key meanwhile.
   function collect(kinds) {
     const wanted = kinds.filter((k) => !PARTS.includes(k) && Object.hasOwn(SPEC, k));
     if (!wanted.length) return Promise.resolve({});
-    const nonce = randomId();
     const got = {};
-    return new Promise((resolve) => {
-      const done = () => {
+    const ports = [];
+    let answered = 0;
+    return new Promise((resolve, reject) => {
+      let timer;
+      const done = (error) => {
         clearTimeout(timer);
-        collecting = null;
+        for (const p of ports.splice(0)) p.close();
+        if (error) return reject(error);
         // A field that did not answer counts as empty, so validation names it.
         for (const k of wanted) got[k] ??= '';
-        resolve(got);
+        return resolve(got);
       };
-      const timer = setTimeout(done, 3000);
-      collecting = {
-        nonce,
-        take(kind, value) {
-          if (wanted.includes(kind) && typeof value === 'string') got[kind] = value;
-          if (wanted.every((k) => k in got)) done();
-        },
-      };
-      toSiblings({ type: 'collect', nonce });
+      timer = setTimeout(done, 3000);
+      for (const w of siblings()) {
+        const peer = peerOf(w);
+        if (!ours(peer) || !wanted.includes(peer.kind)) continue;
+        const { port1, port2 } = new MessageChannel();
+        ports.push(port1);
+        port1.onmessage = ({ data }) => {
+          if (!ports.includes(port1)) return;
+          // The document that answers must still be the one of our key that was asked.
+          if (data?.type === 'refused' || !ours(peerOf(w))) return done(mismatch());
+          if (data?.type === 'value' && typeof data.value === 'string') got[peer.kind] = data.value;
+          if (++answered === ports.length || wanted.every((k) => k in got)) done();
+        };
+        w.postMessage({ type: 'collect', channel }, location.origin, [port2]);
+      }
+      if (!ports.length) done();
     });
   }
 
@@ -376,7 +417,10 @@ function start() {
     if (busy) return reply({ error: { code: 'tokenize_in_progress', type: 'invalid_request_error', message: 'cardseal: a tokenize call is already running' } });
     busy = true;
     try {
-      const kinds = Array.isArray(m.kinds) ? m.kinds.filter((k) => typeof k === 'string') : [];
+      // A sealing frame refuses to work beside a frame of another key, before it asks anyone.
+      if (siblings().some((w) => foreign(peerOf(w)))) return reply({ error: mismatch() });
+      // A CVC alone needs no other field's value.
+      const kinds = m.type === 'tokenize' && Array.isArray(m.kinds) ? m.kinds.filter((k) => typeof k === 'string') : [];
       const values = { ...Object.fromEntries(PARTS.map((p) => [p, inputs[p].value])), ...(await collect(kinds)) };
       if (m.type === 'tokenize-cvc') {
         const v = validateCvc(values.cvc ?? '', brand);
@@ -430,17 +474,20 @@ function start() {
     }
   }
 
-  function fromSibling(m, source) {
+  function fromSibling(m, source, port) {
+    const peer = peerOf(source);
+    if (peer === null || peer.channel !== channel) return;
+    if (m.type === 'collect' && port) {
+      // Only a number frame collects. The value goes to it only if its document holds this
+      // document's key: one loaded with another key is told no, and fails with a clear code.
+      // One value per frame; the card frame is never asked (it seals itself).
+      if (peer.pk !== publishableKey) port.postMessage({ type: 'refused' });
+      else if (peer.kind === 'number' && PARTS.length === 1) port.postMessage({ type: 'value', value: inputs[KIND].value });
+      port.close();
+      return;
+    }
+    if (peer.pk !== publishableKey) return;
     switch (m.type) {
-      case 'collect':
-        // One value per frame; the card frame is never asked (it seals itself).
-        if (typeof m.nonce === 'string' && PARTS.length === 1) {
-          source.postMessage({ type: 'value', channel, nonce: m.nonce, kind: KIND, value: inputs[KIND].value }, location.origin);
-        }
-        break;
-      case 'value':
-        if (collecting && m.nonce === collecting.nonce) collecting.take(m.kind, m.value);
-        break;
       case 'brand':
         if (loaded && !PARTS.includes('number') && (m.brand === null || typeof m.brand === 'string')) setBrand(m.brand);
         break;
@@ -459,7 +506,7 @@ function start() {
     const m = e.data;
     if (!m || typeof m !== 'object' || m.channel !== channel || typeof m.type !== 'string') return;
     if (e.source === window.parent && e.origin === parentOrigin) fromParent(m);
-    else if (e.origin === location.origin && isSibling(e.source)) fromSibling(m, e.source);
+    else if (e.origin === location.origin && isSibling(e.source)) fromSibling(m, e.source, e.ports[0]);
   });
 
   const sealing = PARTS.includes('number');

@@ -9,7 +9,6 @@
 //!   documents and its wasm, immutable. The version is the package version plus a hash of both,
 //!   computed the same way by `scripts/build.mjs`, which builds it into the merchant-side code.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -113,7 +112,7 @@ fn not_found() -> Response {
 async fn serve(
     State(s): State<FieldsState>,
     UrlPath((version, file)): UrlPath<(String, String)>,
-    Query(query): Query<HashMap<String, String>>,
+    Query(query): Query<Vec<(String, String)>>,
 ) -> Response {
     let fields = &s.fields;
     if fields.version != version {
@@ -131,9 +130,15 @@ async fn serve(
     else {
         return not_found();
     };
-    let pk = query.get("pk").map(String::as_str).unwrap_or_default();
-    // Only a publishable key may name the account: a secret key in a URL would be a leak.
-    let principal = if pk.starts_with("pk_") {
+    // Exactly one `pk`: with two, the vault and the frame's script could each read another one,
+    // and the document would carry one account's origins while sealing into the other's.
+    let mut keys = query.iter().filter(|(name, _)| name == "pk");
+    let (Some((_, pk)), None) = (keys.next(), keys.next()) else {
+        return refused();
+    };
+    // Only a publishable key may name the account: a secret key in a URL would be a leak. It
+    // lands in the document's `data-pk`, hence the plain alphabet.
+    let principal = if pk.starts_with("pk_") && is_plain_key(pk) {
         s.app.authenticate(pk).await.ok().flatten()
     } else {
         None
@@ -150,7 +155,7 @@ async fn serve(
     if origins.is_empty() {
         return refused();
     }
-    let body = document(fields, kind, title, &origins.join(" "));
+    let body = document(fields, kind, title, pk, &origins.join(" "));
     let csp = format!(
         "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; \
          style-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors {}",
@@ -196,6 +201,11 @@ fn refused() -> Response {
         .into_response()
 }
 
+/// Whether a key can stand in an HTML attribute as it is (keys are `pk_test_` and base62).
+fn is_plain_key(k: &str) -> bool {
+    k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 /// Whether an allowed-origin pattern (already normalised by `accounts`) can stand in a CSP
 /// directive as it is: no spaces, quotes, semicolons or commas.
 fn is_source_expression(o: &str) -> bool {
@@ -220,11 +230,14 @@ fn immutable(bytes: Vec<u8>, content_type: &'static str) -> Response {
 }
 
 /// The field document: no inline script or style; the script builds the inputs. The allowed
-/// origins ride along so that the script accepts messages from those origins only. The wasm is
-/// preloaded beside the script (the script's own fetch, in the same mode, reuses it and checks its integrity).
-fn document(fields: &Fields, kind: &str, title: &str, origins: &str) -> String {
+/// origins ride along so that the script accepts messages from those origins only, and so does
+/// the key the vault checked (`data-pk`): the script seals with that key, and a sibling frame
+/// reads it from this document itself to tell whether it belongs to the same account. The wasm
+/// is preloaded beside the script (the script's own fetch, in the same mode, reuses it and
+/// checks its integrity).
+fn document(fields: &Fields, kind: &str, title: &str, pk: &str, origins: &str) -> String {
     format!(
-        "<!doctype html>\n<html lang=\"en\" data-kind=\"{kind}\" data-origins=\"{origins}\">\n<head>\n\
+        "<!doctype html>\n<html lang=\"en\" data-kind=\"{kind}\" data-pk=\"{pk}\" data-origins=\"{origins}\">\n<head>\n\
          <meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{title}</title>\n\
          <link rel=\"preload\" href=\"/fields/{version}/{WASM}\" as=\"fetch\" crossorigin=\"anonymous\">\n\
@@ -247,5 +260,12 @@ mod tests {
         assert!(!is_source_expression("https://a.example; script-src *"));
         assert!(!is_source_expression("'unsafe-inline'"));
         assert!(!is_source_expression(""));
+    }
+
+    #[test]
+    fn only_plain_keys_reach_the_document() {
+        assert!(is_plain_key("pk_test_6wtZGcp7HTcPkz6WuLXFVlxb"));
+        assert!(!is_plain_key("pk_test_a\"onload=\"x"));
+        assert!(!is_plain_key("pk_test_a b"));
     }
 }

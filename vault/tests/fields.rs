@@ -55,6 +55,8 @@ async fn a_field_document_carries_its_own_csp_with_the_accounts_origins() {
     assert!(!csp.contains("unsafe-inline") && !csp.contains(" 'unsafe-eval'"));
     let html = String::from_utf8(res.body.to_vec()).unwrap();
     assert!(html.contains("data-kind=\"number\""));
+    // The key the vault checked, for the frame script to seal with and its siblings to compare.
+    assert!(html.contains(&format!(" data-pk=\"{pk}\" ")), "{html}");
     assert!(html.contains(&format!(
         "<script src=\"/fields/{version}/cardseal-frame.js\" integrity=\"sha384-"
     )));
@@ -93,6 +95,33 @@ async fn only_a_live_publishable_key_gets_a_document_and_no_one_may_frame_a_refu
             Some("default-src 'none'; frame-ancestors 'none'")
         );
     }
+}
+
+#[tokio::test]
+async fn a_document_names_exactly_one_key() {
+    let (_dir, v, version) = vault_with_fields().await;
+    let pk = &v.account.publishable_key;
+    // A second `pk` (in any spelling) could be read by the vault and by the frame's script as two
+    // different accounts: the document would carry one's origins and seal into the other.
+    for query in [
+        format!("pk={pk}&pk=pk_test_doesnotexist"),
+        format!("pk=pk_test_doesnotexist&pk={pk}"),
+        format!("pk={pk}&pk={pk}"),
+        format!("pk={pk}&p%6B={pk}"),
+        format!("other={pk}"),
+    ] {
+        let res = v
+            .call(get(&format!("/fields/{version}/number.html?{query}")))
+            .await;
+        assert_eq!(res.status, 403, "{query}");
+        assert!(!String::from_utf8_lossy(&res.body).contains(pk.as_str()));
+    }
+    let res = v
+        .call(get(&format!(
+            "/fields/{version}/cvc.html?locale=fr&pk={pk}"
+        )))
+        .await;
+    assert_eq!(res.status, 200);
 }
 
 #[tokio::test]
