@@ -99,9 +99,9 @@ function siblings() {
 
 // What a sibling is, read from its own document: the key the vault served it for, the channel
 // its script took at start, its kind; null for a frame of another origin. The parent can set
-// a frame's URL but cannot reach into a document of the vault's origin, and every script of
-// that origin is this one, so this is the truth about the document in that frame now, whatever
-// a message says.
+// a frame's URL but cannot reach into a document of the vault's origin, and the only script
+// the vault's documents run is this one, so this is the truth about the document in that frame
+// now, whatever a message says.
 function peerOf(w) {
   try {
     const { pk, channel: ch, kind } = w.document.documentElement.dataset;
@@ -124,10 +124,6 @@ const mismatch = () => ({
   code: 'fields_key_mismatch', type: 'invalid_request_error', param: null,
   message: 'cardseal: a field of this form was loaded with another publishable key; nothing was sent',
 });
-
-function randomId() {
-  return [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, '0')).join('');
-}
 
 if (!trusted) {
   // Not framed by a page of the account's allowed origins, as it claims: show nothing, answer nothing.
@@ -383,7 +379,6 @@ function start() {
     const ports = [];
     let answered = 0;
     return new Promise((resolve, reject) => {
-      let timer;
       const done = (error) => {
         clearTimeout(timer);
         for (const p of ports.splice(0)) p.close();
@@ -392,7 +387,7 @@ function start() {
         for (const k of wanted) got[k] ??= '';
         return resolve(got);
       };
-      timer = setTimeout(done, 3000);
+      const timer = setTimeout(done, 3000);
       for (const w of siblings()) {
         const peer = peerOf(w);
         if (!ours(peer) || !wanted.includes(peer.kind)) continue;
