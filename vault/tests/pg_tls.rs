@@ -236,6 +236,21 @@ async fn sslmode_on_a_cluster_with_tls() {
         open(&cluster, &cluster.url_by_name(&params), "verify-full").await,
         Ok(true)
     );
+    // The parameters are percent-decoded, as in any URL.
+    let spaced = ca.write(&files.path().join("root ca.crt"));
+    let params = format!(
+        "sslmode=verify%2Dfull&sslrootcert={}",
+        spaced.replace(' ', "%20")
+    );
+    assert_eq!(
+        open(
+            &cluster,
+            &cluster.url_by_name(&params),
+            "verify-full-encoded"
+        )
+        .await,
+        Ok(true)
+    );
     let params = format!("sslmode=verify-full&sslrootcert={other}");
     let err = open(&cluster, &cluster.url_by_name(&params), "verify-full-other")
         .await
