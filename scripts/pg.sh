@@ -4,6 +4,9 @@
 #
 #   scripts/pg.sh start DIR   make the cluster in DIR if needed, start it on a free port (the same
 #                             port again on a restart) and print its URL
+#   scripts/pg.sh start-tls DIR CERT KEY
+#                             the same with TLS on (ssl=on), serving the PEM certificate chain
+#                             CERT and its key KEY (copied into DIR; later starts keep TLS)
 #   scripts/pg.sh stop DIR    stop it (fast: open connections are cut)
 #   scripts/pg.sh url DIR     print its URL
 #   scripts/pg.sh bindir      print where initdb and pg_ctl are; fails if PostgreSQL is missing
@@ -43,19 +46,38 @@ free_port() {
 
 url() { echo "postgres://cardseal@127.0.0.1:$(cat "$1/port")/postgres"; }
 
+init() {
+  local dir=$1 bin=$2
+  mkdir -p "$dir"
+  [ "$(id -u)" = 0 ] && chown postgres "$dir"
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    as_pg "$bin/initdb" -D "$dir/data" -A trust -U cardseal >"$dir/initdb.log" 2>&1 ||
+      { cat "$dir/initdb.log" >&2; exit 1; }
+  fi
+}
+
 cmd=${1:-}
 case "$cmd" in
   bindir) bindir ;;
   url) url "$2" ;;
+  start-tls)
+    dir=$2 cert=$3 key=$4
+    bin=$(bindir) || { echo "PostgreSQL is not installed (apt-get install postgresql)" >&2; exit 1; }
+    init "$dir" "$bin"
+    # The server refuses a key that others can read: 0600, owned by the user it runs as.
+    install -m 0644 "$cert" "$dir/server.crt"
+    install -m 0600 "$key" "$dir/server.key"
+    [ "$(id -u)" = 0 ] && chown postgres "$dir/server.crt" "$dir/server.key"
+    if ! grep -q '^ssl = on' "$dir/data/postgresql.conf"; then
+      printf "ssl = on\nssl_cert_file = '%s'\nssl_key_file = '%s'\n" \
+        "$dir/server.crt" "$dir/server.key" >>"$dir/data/postgresql.conf"
+    fi
+    exec bash "$0" start "$dir"
+    ;;
   start)
     dir=$2
     bin=$(bindir) || { echo "PostgreSQL is not installed (apt-get install postgresql)" >&2; exit 1; }
-    mkdir -p "$dir"
-    [ "$(id -u)" = 0 ] && chown postgres "$dir"
-    if [ ! -f "$dir/data/PG_VERSION" ]; then
-      as_pg "$bin/initdb" -D "$dir/data" -A trust -U cardseal >"$dir/initdb.log" 2>&1 ||
-        { cat "$dir/initdb.log" >&2; exit 1; }
-    fi
+    init "$dir" "$bin"
     # A first start may lose its port to another process between the probe and the bind: it
     # tries another. A restart keeps its port (the URL the tests hold).
     tries=1
@@ -82,7 +104,7 @@ case "$cmd" in
     fi
     ;;
   *)
-    echo "usage: $0 start DIR | stop DIR | url DIR | bindir" >&2
+    echo "usage: $0 start DIR | start-tls DIR CERT KEY | stop DIR | url DIR | bindir" >&2
     exit 2
     ;;
 esac

@@ -4,8 +4,12 @@
 //! a file outside the data directory that only its owner can read (`--master-key-file`), or
 //! the standard output of a command (`--master-key-command`, e.g. a KMS client). Only the demo
 //! keeps one in the data directory (`master.key`), made on first use.
+//!
+//! A key given in the environment is taken out of it at start ([`take_env_key`]): the vault
+//! execs itself again without the variable and reads the key from a pipe.
 
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -14,6 +18,107 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::crypto::{MASTER_KEY_FILE, MasterKey, write_private_file};
 use crate::ids::random_bytes;
 use crate::store::{self, Store, WrappedKeyRecord};
+
+/// The environment variable that may hold the master key itself.
+pub const MASTER_KEY_ENV: &str = "CARDSEAL_MASTER_KEY";
+
+/// Set by the vault on the image it execs ([`take_env_key`]): the descriptor of the pipe that
+/// holds the key. Only a number, never the key.
+pub const HANDOVER_FD_ENV: &str = "CARDSEAL_MASTER_KEY_FD";
+
+/// Longer than any spelling of a 32-byte key, and well under a pipe's buffer (4 KiB at the
+/// least), so the write before the exec never blocks.
+const MAX_ENV_KEY: usize = 1024;
+
+/// `CARDSEAL_MASTER_KEY`, taken out of the process's environment image; `None` when it is not
+/// set (or empty).
+///
+/// The kernel keeps the environment a program was started with in the process's memory, and
+/// shows it at `/proc/PID/environ` to the same user and to root for as long as the process
+/// runs; `std::env::remove_var` changes only the C library's copy. So when the variable is
+/// set, this execs the vault again, same PID, arguments, standard streams and environment but
+/// for the variable, and hands the key over a pipe: the new image finds the pipe's descriptor
+/// number in [`HANDOVER_FD_ENV`] and reads the key from it. The key is never in the arguments.
+///
+/// Call it before anything else starts (threads, logs, files): the exec replaces the whole
+/// process. On other systems than Unix the variable is read as it is.
+pub fn take_env_key() -> Result<Option<Zeroizing<String>>, String> {
+    let value = std::env::var_os(MASTER_KEY_ENV)
+        .filter(|v| !v.is_empty())
+        .map(|v| Zeroizing::new(v.to_string_lossy().into_owned()));
+    #[cfg(unix)]
+    {
+        if let Some(value) = value {
+            let Err(e) = reexec_without(value);
+            return Err(e);
+        }
+        match std::env::var(HANDOVER_FD_ENV) {
+            Ok(fd) => read_handed_key(&fd).map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+    #[cfg(not(unix))]
+    Ok(value)
+}
+
+/// Writes `key` into a pipe and execs the vault again without [`MASTER_KEY_ENV`]; returns only
+/// if the exec failed.
+#[cfg(unix)]
+fn reexec_without(key: Zeroizing<String>) -> Result<std::convert::Infallible, String> {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+
+    if key.len() > MAX_ENV_KEY {
+        return Err(format!("{MASTER_KEY_ENV}: too long to be a key"));
+    }
+    let fail = |e: std::io::Error| {
+        format!(
+            "cannot take {MASTER_KEY_ENV} out of the vault's environment ({e}); pass the key with \
+             --master-key-file instead"
+        )
+    };
+    let (reader, mut writer) = std::io::pipe().map_err(fail)?;
+    // std opens both ends close-on-exec; the read end is the one descriptor that must outlive
+    // the exec. rustix rather than libc: a safe call, and the workspace forbids unsafe code.
+    rustix::io::fcntl_setfd(&reader, rustix::io::FdFlags::empty()).map_err(|e| fail(e.into()))?;
+    writer.write_all(key.as_bytes()).map_err(fail)?;
+    drop(writer);
+    drop(key);
+    // /proc/self/exe is this very binary even if its file was replaced or removed meanwhile
+    // (an upgrade while it starts).
+    #[cfg(target_os = "linux")]
+    let exe = PathBuf::from("/proc/self/exe");
+    #[cfg(not(target_os = "linux"))]
+    let exe = std::env::current_exe().map_err(fail)?;
+    let mut args = std::env::args_os();
+    let arg0 = args.next().unwrap_or_else(|| exe.clone().into_os_string());
+    let error = Command::new(&exe)
+        .arg0(arg0)
+        .args(args)
+        .env_remove(MASTER_KEY_ENV)
+        .env(HANDOVER_FD_ENV, reader.as_raw_fd().to_string())
+        .exec();
+    Err(fail(error))
+}
+
+/// Reads the key that [`reexec_without`] wrote into the pipe at descriptor `fd`.
+#[cfg(unix)]
+fn read_handed_key(fd: &str) -> Result<Zeroizing<String>, String> {
+    let bad = || format!("{HANDOVER_FD_ENV} is set by the vault itself; unset it");
+    let fd: u32 = fd.parse().map_err(|_| bad())?;
+    // Opened again by path: turning the bare number into a `File` needs unsafe code, which
+    // the workspace forbids. The inherited descriptor stays open, on a pipe that is empty and
+    // whose writer is gone.
+    let pipe = std::fs::File::open(format!("/dev/fd/{fd}")).map_err(|_| bad())?;
+    // Room for all of it up front, so that no reallocation leaves a copy behind.
+    let mut bytes = Zeroizing::new(Vec::with_capacity(2 * MAX_ENV_KEY));
+    pipe.take(MAX_ENV_KEY as u64)
+        .read_to_end(&mut bytes)
+        .map_err(|_| bad())?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| format!("{MASTER_KEY_ENV}: not text"))?;
+    Ok(Zeroizing::new(text.to_owned()))
+}
 
 /// Where to get the master key.
 pub enum MasterKeySource {

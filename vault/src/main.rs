@@ -29,6 +29,14 @@ use crate::cli::{
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // First: this may exec the vault again, to take the key out of its environment.
+    let env_key = match custody::take_env_key() {
+        Ok(key) => key,
+        Err(e) => {
+            eprintln!("cardseal-vault: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let workers = match &cli.command {
         Command::Serve(args) => args.workers,
         _ => Some(1),
@@ -44,7 +52,7 @@ fn main() -> ExitCode {
         runtime.worker_threads(n.max(1));
     }
     let result = match runtime.build() {
-        Ok(rt) => rt.block_on(run(cli.command)),
+        Ok(rt) => rt.block_on(run(cli.command, env_key)),
         Err(e) => Err(format!("cannot start the runtime: {e}")),
     };
     match result {
@@ -88,16 +96,23 @@ enum KeyUse {
     Command,
 }
 
-async fn open_storage(storage: &Storage) -> Result<(Arc<dyn Store>, MasterKey), String> {
-    open_storage_for(storage, KeyUse::Command).await
+/// The key taken from `CARDSEAL_MASTER_KEY` at start ([`custody::take_env_key`]), if any.
+type EnvKey = Option<zeroize::Zeroizing<String>>;
+
+async fn open_storage(
+    storage: &Storage,
+    env_key: EnvKey,
+) -> Result<(Arc<dyn Store>, MasterKey), String> {
+    open_storage_for(storage, KeyUse::Command, env_key).await
 }
 
 async fn open_storage_for(
     storage: &Storage,
     key_use: KeyUse,
+    env_key: EnvKey,
 ) -> Result<(Arc<dyn Store>, MasterKey), String> {
     // The key first: a vault refused for want of one leaves nothing behind.
-    let source = key_source(storage, key_use)?;
+    let source = key_source(storage, key_use, env_key)?;
     if matches!(source, MasterKeySource::DemoFile) {
         create_data_dir(&storage.data_dir)?;
     }
@@ -121,11 +136,12 @@ async fn open_storage_for(
 /// Where the master key comes from: `CARDSEAL_MASTER_KEY`, `--master-key-file` or
 /// `--master-key-command`, at most one. Without any, only `serve --demo` may make one in the
 /// data directory, and other commands may use one that is there (the demo's).
-fn key_source(storage: &Storage, key_use: KeyUse) -> Result<MasterKeySource, String> {
-    let value = std::env::var("CARDSEAL_MASTER_KEY")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .map(|v| MasterKeySource::Value(zeroize::Zeroizing::new(v)));
+fn key_source(
+    storage: &Storage,
+    key_use: KeyUse,
+    env_key: EnvKey,
+) -> Result<MasterKeySource, String> {
+    let value = env_key.map(MasterKeySource::Value);
     let file = storage
         .custody
         .master_key_file
@@ -223,16 +239,16 @@ fn print_line(line: &str) {
     println!("{line}");
 }
 
-async fn run(command: Command) -> Result<(), String> {
+async fn run(command: Command, env_key: EnvKey) -> Result<(), String> {
     match command {
-        Command::Serve(args) => serve(*args).await,
+        Command::Serve(args) => serve(*args, env_key).await,
         Command::Accounts(AccountsCommand::Create {
             storage,
             name,
             allowed_origins,
             json,
         }) => {
-            let (store, master) = open_storage(&storage).await?;
+            let (store, master) = open_storage(&storage, env_key).await?;
             let account = accounts::create_account(
                 store.as_ref(),
                 &master,
@@ -261,7 +277,7 @@ async fn run(command: Command) -> Result<(), String> {
                         .into(),
                 );
             }
-            let (store, _master) = open_storage(&storage).await?;
+            let (store, _master) = open_storage(&storage, env_key).await?;
             let list = |l: &[String]| {
                 if l.is_empty() {
                     "none".to_owned()
@@ -295,7 +311,7 @@ async fn run(command: Command) -> Result<(), String> {
             grace,
             json,
         })) => {
-            let (store, master) = open_storage(&storage).await?;
+            let (store, master) = open_storage(&storage, env_key).await?;
             let rolled = accounts::roll_key(
                 store.as_ref(),
                 &master,
@@ -319,7 +335,7 @@ async fn run(command: Command) -> Result<(), String> {
             } else {
                 zeroize::Zeroizing::new(key)
             };
-            let (store, _master) = open_storage(&storage).await?;
+            let (store, _master) = open_storage(&storage, env_key).await?;
             accounts::revoke_key(store.as_ref(), &key, SystemClock.now())
                 .await
                 .map_err(|e| e.to_string())?;
@@ -330,7 +346,7 @@ async fn run(command: Command) -> Result<(), String> {
             storage,
             checkpoint: None,
         }) => {
-            let (store, master) = open_storage(&storage).await?;
+            let (store, master) = open_storage(&storage, env_key).await?;
             match events::verify(store.as_ref(), &master).await? {
                 Ok(n) => {
                     print_line(&format!("ok: {n} events, hash chain intact"));
@@ -345,7 +361,7 @@ async fn run(command: Command) -> Result<(), String> {
         }) => {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-            let (store, master) = open_storage(&storage).await?;
+            let (store, master) = open_storage(&storage, env_key).await?;
             let (n, heads) = events::verify_with_checkpoint(store.as_ref(), &master, &text).await?;
             print_line(&format!(
                 "ok: {n} events, hash chain intact, {heads} checkpointed heads reached"
@@ -353,7 +369,7 @@ async fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Events(EventsCommand::Checkpoint { storage }) => {
-            let (store, master) = open_storage(&storage).await?;
+            let (store, master) = open_storage(&storage, env_key).await?;
             for head in events::checkpoint(store.as_ref(), &master).await? {
                 print_line(&serde_json::to_string(&head).map_err(|e| e.to_string())?);
             }
@@ -362,9 +378,9 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Keys(KeysCommand::RotateMaster {
             storage,
             new_master_key_file,
-        }) => rotate_master(&storage, &new_master_key_file).await,
+        }) => rotate_master(&storage, &new_master_key_file, env_key).await,
         Command::Keys(KeysCommand::Rotate { storage }) => {
-            let (store, master) = open_storage(&storage).await?;
+            let (store, master) = open_storage(&storage, env_key).await?;
             let had_keys = !store::read(store.as_ref(), |tx| tx.sealing_keys())
                 .await
                 .map_err(|e| e.to_string())?
@@ -383,8 +399,8 @@ async fn run(command: Command) -> Result<(), String> {
     }
 }
 
-async fn rotate_master(storage: &Storage, new_file: &Path) -> Result<(), String> {
-    let (store, old) = open_storage(storage).await?;
+async fn rotate_master(storage: &Storage, new_file: &Path, env_key: EnvKey) -> Result<(), String> {
+    let (store, old) = open_storage(storage, env_key).await?;
     let (new, created) = custody::new_key_file(new_file, &storage.data_dir)?;
     if created {
         print_line(&format!("new master key written to {}", new_file.display()));
@@ -402,7 +418,7 @@ async fn rotate_master(storage: &Storage, new_file: &Path) -> Result<(), String>
     Ok(())
 }
 
-async fn serve(args: ServeArgs) -> Result<(), String> {
+async fn serve(args: ServeArgs, env_key: EnvKey) -> Result<(), String> {
     let config = args.config()?;
     if args.forward_allow_private {
         tracing::warn!(
@@ -421,7 +437,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     )?;
     let snippet = config.snippet.clone();
     let key_use = KeyUse::Serve { demo: args.demo };
-    let (store, master) = open_storage_for(&args.storage, key_use).await?;
+    let (store, master) = open_storage_for(&args.storage, key_use, env_key).await?;
     let vault = Vault::start(config, store, master, args.listen, args.admin_listen)
         .await
         .map_err(|e| e.to_string())?;

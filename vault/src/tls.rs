@@ -1,10 +1,11 @@
 //! TLS on the public listener (`--tls-cert`, `--tls-key`): rustls on aws-lc-rs, TLS 1.2 and 1.3
 //! only, a certificate that SIGHUP reloads, and `Strict-Transport-Security` on every answer.
+//! Also the client side of TLS to PostgreSQL (`sslmode`, `sslrootcert`), on the same provider.
 
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -12,11 +13,14 @@ use axum::Router;
 use axum::http::HeaderValue;
 use axum::http::header::STRICT_TRANSPORT_SECURITY;
 use axum::response::Response;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::verify_server_cert_signed_by_trust_anchor;
 use rustls::crypto::CryptoProvider;
-use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::server::{ClientHello, ParsedCertificate, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
@@ -243,5 +247,130 @@ impl axum::serve::Listener for TlsListener {
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
         Ok(self.addr)
+    }
+}
+
+/// How the vault checks a PostgreSQL server's certificate: `sslmode` and `sslrootcert` of
+/// `--database-url`, with libpq's meanings.
+#[derive(Debug)]
+pub enum DatabaseCertCheck {
+    /// `prefer` and `require` without `sslrootcert`: encrypted, but anyone on the path can
+    /// stand in for the server.
+    None,
+    /// `verify-ca`, and `require` or `prefer` with `sslrootcert`: signed by one of these CAs.
+    Chain(RootCertStore),
+    /// `verify-full`: signed by one of these CAs and issued for the host connected to.
+    ChainAndName(RootCertStore),
+}
+
+/// The CA certificates of `sslrootcert=FILE` (PEM).
+pub fn database_roots(path: &Path) -> Result<RootCertStore, String> {
+    let shown = path.display();
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(|e| format!("--database-url sslrootcert={shown}: {e}"))?;
+    let mut roots = RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(format!(
+            "--database-url sslrootcert={shown}: no usable PEM certificate in it"
+        ));
+    }
+    Ok(roots)
+}
+
+/// The rustls client settings for PostgreSQL: TLS 1.2 and 1.3 on aws-lc-rs, the server's
+/// certificate checked as `check` says.
+pub fn database_client_config(check: DatabaseCertCheck) -> Result<rustls::ClientConfig, String> {
+    let provider = provider();
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("TLS: {e}"))?;
+    let config = match check {
+        DatabaseCertCheck::ChainAndName(roots) => {
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        DatabaseCertCheck::Chain(roots) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(DatabaseVerifier {
+                roots: Some(Arc::new(roots)),
+                provider,
+            }))
+            .with_no_client_auth(),
+        DatabaseCertCheck::None => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(DatabaseVerifier {
+                roots: None,
+                provider,
+            }))
+            .with_no_client_auth(),
+    };
+    Ok(config)
+}
+
+/// libpq's checks short of `verify-full`, which rustls does not offer as settings: the chain
+/// without the name (`verify-ca`), or nothing (`require`). The handshake's own signatures are
+/// always checked, so the session is bound to the key in the certificate shown.
+#[derive(Debug)]
+struct DatabaseVerifier {
+    /// `None`: any certificate.
+    roots: Option<Arc<RootCertStore>>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for DatabaseVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Some(roots) = &self.roots {
+            let cert = ParsedCertificate::try_from(end_entity)?;
+            verify_server_cert_signed_by_trust_anchor(
+                &cert,
+                roots,
+                intermediates,
+                now,
+                self.provider.signature_verification_algorithms.all,
+            )?;
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }

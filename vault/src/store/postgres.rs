@@ -9,23 +9,31 @@
 //!
 //! A database that cannot be reached (refused, restarting, out of connections) is
 //! [`StoreError::Unavailable`]: the API answers 503 and nothing of the request was written.
+//!
+//! The connection is TLS as the URL's `sslmode` and `sslrootcert` say, with libpq's meanings
+//! ([`DatabaseTls`]), on rustls and aws-lc-rs like the rest of the vault.
 
 mod schema;
 mod tx;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use percent_encoding::percent_decode_str;
+use postgres::config::SslMode;
 use postgres::error::SqlState;
-use postgres::{Client, IsolationLevel, NoTls, Statement};
+use postgres::{Client, IsolationLevel, Statement};
 use tokio::sync::Semaphore;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use self::schema::MIGRATIONS;
 use self::tx::PgTx;
 use super::{Store, StoreError, StoreResult, TxError, TxJob, TxOutcome};
 use crate::crypto::MasterKey;
+use crate::tls::{DatabaseCertCheck, database_client_config, database_roots};
 
 /// Connections per process at most; jobs beyond wait for one.
 const POOL_SIZE: usize = 16;
@@ -52,6 +60,8 @@ impl std::fmt::Debug for PostgresStore {
 
 struct Inner {
     config: postgres::Config,
+    /// Used unless `sslmode=disable` (then tokio-postgres never asks for TLS).
+    tls: MakeRustlsConnect,
     idle: Mutex<Vec<Conn>>,
     /// One per connection: a job holds one while it runs.
     permits: Arc<Semaphore>,
@@ -117,6 +127,7 @@ impl PostgresStore {
     /// Connects to `url` (`postgres://user:password@host:port/database?…`) and runs pending
     /// migrations: the schema is made on first start.
     pub async fn open(url: &str) -> StoreResult<Self> {
+        let DatabaseTls { url, mode, check } = DatabaseTls::from_url(url)?;
         // The parser's message could quote the URL, password included.
         let mut config: postgres::Config = url.parse().map_err(|_| {
             StoreError::Backend(
@@ -130,9 +141,13 @@ impl PostgresStore {
         if config.get_application_name().is_none() {
             config.application_name("cardseal-vault");
         }
+        config.ssl_mode(mode);
+        let tls =
+            MakeRustlsConnect::new(database_client_config(check).map_err(StoreError::Backend)?);
         let store = Self {
             inner: Arc::new(Inner {
                 config,
+                tls,
                 idle: Mutex::new(Vec::new()),
                 permits: Arc::new(Semaphore::new(POOL_SIZE)),
                 audit_master: OnceLock::new(),
@@ -170,9 +185,105 @@ impl PostgresStore {
     }
 }
 
+/// `sslmode` and `sslrootcert` of a `postgres://` URL, applied by the vault: tokio-postgres
+/// knows only `disable`, `prefer` and `require`, and checks no certificate itself.
+struct DatabaseTls {
+    /// The URL without the two, for tokio-postgres's parser.
+    url: String,
+    mode: SslMode,
+    check: DatabaseCertCheck,
+}
+
+impl DatabaseTls {
+    /// libpq's meanings: `disable` plaintext; `prefer` (the default) TLS if the server offers
+    /// it; `require` TLS; `verify-ca` TLS with a certificate signed by a CA of `sslrootcert`;
+    /// `verify-full` that and issued for the host name. `require` (and `prefer`) with an
+    /// `sslrootcert` check the chain as `verify-ca` does. Unlike libpq, `sslrootcert` has no
+    /// default file (`~/.postgresql/root.crt` is not read), and `prefer` does not fall back to
+    /// plaintext when a TLS handshake fails.
+    fn from_url(url: &str) -> StoreResult<Self> {
+        let bad = |what: &str| StoreError::Backend(format!("--database-url: {what}"));
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let mut kept = Vec::new();
+        let (mut mode, mut root) = (None, None);
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let decoded = || {
+                percent_decode_str(value)
+                    .decode_utf8()
+                    .map(|v| v.into_owned())
+                    .map_err(|_| bad(&format!("{key} is not UTF-8")))
+            };
+            match key {
+                "sslmode" => mode = Some(decoded()?),
+                "sslrootcert" => root = Some(PathBuf::from(decoded()?)),
+                _ => kept.push(pair),
+            }
+        }
+        let url = if kept.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
+        let roots = || root.as_deref().map(database_roots).transpose();
+        let needs_root = |mode: &str| {
+            bad(&format!(
+                "sslmode={mode} needs sslrootcert=FILE: the PEM certificates of the CAs that \
+                 sign the server's certificate"
+            ))
+        };
+        let chain =
+            |roots: Option<_>| roots.map_or(DatabaseCertCheck::None, DatabaseCertCheck::Chain);
+        let (mode, check) = match mode.as_deref().unwrap_or("prefer") {
+            "disable" => (SslMode::Disable, DatabaseCertCheck::None),
+            "prefer" => (
+                SslMode::Prefer,
+                chain(roots().map_err(StoreError::Backend)?),
+            ),
+            "require" => (
+                SslMode::Require,
+                chain(roots().map_err(StoreError::Backend)?),
+            ),
+            m @ "verify-ca" => (
+                SslMode::Require,
+                DatabaseCertCheck::Chain(
+                    roots()
+                        .map_err(StoreError::Backend)?
+                        .ok_or_else(|| needs_root(m))?,
+                ),
+            ),
+            m @ "verify-full" => (
+                SslMode::Require,
+                DatabaseCertCheck::ChainAndName(
+                    roots()
+                        .map_err(StoreError::Backend)?
+                        .ok_or_else(|| needs_root(m))?,
+                ),
+            ),
+            _ => {
+                return Err(bad(
+                    "sslmode must be one of disable, prefer, require, verify-ca and verify-full",
+                ));
+            }
+        };
+        Ok(Self { url, mode, check })
+    }
+}
+
 impl Inner {
     fn connect(&self) -> StoreResult<Conn> {
-        let client = self.config.connect(NoTls).map_err(pg_error)?;
+        let client = self.config.connect(self.tls.clone()).map_err(|e| {
+            // The driver's message alone is e.g. "error performing TLS handshake"; the why (an
+            // unknown CA, another host name, no TLS on the server) is its source.
+            let cause = std::error::Error::source(&e).map(ToString::to_string);
+            match (pg_error(e), cause) {
+                (StoreError::Unavailable(m), Some(c)) => {
+                    StoreError::Unavailable(format!("{m}: {c}"))
+                }
+                (StoreError::Backend(m), Some(c)) => StoreError::Backend(format!("{m}: {c}")),
+                (e, _) => e,
+            }
+        })?;
         Ok(Conn {
             client,
             statements: HashMap::new(),
