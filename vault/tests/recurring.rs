@@ -66,7 +66,10 @@ async fn created(v: &TestVault, body: Value) -> Value {
 
 async fn get(v: &TestVault, id: &str) -> Value {
     let r = v
-        .get(&format!("/v1/recurring/charges/{id}"), &v.account.secret_key)
+        .get(
+            &format!("/v1/recurring/charges/{id}"),
+            &v.account.secret_key,
+        )
         .await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     r.json()
@@ -164,7 +167,11 @@ async fn month_ends_follow_the_calendar_and_later_runs_are_merchant_initiated() 
             assert_eq!(ch["card"]["cvc_check"], "pass");
         } else {
             assert_eq!(ch["interaction"], "COF_RECURRING");
-            assert_eq!(ch["card"]["cvc_check"], Value::Null, "a later run sent a CVC");
+            assert_eq!(
+                ch["card"]["cvc_check"],
+                Value::Null,
+                "a later run sent a CVC"
+            );
         }
     }
 }
@@ -200,7 +207,11 @@ async fn a_card_already_set_up_starts_with_a_merchant_initiated_charge() {
     assert_eq!(rc["charges"].as_array().unwrap().len(), 2);
     v.clock.advance(30 * DAY);
     assert_eq!(tick(&v.state).await, 0);
-    assert!(recurring_events(&v).await.contains(&"recurring_charge.completed".to_owned()));
+    assert!(
+        recurring_events(&v)
+            .await
+            .contains(&"recurring_charge.completed".to_owned())
+    );
 }
 
 #[tokio::test]
@@ -234,12 +245,21 @@ async fn a_declined_period_is_retried_after_1_3_and_5_days_then_past_due() {
     assert_eq!(rc["period"], 1);
     assert_eq!(rc["attempt"], 0);
     let next = rc["next_run"].as_i64().unwrap();
-    assert_eq!(ymd(next).1, ymd(start).1 % 12 + 1, "the next period is next month's");
+    assert_eq!(
+        ymd(next).1,
+        ymd(start).1 % 12 + 1,
+        "the next period is next month's"
+    );
     let attempts: Vec<_> = rc["charges"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["period"].as_i64().unwrap(), c["attempt"].as_i64().unwrap()))
+        .map(|c| {
+            (
+                c["period"].as_i64().unwrap(),
+                c["attempt"].as_i64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(attempts, [(0, 0), (0, 1), (0, 2), (0, 3)]);
     // Every retry was of the setup charge: the card never got a network transaction id.
@@ -314,7 +334,10 @@ async fn a_canceled_schedule_charges_nothing_more() {
     assert_eq!(get(&v, &id).await["charges"].as_array().unwrap().len(), 1);
     let events = recurring_events(&v).await;
     assert_eq!(
-        events.iter().filter(|e| *e == "recurring_charge.canceled").count(),
+        events
+            .iter()
+            .filter(|e| *e == "recurring_charge.canceled")
+            .count(),
         1
     );
     // Unknown, malformed and other accounts' ids are all 404.
@@ -409,7 +432,10 @@ async fn a_vault_down_through_due_dates_catches_up_once() {
         rc["next_run"].as_i64().unwrap(),
         get(&v, &id).await["next_run"].as_i64().unwrap()
     );
-    assert_eq!(ymd(rc["next_run"].as_i64().unwrap()).1, (ymd(start).1 + 4) % 12 + 1);
+    assert_eq!(
+        ymd(rc["next_run"].as_i64().unwrap()).1,
+        (ymd(start).1 + 4) % 12 + 1
+    );
     let events = recurring_events(&v).await;
     assert_eq!(
         events
@@ -468,7 +494,10 @@ async fn bad_input_is_refused_and_stores_nothing() {
         assert_eq!(r.json()["error"]["param"], missing);
     }
     // An unknown card, and another account's card: 404 naming the source.
-    for source in ["card_0000000000000000000000".to_owned(), save_card_other(&v).await] {
+    for source in [
+        "card_0000000000000000000000".to_owned(),
+        save_card_other(&v).await,
+    ] {
         let mut body = ok.clone();
         body["source"] = json!(source);
         let r = schedule(&v, body).await;
@@ -483,7 +512,11 @@ async fn bad_input_is_refused_and_stores_nothing() {
         .get("/v1/recurring/charges", &v.account.secret_key)
         .await
         .json();
-    assert_eq!(list["data"].as_array().unwrap().len(), 1, "a refused schedule was stored");
+    assert_eq!(
+        list["data"].as_array().unwrap().len(),
+        1,
+        "a refused schedule was stored"
+    );
     assert_eq!(
         recurring_events(&v)
             .await
@@ -532,7 +565,12 @@ async fn the_list_pages_like_stripe_and_stays_stable_while_schedules_are_added()
         if i % 2 == 0 {
             v.clock.advance(1);
         }
-        ids.push(created(&v, body.clone()).await["id"].as_str().unwrap().to_owned());
+        ids.push(
+            created(&v, body.clone()).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     ids.reverse(); // newest first
     let list = |q: String| {
@@ -597,11 +635,7 @@ async fn the_list_pages_like_stripe_and_stays_stable_while_schedules_are_added()
 /// A second vault instance on the same database as `v` (PostgreSQL only), with its own clock.
 async fn second_instance(v: &TestVault) -> (AppState, Arc<ManualClock>) {
     let url = database_url_for(v.dir.path()).expect("on PostgreSQL");
-    let store: Arc<dyn Store> = Arc::new(
-        PostgresStore::open(&url)
-            .await
-            .unwrap(),
-    );
+    let store: Arc<dyn Store> = Arc::new(PostgresStore::open(&url).await.unwrap());
     let master = MasterKey::load(None, v.dir.path()).unwrap();
     let clock = Arc::new(ManualClock::new(v.now()));
     let state = AppState::new(unlimited(), store, master, clock.clone())
@@ -682,4 +716,175 @@ async fn two_schedulers_at_once_make_each_run_once() {
         .unwrap()
     };
     assert_eq!(charges, 24 * 3);
+}
+
+/// Like `http`, but a dropped connection is `None` instead of a panic.
+async fn try_http(addr: std::net::SocketAddr, req: Request<Body>) -> Option<(u16, Value)> {
+    use http_body_util::BodyExt;
+    let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .ok()?;
+    tokio::spawn(conn);
+    let (mut parts, body) = req.into_parts();
+    parts
+        .headers
+        .insert("host", addr.to_string().parse().unwrap());
+    let response = sender
+        .send_request(Request::from_parts(parts, body))
+        .await
+        .ok()?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.ok()?.to_bytes();
+    Some((status, serde_json::from_slice(&body).ok()?))
+}
+
+fn create_request(i: usize, sk: &str, card: &str) -> Request<Body> {
+    let mut req = post_json(
+        "/v1/recurring/charges",
+        sk,
+        &json!({"source": card, "amount": 100 + i, "currency": "eur", "interval": "month"}),
+    );
+    req.headers_mut()
+        .insert("idempotency-key", format!("rc-{i}").parse().unwrap());
+    req
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_kill_9_during_runs_leaves_each_run_whole_and_once() {
+    const REQUESTS: usize = 160;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let args = ["--demo", "--key-rate", "0", "--ip-rate", "0"];
+    let mut server = spawn_server(data, &args);
+    let pk = key_from(&server.stdout, "publishable_key");
+    let sk = key_from(&server.stdout, "secret_key");
+    let addr = server.addr;
+    let jwks = http(
+        addr,
+        Request::get("/.well-known/jwks.json")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    let key = cardseal::jwe::VaultKey::parse(std::str::from_utf8(&jwks.body).unwrap()).unwrap();
+    let mut cards = Vec::new();
+    for _ in 0..4 {
+        let sealed = cardseal::jwe::seal_payload(
+            &key,
+            &card_payload(VISA, 12, 2030, Some("123"), unix_now()),
+        )
+        .unwrap();
+        let tok = http(
+            addr,
+            post_json("/v1/tokens", &pk, &json!({ "card": sealed })),
+        )
+        .await;
+        let card = http(
+            addr,
+            post_json("/v1/cards", &sk, &json!({"token": tok.json()["id"]})),
+        )
+        .await;
+        assert_eq!(card.status, 200);
+        cards.push(card.json()["id"].as_str().unwrap().to_owned());
+    }
+
+    // Each creation makes its first run (claim, charge, events) in its transaction.
+    let acked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for i in 0..REQUESTS {
+        let (sk, card, counter) = (sk.clone(), cards[i % 4].clone(), Arc::clone(&acked));
+        tasks.push(tokio::spawn(async move {
+            let reply = try_http(addr, create_request(i, &sk, &card)).await;
+            if matches!(reply, Some((200, _))) {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            (i, card, reply)
+        }));
+        if i % 8 == 7 {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        if acked.load(std::sync::atomic::Ordering::SeqCst) >= REQUESTS / 4 {
+            break;
+        }
+    }
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let mut replies = Vec::new();
+    for t in tasks {
+        replies.push(t.await.unwrap());
+    }
+    let ok = replies
+        .iter()
+        .filter(|(_, _, r)| matches!(r, Some((200, _))))
+        .count();
+    let lost = replies.iter().filter(|(_, _, r)| r.is_none()).count();
+    eprintln!("{ok} acknowledged, {lost} cut off by the kill");
+    assert!(ok > 0);
+
+    let server = spawn_server(data, &args);
+    let addr = server.addr;
+    let whole = |dir: &std::path::Path| {
+        // Every schedule has exactly its first run, the run its charge, and nothing is pending.
+        let schedules = db_number(dir, "SELECT count(*) FROM recurring_charges");
+        let runs = db_number(dir, "SELECT count(*) FROM recurring_runs");
+        let charged = db_number(
+            dir,
+            "SELECT count(*) FROM recurring_runs r JOIN charges c ON c.id = r.charge_id
+             WHERE r.status = 'succeeded' AND r.period = 0 AND r.attempt = 0",
+        );
+        let charges = db_number(dir, "SELECT count(*) FROM charges");
+        assert_eq!(
+            runs, schedules,
+            "a schedule without its run, or a run twice"
+        );
+        assert_eq!(charged, runs, "a run without its charge");
+        assert_eq!(charges, runs, "a charge without its run");
+        schedules
+    };
+    let before = whole(dir.path());
+    for (_, _, reply) in &replies {
+        if let Some((200, obj)) = reply {
+            let id = obj["id"].as_str().unwrap();
+            let r = http(
+                addr,
+                Request::get(format!("/v1/recurring/charges/{id}"))
+                    .header("authorization", format!("Bearer {sk}"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(r.status, 200, "acknowledged {id} is gone");
+            assert_eq!(&r.json(), obj);
+        }
+    }
+    // Every request again with its Idempotency-Key: each schedule (and first charge) exists
+    // once. On PostgreSQL a cut-off request's key stays claimed until the claim lapses.
+    let mut still_claimed = 0;
+    for (i, card, reply) in &replies {
+        let r = http(addr, create_request(*i, &sk, card)).await;
+        if on_postgres() && reply.is_none() && r.status == 409 {
+            still_claimed += 1;
+            continue;
+        }
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        if let Some((200, first)) = reply {
+            assert_eq!(&r.json(), first);
+        }
+    }
+    let after = usize::try_from(whole(dir.path())).unwrap();
+    assert!(usize::try_from(before).unwrap() >= ok);
+    assert!(after <= replies.len() && after + still_claimed >= replies.len());
+    drop(server);
+    let out = vault_command(data)
+        .args(["events", "verify", "--data-dir", data])
+        .env_remove("CARDSEAL_MASTER_KEY")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

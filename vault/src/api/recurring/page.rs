@@ -50,10 +50,17 @@ fn unix(value: Option<&str>, param: &'static str) -> Result<Option<i64>, ApiErro
         .transpose()
 }
 
-fn cursor(value: Option<String>, prefix: &str, param: &'static str) -> Result<Option<String>, ApiError> {
+fn cursor(
+    value: Option<String>,
+    prefix: &str,
+    param: &'static str,
+) -> Result<Option<String>, ApiError> {
     match value.filter(|v| !v.is_empty()) {
         Some(v) if crate::ids::is_id(&v, prefix) => Ok(Some(v)),
-        Some(_) => Err(invalid(param, "The cursor must be the id of an object of this list.")),
+        Some(_) => Err(invalid(
+            param,
+            "The cursor must be the id of an object of this list.",
+        )),
         None => Ok(None),
     }
 }
