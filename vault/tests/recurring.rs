@@ -897,3 +897,87 @@ async fn a_kill_9_during_runs_leaves_each_run_whole_and_once() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A store that, while `fail` is set, rolls back every write after its job has run: a
+/// process dying between a run's writes and its commit.
+#[derive(Debug)]
+struct DiesBeforeCommit {
+    inner: Arc<dyn Store>,
+    fail: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Store for DiesBeforeCommit {
+    async fn transact(&self, job: store::TxJob) -> store::TxOutcome {
+        if !self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return self.inner.transact(job).await;
+        }
+        self.inner
+            .transact(Box::new(move |tx| {
+                job(tx)?;
+                Err(store::TxError::Store(store::StoreError::Unavailable(
+                    "killed before the commit".into(),
+                )))
+            }))
+            .await
+    }
+    async fn query(&self, job: store::TxJob) -> store::TxOutcome {
+        self.inner.query(job).await
+    }
+    fn use_master_key(&self, master: Arc<MasterKey>) {
+        self.inner.use_master_key(master);
+    }
+}
+
+#[tokio::test]
+async fn a_run_cut_off_before_its_commit_leaves_nothing_and_runs_once_later() {
+    let v = TestVault::new().await;
+    let card = save_card(&v, VISA).await;
+    let rc = created(
+        &v,
+        json!({"source": card, "amount": 300, "currency": "eur", "interval": "day"}),
+    )
+    .await;
+    let id = rc["id"].as_str().unwrap().to_owned();
+    let dying = Arc::new(DiesBeforeCommit {
+        inner: Arc::clone(&v.store),
+        fail: std::sync::atomic::AtomicBool::new(false),
+    });
+    let master = MasterKey::load(None, v.dir.path()).unwrap();
+    let clock = Arc::new(ManualClock::new(v.now() + DAY));
+    let state = AppState::new(unlimited(), dying.clone(), master, clock.clone())
+        .await
+        .unwrap();
+    dying.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+    let events = recurring_events(&v).await.len();
+    let charges_before = count_charges(&v).await;
+    for _ in 0..3 {
+        let ran = run_due(&state).await.unwrap();
+        assert_eq!((ran.runs, ran.failed), (0, 1));
+    }
+    // Nothing of the cut-off runs: no claim, no charge, no event, the schedule unchanged.
+    assert_eq!(get(&v, &id).await, rc);
+    assert_eq!(count_charges(&v).await, charges_before);
+    assert_eq!(recurring_events(&v).await.len(), events);
+    // Back up: the run is made once.
+    dying.fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(tick(&state).await, 1);
+    assert_eq!(tick(&state).await, 0);
+    let rc = get(&v, &id).await;
+    assert_eq!(rc["charges"].as_array().unwrap().len(), 2);
+    assert_eq!(rc["period"], 2);
+    assert_eq!(count_charges(&v).await, charges_before + 1);
+}
+
+async fn count_charges(v: &TestVault) -> usize {
+    let account = v.account.account.clone();
+    store::read(v.store.as_ref(), move |tx| {
+        Ok(tx
+            .all_events()?
+            .into_iter()
+            .filter(|e| e.account_id == account && e.event_type.starts_with("charge."))
+            .count())
+    })
+    .await
+    .unwrap()
+}
