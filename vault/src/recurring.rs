@@ -75,17 +75,22 @@ pub async fn run_due(state: &AppState) -> Result<Ran, StoreError> {
             let bins = state.config().bin_table.clone();
             let made = store::write_or_abort(state.store(), move |tx| {
                 let Some(r) = tx.recurring(&account_id, &id, true)? else {
-                    return Ok(false);
+                    return Ok(None);
                 };
                 let p = principal(&s, tx, &account_id)?;
-                Ok(recurring::run(tx, &p, &r, bins.as_deref(), now)?.is_some())
+                recurring::run(tx, &p, &r, bins.as_deref(), now)
             })
             .await;
             match made {
                 Ok(made) => {
                     // Not made: another process made it first, so it is no longer due either.
                     progressed = true;
-                    ran.runs += usize::from(made);
+                    if let Some(run) = made {
+                        ran.runs += 1;
+                        if let Some((status, decline_code)) = run.charged {
+                            state.metrics().charge(status, decline_code);
+                        }
+                    }
                 }
                 Err(e) => {
                     ran.failed += 1;

@@ -151,6 +151,12 @@ async fn month_ends_follow_the_calendar_and_later_runs_are_merchant_initiated() 
         dates,
         [(2027, 1, 31), (2027, 2, 28), (2027, 3, 31), (2027, 4, 30)]
     );
+    // The vault's own charges are counted like the API's.
+    assert!(
+        v.metrics()
+            .await
+            .contains("cardseal_charges_total{status=\"succeeded\",decline_code=\"\"} 4")
+    );
     let rc = get(&v, &id).await;
     assert_eq!(ymd(rc["next_run"].as_i64().unwrap()), (2027, 5, 31));
     let charges = rc["charges"].as_array().unwrap();

@@ -184,14 +184,17 @@ pub(crate) async fn create(
     let kept = replay.is_some();
     let principal = Arc::clone(&auth.0);
     let bins = state.config().bin_table.clone();
-    let text = store::write_or_abort(state.store(), move |tx| {
-        let r = recurring::create(tx, &principal, &n, bins.as_deref(), now)?;
+    let (text, charged) = store::write_or_abort(state.store(), move |tx| {
+        let (r, charged) = recurring::create(tx, &principal, &n, bins.as_deref(), now)?;
         let text = recurring::object(tx, &r)?;
         keep(tx, replay.as_deref(), &text)?;
-        Ok(text)
+        Ok((text, charged))
     })
     .await
     .map_err(tx_failed("creating a recurring charge failed"))?;
+    if let Some((status, decline_code)) = charged {
+        state.metrics().charge(status, decline_code);
+    }
     Ok(json_response(text, kept))
 }
 

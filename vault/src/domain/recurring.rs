@@ -227,14 +227,18 @@ pub fn object(tx: &dyn Tx, r: &RecurringRecord) -> Work<String> {
 }
 
 /// Creates a schedule on a saved card; when its start has come, its first run happens in the
-/// same transaction (the customer is present: the card's CVC, if kept, is used).
+/// same transaction (the customer is present: the card's CVC, if kept, is used). Returns the
+/// schedule and, if the first run was made, its charge's status and decline code.
 pub fn create(
     tx: &dyn Tx,
     principal: &Principal,
     n: &NewRecurring,
     bins: Option<&BinTable>,
     now: i64,
-) -> Work<RecurringRecord> {
+) -> Work<(
+    RecurringRecord,
+    Option<(&'static str, Option<&'static str>)>,
+)> {
     let acct = &principal.account_id;
     if !ids::is_id(&n.source, "card_") {
         return abort(ApiError::not_found(Some("source")));
@@ -279,22 +283,34 @@ pub fn create(
         }),
         now,
     ))?;
-    if let Some(ran) = run(tx, principal, &r, bins, now)? {
-        r = ran;
+    let first = run(tx, principal, &r, bins, now)?;
+    let charged = first.as_ref().and_then(|f| f.charged);
+    if let Some(f) = first {
+        r = f.schedule;
     }
-    Ok(r)
+    Ok((r, charged))
 }
 
-/// Makes the run of `r` that is due at `now`, if one is, and returns the schedule's new state;
-/// `None` when nothing was due or another process made the run first. `r` must have been read
-/// with its row locked in this transaction.
+/// What a run did: the schedule's new state, and the charge's status and decline code when it
+/// made one (not when the card was gone).
+#[derive(Debug)]
+pub struct Run {
+    /// The schedule after the run.
+    pub schedule: RecurringRecord,
+    /// `succeeded` or `failed`, and why it was declined.
+    pub charged: Option<(&'static str, Option<&'static str>)>,
+}
+
+/// Makes the run of `r` that is due at `now`, if one is; `None` when nothing was due or
+/// another process made the run first. `r` must have been read with its row locked in this
+/// transaction.
 pub fn run(
     tx: &dyn Tx,
     principal: &Principal,
     r: &RecurringRecord,
     bins: Option<&BinTable>,
     now: i64,
-) -> Work<Option<RecurringRecord>> {
+) -> Work<Option<Run>> {
     if r.next_run.is_none_or(|t| t > now) || !matches!(r.status.as_str(), "active" | "past_due") {
         return Ok(None);
     }
@@ -333,7 +349,10 @@ pub fn run(
             json!({"recurring_charge": r.id, "reason": "card_deleted"}),
             now,
         ))?;
-        return Ok(Some(next));
+        return Ok(Some(Run {
+            schedule: next,
+            charged: None,
+        }));
     };
     let mut claim = RecurringRunRecord {
         recurring_id: r.id.clone(),
@@ -419,7 +438,10 @@ pub fn run(
         ))?;
     }
     tx.update_recurring(&next)?;
-    Ok(Some(next))
+    Ok(Some(Run {
+        schedule: next,
+        charged: Some((charged.status, charged.decline_code)),
+    }))
 }
 
 /// The current period of `r` is given up unpaid: the schedule is past due.
