@@ -235,10 +235,7 @@ pub fn create(
     n: &NewRecurring,
     bins: Option<&BinTable>,
     now: i64,
-) -> Work<(
-    RecurringRecord,
-    Option<(&'static str, Option<&'static str>)>,
-)> {
+) -> Work<(RecurringRecord, Option<Outcome>)> {
     let acct = &principal.account_id;
     if !ids::is_id(&n.source, "card_") {
         return abort(ApiError::not_found(Some("source")));
@@ -298,8 +295,11 @@ pub struct Run {
     /// The schedule after the run.
     pub schedule: RecurringRecord,
     /// `succeeded` or `failed`, and why it was declined.
-    pub charged: Option<(&'static str, Option<&'static str>)>,
+    pub charged: Option<Outcome>,
 }
+
+/// A run's charge: `succeeded` or `failed`, and the decline code.
+pub type Outcome = (&'static str, Option<&'static str>);
 
 /// Makes the run of `r` that is due at `now`, if one is; `None` when nothing was due or
 /// another process made the run first. `r` must have been read with its row locked in this
