@@ -16,7 +16,7 @@ const repoRoot = join(here, '..');
 
 const PRODUCTS = {
   notebook: { name: 'Field notebook, dot grid', amount: 2400, currency: 'eur', blurb: 'A5, 120 pages, lies flat.' },
-  membership: { name: 'Reading club membership', amount: 500, currency: 'eur', blurb: 'One book a month. Renews monthly.', recurring: true },
+  membership: { name: 'Reading club membership', amount: 500, currency: 'eur', blurb: 'One book a month. Renews monthly.', recurring: 'month' },
 };
 
 const DECLINES = {
@@ -232,7 +232,7 @@ ${body}
         <h2 id="summary-title">Your order</h2>
         <ul class="items"><li><span>${esc(p.name)}</span><span>${money(p.amount, p.currency)}</span></li></ul>
         <p class="total"><span>Total${p.recurring ? ' today' : ''}</span><span>${money(p.amount, p.currency)}</span></p>
-        ${p.recurring ? '<p class="muted">Then the same each month; your card is kept by the vault for the renewals.</p>' : ''}
+        ${p.recurring ? '<p class="muted">Then the same each month: the vault keeps your card and charges the renewals on schedule.</p>' : ''}
       </section>
       <!-- The card inputs have no name${fields ? ' and live in the vault\'s iframes' : ''}: the browser can never submit them to this shop. -->
       <form class="card-form" ${fields ? 'data-cardseal-fields' : 'data-cardseal'} action="/pay" method="post" novalidate aria-labelledby="pay-title">
@@ -274,21 +274,46 @@ ${body}
         ${ok ? '' : `<dt>Decline code</dt><dd><code>${esc(c.outcome?.decline_code)}</code></dd>`}
       </dl>
       ${r.saved ? '<p>Your card is saved: pay again from <a href="/account">Your cards</a> with just the security code.</p>' : ''}
-      ${r.subscribed ? '<p>Subscribed. Renewals are charged without the security code; try one from <a href="/account">Your cards</a>.</p>' : ''}
+      ${r.subscription ? subscriptionNote(r.subscription) : ''}
       <p><a href="/">Back to the shop</a></p>
     </section>`, { heading: 'Your payment' });
+  }
+
+  /** The renewal schedule the vault runs, as the receipt and the account page show it. */
+  function subscriptionNote(rc) {
+    const next = rc.next_run ? new Date(rc.next_run * 1000).toISOString().slice(0, 10) : null;
+    const text = {
+      active: `Subscribed. The vault renews it on ${next}, then every month, without the security code.`,
+      past_due: `Renewal failed; the vault tries again${next ? ` on ${next}` : ''}.`,
+      canceled: 'Membership canceled: no more renewals.',
+      completed: 'Membership ended.',
+    }[rc.status] ?? '';
+    return `<p class="renewal" data-renewal data-status="${esc(rc.status)}" data-schedule="${esc(rc.id)}">${esc(text)}</p>`;
+  }
+
+  /** The customer's renewal schedules, by card (one page of the vault's list, newest first). */
+  async function schedules(cards) {
+    const ids = new Set(cards.map((c) => c.id));
+    const list = await vault('GET', '/v1/recurring/charges?limit=100');
+    const byCard = new Map();
+    for (const rc of list.ok ? list.json.data ?? [] : []) {
+      if (ids.has(rc.source) && !byCard.has(rc.source)) byCard.set(rc.source, rc);
+    }
+    return byCard;
   }
 
   async function accountPage() {
     const list = await vault('GET', `/v1/cards?customer=${encodeURIComponent(customer)}`);
     const cards = list.ok ? list.json.data ?? [] : [];
+    const renewals = await schedules(cards);
     const rows = cards.map((c) => `
       <li class="saved-card" data-card="${esc(c.id)}">
         <span>${esc(brandName(c.brand))} •••• ${esc(c.last4)}, expires ${String(c.exp_month).padStart(2, '0')}/${esc(c.exp_year)}</span>
         <span class="actions">
           <a class="button" href="/pay-again?card=${esc(c.id)}">Pay again ${money(PRODUCTS.notebook.amount, 'eur')}</a>
-          ${c.metadata?.subscription ? `<form action="/renew" method="post"><input type="hidden" name="card" value="${esc(c.id)}"><button type="submit">Renew membership now</button></form>` : ''}
+          ${renewals.get(c.id)?.status === 'active' || renewals.get(c.id)?.status === 'past_due' ? `<form action="/cancel-membership" method="post"><input type="hidden" name="schedule" value="${esc(renewals.get(c.id).id)}"><button type="submit">Cancel membership</button></form>` : ''}
         </span>
+        ${renewals.has(c.id) ? subscriptionNote(renewals.get(c.id)) : ''}
       </li>`).join('');
     return page('Your cards', `
     <section class="summary">
@@ -345,10 +370,24 @@ ${body}
       if (!card.ok) return vaultFailure(card, retry);
       source = card.json.id;
     }
-    const interaction = product.recurring ? 'SETUP_COF_RECURRING' : saving ? 'SETUP_COF_ONSESSION' : 'ONE_TIME';
+    if (product.recurring) {
+      // The vault runs the renewals: its first charge (now, with the customer present, so
+      // SETUP_COF_RECURRING) is this payment; the later ones it makes itself, COF_RECURRING.
+      const rc = await vault('POST', '/v1/recurring/charges', { source, amount: product.amount, currency: product.currency, interval: product.recurring });
+      if (!rc.ok) return vaultFailure(rc, retry);
+      const first = await vault('GET', `/v1/charges/${rc.json.charges[0].id}`);
+      if (!first.ok) return vaultFailure(first, retry);
+      if (first.json.status !== 'succeeded') {
+        // Declined at sign-up: no membership, so no renewals either.
+        await vault('POST', `/v1/recurring/charges/${rc.json.id}/cancel`, {});
+        return { product, charge: first.json };
+      }
+      return { product, charge: first.json, subscription: rc.json };
+    }
+    const interaction = saving ? 'SETUP_COF_ONSESSION' : 'ONE_TIME';
     const res = await charge(source, product, interaction);
     if (!res.ok && !res.json?.id) return vaultFailure(res, retry);
-    return { product, charge: res.json, saved: saving && !product.recurring, subscribed: product.recurring && res.json.status === 'succeeded' };
+    return { product, charge: res.json, saved: saving };
   }
 
   async function payAgain(form) {
@@ -363,14 +402,10 @@ ${body}
     return { product: PRODUCTS.notebook, charge: res.json };
   }
 
-  async function renew(form) {
-    const card = form.get('card') ?? '';
-    if (!/^card_[A-Za-z0-9]{22}$/.test(card)) return { error: 'Unknown card.', retry: '/account' };
-    // Merchant-initiated: no customer present and no CVC; the vault adds the setup charge's
-    // network transaction id.
-    const res = await charge(card, PRODUCTS.membership, 'COF_RECURRING');
-    if (!res.ok && !res.json?.id) return vaultFailure(res, '/account');
-    return { product: PRODUCTS.membership, charge: res.json };
+  async function cancelMembership(form) {
+    const id = form.get('schedule') ?? '';
+    if (!/^rc_[A-Za-z0-9]{22}$/.test(id)) return false;
+    return (await vault('POST', `/v1/recurring/charges/${id}/cancel`, {})).ok;
   }
 
   function send(res, status, body, type = 'text/html; charset=utf-8', extra = {}) {
@@ -400,7 +435,12 @@ ${body}
       const r = receipts.get(path.slice('/receipt/'.length));
       return r ? send(res, 200, outcomePage(r)) : send(res, 404, page('Not found', '<p>No such receipt.</p>'));
     }
-    const handlers = { '/pay': pay, '/pay-again': payAgain, '/renew': renew };
+    if (req.method === 'POST' && path === '/cancel-membership') {
+      await cancelMembership(new URLSearchParams(body));
+      res.writeHead(303, { Location: '/account' });
+      return res.end();
+    }
+    const handlers = { '/pay': pay, '/pay-again': payAgain };
     if (req.method === 'POST' && handlers[path]) {
       const form = new URLSearchParams(body);
       const outcome = await handlers[path](form);

@@ -149,17 +149,39 @@ describe('the demo shop', () => {
     await page.close();
   });
 
-  it('subscribes with SETUP_COF_RECURRING and renews with COF_RECURRING', async () => {
+  it('subscribes: the vault makes the SETUP_COF_RECURRING charge and runs the renewal schedule', async () => {
     const { page } = await openPage('/checkout?product=membership');
     await formReady(page);
     await typeCard(page, { number: '4242424242424242' });
     await Promise.all([page.waitForURL(/\/receipt\//), page.click('button[type="submit"]')]);
-    assert.match(await page.textContent('.receipt'), /SETUP_COF_RECURRING/);
-    await page.goto(shop.url + '/account');
-    const renew = page.locator('form[action="/renew"] button').first();
-    await Promise.all([page.waitForURL(/\/receipt\//), renew.click()]);
     assert.match(await page.textContent('h2'), /Payment successful/);
-    assert.match(await page.textContent('.receipt'), /COF_RECURRING/);
+    assert.match(await page.textContent('.receipt'), /SETUP_COF_RECURRING/);
+    const renewal = page.locator('.receipt [data-renewal]');
+    assert.equal(await renewal.getAttribute('data-status'), 'active');
+    const id = await renewal.getAttribute('data-schedule');
+    // The schedule is the vault's: its first charge is the receipt's, its next run a month on.
+    const auth = { headers: { Authorization: `Bearer ${vault.sk}` } };
+    const rc = await (await fetch(`${vault.url}/v1/recurring/charges/${id}`, auth)).json();
+    assert.equal(rc.status, 'active');
+    assert.equal(rc.interval, 'month');
+    assert.equal(rc.amount, 500);
+    assert.equal(rc.charges.length, 1);
+    assert.equal(rc.charges[0].id, await page.textContent('.receipt dd code'));
+    const next = new Date(rc.next_run * 1000).toISOString().slice(0, 10);
+    assert.ok(rc.next_run - rc.start >= 28 * 86400 && rc.next_run - rc.start <= 31 * 86400);
+    assert.match(await renewal.textContent(), new RegExp(`renews it on ${next}`));
+    // No renewal button of the shop's own: the account page shows the vault's schedule.
+    await page.goto(shop.url + '/account');
+    assert.equal(await page.locator('form[action="/renew"]').count(), 0);
+    const row = page.locator('.saved-card', { has: page.locator(`[data-schedule="${id}"]`) });
+    assert.match(await row.textContent(), new RegExp(next));
+    await Promise.all([page.waitForURL(/\/account$/), row.locator('form[action="/cancel-membership"] button').click()]);
+    const canceled = page.locator(`[data-schedule="${id}"]`);
+    assert.equal(await canceled.getAttribute('data-status'), 'canceled');
+    const after = await (await fetch(`${vault.url}/v1/recurring/charges/${id}`, auth)).json();
+    assert.equal(after.status, 'canceled');
+    assert.equal(after.next_run, null);
+    assert.equal(after.charges.length, 1);
     await page.close();
   });
 

@@ -10,6 +10,7 @@ mod forward;
 mod idempotency;
 pub mod openapi;
 mod raw_card;
+mod recurring;
 pub(crate) mod schemas;
 mod tokens;
 
@@ -62,6 +63,9 @@ const ROUTES: &[&str] = &[
     "/v1/card/{id}",
     "/js/{version}/{file}",
     "/fields/{version}/{file}",
+    "/v1/recurring/charges",
+    "/v1/recurring/charges/{id}",
+    "/v1/recurring/charges/{id}/cancel",
 ];
 
 pub(crate) fn router(state: AppState) -> Router {
@@ -83,6 +87,15 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route("/v1/events", get(events::list))
         .route("/v1/forward", axum::routing::post(forward::create))
+        .route(
+            "/v1/recurring/charges",
+            get(recurring::list).post(recurring::create),
+        )
+        .route("/v1/recurring/charges/{id}", get(recurring::retrieve))
+        .route(
+            "/v1/recurring/charges/{id}/cancel",
+            axum::routing::post(recurring::cancel),
+        )
         .merge(raw_card::routes(&state))
         .with_state(state.clone());
     let routes = match &state.config().snippet {

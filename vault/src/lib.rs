@@ -20,6 +20,7 @@ pub mod keys;
 pub mod metrics;
 pub mod processor;
 pub mod ratelimit;
+pub mod recurring;
 pub mod server;
 pub mod store;
 pub mod tls;
@@ -356,6 +357,9 @@ impl AppState {
             let purged = store::write(self.store(), move |tx| tx.purge_ledger(now)).await;
             if let Err(e) = purged {
                 tracing::error!(error = %e, "purging CVCs and idempotency keys failed");
+            }
+            if let Err(e) = recurring::run_due(&self).await {
+                tracing::error!(error = %e, "running recurring charges failed");
             }
         }
     }

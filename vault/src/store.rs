@@ -23,6 +23,7 @@ pub use records::{
     IssuerInfo, JtiRecord, KeyKind, NewEvent, SealingKeyRecord, TokenRecord, TokenType, WrapSlot,
     WrappedKeyRecord,
 };
+pub use records::{RecurringPage, RecurringRecord, RecurringRunRecord};
 pub use tx::Tx;
 
 use crate::crypto::MasterKey;

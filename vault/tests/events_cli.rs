@@ -325,9 +325,11 @@ async fn a_database_from_before_keyed_chains_is_keyed_at_the_next_start() {
     for account in [&v.account.account, &v.other.account] {
         relink_plain(&db, account, 0);
     }
-    // Migration 5's column (forward hosts) goes too: the database is as version 3 left it.
+    // Migration 5's column (forward hosts) and 6's tables (recurring charges) go too: the
+    // database is as version 3 left it.
     db.execute_batch(
-        "ALTER TABLE accounts DROP COLUMN forward_hosts; ALTER TABLE accounts DROP COLUMN audit_key; PRAGMA user_version = 3;",
+        "DROP TABLE recurring_runs; DROP TABLE recurring_charges;
+         ALTER TABLE accounts DROP COLUMN forward_hosts; ALTER TABLE accounts DROP COLUMN audit_key; PRAGMA user_version = 3;",
     )
     .unwrap();
     drop(db);

@@ -18,10 +18,10 @@ use crate::processor::Interaction;
 use crate::{AppState, ids, store};
 
 /// Largest amount in minor units (Stripe's limit: eight digits).
-const MAX_AMOUNT: i64 = 99_999_999;
+pub(crate) const MAX_AMOUNT: i64 = 99_999_999;
 
 /// ISO 4217 codes in use, lower case.
-const CURRENCIES: &[&str] = &[
+pub(crate) const CURRENCIES: &[&str] = &[
     "aed", "afn", "all", "amd", "ang", "aoa", "ars", "aud", "awg", "azn", "bam", "bbd", "bdt",
     "bgn", "bhd", "bif", "bmd", "bnd", "bob", "brl", "bsd", "btn", "bwp", "byn", "bzd", "cad",
     "cdf", "chf", "clp", "cny", "cop", "crc", "cup", "cve", "czk", "djf", "dkk", "dop", "dzd",

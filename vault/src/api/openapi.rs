@@ -48,6 +48,10 @@ unknown ids and other accounts' ids give the same 404 `resource_missing`.",
         super::raw_card::create,
         super::raw_card::add_cvv,
         super::forward::create,
+        super::recurring::create,
+        super::recurring::list,
+        super::recurring::retrieve,
+        super::recurring::cancel,
     ),
     components(
         responses(BadRequest, Unauthorized, CardError, Forbidden, NotFound, Conflict, TooLarge, RateLimited, Internal, Unavailable, BadGateway, GatewayTimeout),
@@ -63,6 +67,7 @@ unknown ids and other accounts' ids give the same 404 `resource_missing`.",
         (name = "raw card", description = "The raw-card API of older vaults, off unless `--allow-raw-card-api`."),
         (name = "forward", description = "A card sent to the merchant's processor, filled in by the vault."),
         (name = "meta", description = "Health and this document."),
+        (name = "recurring", description = "Charges on a saved card that the vault makes on a schedule."),
     ),
 )]
 struct ApiDoc;

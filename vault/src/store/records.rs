@@ -355,3 +355,73 @@ pub struct WrappedKeyRecord {
     /// The wrapped key.
     pub blob: Vec<u8>,
 }
+
+/// A recurring charge schedule, as stored. The API object is built from it and its runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecurringRecord {
+    /// `rc_…`.
+    pub id: String,
+    /// The owning account.
+    pub account_id: String,
+    /// The saved card charged (`card_…`).
+    pub source: String,
+    /// Minor units per period.
+    pub amount: i64,
+    /// ISO 4217, lower case.
+    pub currency: String,
+    /// `day`, `week`, `month` or `year`.
+    pub interval: String,
+    /// Intervals per period.
+    pub interval_count: i64,
+    /// The first period's due time (Unix seconds); later ones are anchored on it.
+    pub start: i64,
+    /// No period is due at or after this time.
+    pub end_at: Option<i64>,
+    /// How many periods there are.
+    pub count: Option<i64>,
+    /// `active`, `past_due`, `canceled` or `completed`.
+    pub status: String,
+    /// The period the next run charges, from 0.
+    pub period: i64,
+    /// Runs of that period so far (declined ones; the next is a retry when above 0).
+    pub attempt: i64,
+    /// When the next run is due; `None` once canceled or completed.
+    pub next_run: Option<i64>,
+    /// Unix seconds.
+    pub created: i64,
+    /// When it was canceled.
+    pub canceled_at: Option<i64>,
+}
+
+/// One run of a schedule: the claim on (schedule, period, attempt), unique in the database,
+/// and the charge it made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecurringRunRecord {
+    /// The schedule's `rc_…`.
+    pub recurring_id: String,
+    /// The period charged, from 0.
+    pub period: i64,
+    /// 0 for the period's first run, then 1, 2, … for its retries.
+    pub attempt: i64,
+    /// The `ch_…` made, once made.
+    pub charge_id: Option<String>,
+    /// `succeeded` or `failed` (the charge's status).
+    pub status: String,
+    /// Unix seconds.
+    pub created: i64,
+}
+
+/// A page of schedules to read, in Stripe's order (newest first).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecurringPage {
+    /// Rows to return at most.
+    pub limit: usize,
+    /// Only older than this `rc_…`.
+    pub starting_after: Option<String>,
+    /// Only newer than this `rc_…` (the page just before it).
+    pub ending_before: Option<String>,
+    /// `created >= gte`.
+    pub created_gte: Option<i64>,
+    /// `created <= lte`.
+    pub created_lte: Option<i64>,
+}

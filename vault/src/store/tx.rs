@@ -5,6 +5,7 @@ use super::records::{
     AccountRecord, ApiKeyRecord, CardRecord, ChargeRecord, Claim, EventRecord, JtiRecord, NewEvent,
     SealingKeyRecord, TokenRecord, WrapSlot, WrappedKeyRecord,
 };
+use super::records::{RecurringPage, RecurringRecord, RecurringRunRecord};
 
 /// The unit of work. Every method runs inside the caller's transaction, so any mix of them
 /// (consume a token, save a card, keep its CVC, append events) commits or rolls back as one.
@@ -160,4 +161,35 @@ pub trait Tx {
     /// Replaces one wrapped key with `new` if it is still `old`; `false` if it was not (changed
     /// or gone).
     fn rewrap_key(&self, slot: WrapSlot, row: &str, old: &[u8], new: &[u8]) -> StoreResult<bool>;
+
+    // Recurring charges.
+
+    /// Stores a new schedule.
+    fn insert_recurring(&self, r: &RecurringRecord) -> StoreResult<()>;
+    /// The account's schedule. With `lock`, the row stays locked to this transaction (on a
+    /// backend with row locks), so that runs and cancels of one schedule take turns.
+    fn recurring(
+        &self,
+        account_id: &str,
+        id: &str,
+        lock: bool,
+    ) -> StoreResult<Option<RecurringRecord>>;
+    /// Writes a schedule's state (status, period, attempt, next run, cancel time).
+    fn update_recurring(&self, r: &RecurringRecord) -> StoreResult<()>;
+    /// A page of the account's schedules, newest first (`ending_before`: the page just newer
+    /// than it, still newest first).
+    fn recurring_page(
+        &self,
+        account_id: &str,
+        page: &RecurringPage,
+    ) -> StoreResult<Vec<RecurringRecord>>;
+    /// Schedules of every account with a run due at `now`, soonest first: (account, id).
+    fn due_recurring(&self, now: i64, limit: usize) -> StoreResult<Vec<(String, String)>>;
+    /// Claims a run: `false` when that (schedule, period, attempt) was claimed before, by this
+    /// process or another. The uniqueness comes from the database, not from timing.
+    fn claim_recurring_run(&self, run: &RecurringRunRecord) -> StoreResult<bool>;
+    /// Records the charge a claimed run made.
+    fn finish_recurring_run(&self, run: &RecurringRunRecord) -> StoreResult<()>;
+    /// A schedule's runs, oldest first.
+    fn recurring_runs(&self, recurring_id: &str) -> StoreResult<Vec<RecurringRunRecord>>;
 }

@@ -122,4 +122,40 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ",
     // 2: the account's forward allow-list (SQLite's migration 5).
     "ALTER TABLE accounts ADD COLUMN forward_hosts TEXT NOT NULL DEFAULT '[]'; -- JSON array",
+    // 3: recurring charge schedules and their runs (SQLite's migration 6). The primary key of
+    // `recurring_runs` is the claim that makes each run happen once across instances.
+    "
+    CREATE TABLE recurring_charges (
+        id             TEXT PRIMARY KEY,
+        account_id     TEXT NOT NULL REFERENCES accounts(id),
+        source         TEXT NOT NULL,
+        amount         BIGINT NOT NULL,
+        currency       TEXT NOT NULL,
+        interval       TEXT NOT NULL,
+        interval_count BIGINT NOT NULL,
+        start          BIGINT NOT NULL,
+        end_at         BIGINT,
+        count          BIGINT,
+        status         TEXT NOT NULL,
+        period         BIGINT NOT NULL,
+        attempt        BIGINT NOT NULL,
+        next_run       BIGINT,
+        created        BIGINT NOT NULL,
+        canceled_at    BIGINT,
+        seq            BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE
+    );
+    CREATE INDEX recurring_account ON recurring_charges(account_id, created);
+    CREATE INDEX recurring_due ON recurring_charges(next_run) WHERE next_run IS NOT NULL;
+    CREATE TABLE recurring_runs (
+        recurring_id TEXT NOT NULL REFERENCES recurring_charges(id),
+        period       BIGINT NOT NULL,
+        attempt      BIGINT NOT NULL,
+        charge_id    TEXT,
+        status       TEXT NOT NULL,
+        created      BIGINT NOT NULL,
+        PRIMARY KEY (recurring_id, period, attempt)
+    );
+    CREATE UNIQUE INDEX recurring_runs_one_success ON recurring_runs(recurring_id, period)
+        WHERE status = 'succeeded';
+    ",
 ];

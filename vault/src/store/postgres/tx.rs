@@ -20,6 +20,7 @@ use crate::store::{
     IssuerInfo, JtiRecord, KeyKind, NewEvent, SealingKeyRecord, StoreError, StoreResult,
     TokenRecord, TokenType, Tx, WrapSlot, WrappedKeyRecord,
 };
+use crate::store::{RecurringPage, RecurringRecord, RecurringRunRecord};
 
 type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
 
@@ -957,4 +958,194 @@ impl Tx for PgTx<'_, '_> {
         };
         Ok(self.exec(sql, &[&row, &old, &new])? == 1)
     }
+
+    fn insert_recurring(&self, r: &RecurringRecord) -> StoreResult<()> {
+        self.exec(
+            &format!(
+                "INSERT INTO recurring_charges ({RECURRING_COLS})
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+            ),
+            &[
+                &r.id,
+                &r.account_id,
+                &r.source,
+                &r.amount,
+                &r.currency,
+                &r.interval,
+                &r.interval_count,
+                &r.start,
+                &r.end_at,
+                &r.count,
+                &r.status,
+                &r.period,
+                &r.attempt,
+                &r.next_run,
+                &r.created,
+                &r.canceled_at,
+            ],
+        )
+        .map(drop)
+    }
+
+    /// With `lock`, `FOR UPDATE`: a run and a cancel of one schedule, on any instance, take
+    /// turns on its row, which each takes before anything else (then card, then chain head).
+    fn recurring(
+        &self,
+        account_id: &str,
+        id: &str,
+        lock: bool,
+    ) -> StoreResult<Option<RecurringRecord>> {
+        let sql = format!(
+            "SELECT {RECURRING_COLS} FROM recurring_charges WHERE id = $1 AND account_id = $2{}",
+            if lock { " FOR UPDATE" } else { "" }
+        );
+        self.row(&sql, &[&id, &account_id])?
+            .map(|r| recurring_from_row(&r))
+            .transpose()
+    }
+
+    fn update_recurring(&self, r: &RecurringRecord) -> StoreResult<()> {
+        self.exec(
+            "UPDATE recurring_charges SET status = $3, period = $4, attempt = $5,
+                    next_run = $6, canceled_at = $7
+             WHERE id = $1 AND account_id = $2",
+            &[
+                &r.id,
+                &r.account_id,
+                &r.status,
+                &r.period,
+                &r.attempt,
+                &r.next_run,
+                &r.canceled_at,
+            ],
+        )
+        .map(drop)
+    }
+
+    fn recurring_page(
+        &self,
+        account_id: &str,
+        page: &RecurringPage,
+    ) -> StoreResult<Vec<RecurringRecord>> {
+        let limit = i64::try_from(page.limit).unwrap_or(i64::MAX);
+        let before = page.ending_before.is_some();
+        let sql = format!(
+            "SELECT {RECURRING_COLS} FROM recurring_charges
+             WHERE account_id = $1
+               AND ($2::TEXT IS NULL OR (created, seq) <
+                    (SELECT created, seq FROM recurring_charges WHERE id = $2 AND account_id = $1))
+               AND ($3::TEXT IS NULL OR (created, seq) >
+                    (SELECT created, seq FROM recurring_charges WHERE id = $3 AND account_id = $1))
+               AND ($4::BIGINT IS NULL OR created >= $4) AND ($5::BIGINT IS NULL OR created <= $5)
+             ORDER BY created {o}, seq {o} LIMIT $6",
+            o = if before { "ASC" } else { "DESC" }
+        );
+        let mut out = self
+            .rows(
+                &sql,
+                &[
+                    &account_id,
+                    &page.starting_after,
+                    &page.ending_before,
+                    &page.created_gte,
+                    &page.created_lte,
+                    &limit,
+                ],
+            )?
+            .iter()
+            .map(recurring_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        if before {
+            out.reverse();
+        }
+        Ok(out)
+    }
+
+    fn due_recurring(&self, now: i64, limit: usize) -> StoreResult<Vec<(String, String)>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.rows(
+            "SELECT account_id, id FROM recurring_charges
+             WHERE next_run IS NOT NULL AND next_run <= $1 ORDER BY next_run LIMIT $2",
+            &[&now, &limit],
+        )?
+        .iter()
+        .map(|r| Ok((get(r, 0)?, get(r, 1)?)))
+        .collect()
+    }
+
+    /// `ON CONFLICT DO NOTHING` waits for a competing insert of the same key to commit or roll
+    /// back, so of two instances claiming one run, exactly one gets `true`.
+    fn claim_recurring_run(&self, run: &RecurringRunRecord) -> StoreResult<bool> {
+        let n = self.exec(
+            "INSERT INTO recurring_runs (recurring_id, period, attempt, charge_id, status, created)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            &[
+                &run.recurring_id,
+                &run.period,
+                &run.attempt,
+                &run.charge_id,
+                &run.status,
+                &run.created,
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn finish_recurring_run(&self, run: &RecurringRunRecord) -> StoreResult<()> {
+        self.exec(
+            "UPDATE recurring_runs SET charge_id = $4, status = $5
+             WHERE recurring_id = $1 AND period = $2 AND attempt = $3",
+            &[
+                &run.recurring_id,
+                &run.period,
+                &run.attempt,
+                &run.charge_id,
+                &run.status,
+            ],
+        )
+        .map(drop)
+    }
+
+    fn recurring_runs(&self, recurring_id: &str) -> StoreResult<Vec<RecurringRunRecord>> {
+        self.rows(
+            "SELECT recurring_id, period, attempt, charge_id, status, created
+             FROM recurring_runs WHERE recurring_id = $1 ORDER BY period, attempt",
+            &[&recurring_id],
+        )?
+        .iter()
+        .map(|r| {
+            Ok(RecurringRunRecord {
+                recurring_id: get(r, 0)?,
+                period: get(r, 1)?,
+                attempt: get(r, 2)?,
+                charge_id: get(r, 3)?,
+                status: get(r, 4)?,
+                created: get(r, 5)?,
+            })
+        })
+        .collect()
+    }
+}
+
+const RECURRING_COLS: &str = "id, account_id, source, amount, currency, interval, interval_count, start, end_at, count, status, period, attempt, next_run, created, canceled_at";
+
+fn recurring_from_row(r: &Row) -> StoreResult<RecurringRecord> {
+    Ok(RecurringRecord {
+        id: get(r, 0)?,
+        account_id: get(r, 1)?,
+        source: get(r, 2)?,
+        amount: get(r, 3)?,
+        currency: get(r, 4)?,
+        interval: get(r, 5)?,
+        interval_count: get(r, 6)?,
+        start: get(r, 7)?,
+        end_at: get(r, 8)?,
+        count: get(r, 9)?,
+        status: get(r, 10)?,
+        period: get(r, 11)?,
+        attempt: get(r, 12)?,
+        next_run: get(r, 13)?,
+        created: get(r, 14)?,
+        canceled_at: get(r, 15)?,
+    })
 }

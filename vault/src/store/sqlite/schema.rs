@@ -71,6 +71,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     AUDIT_KEYS,
     // 5: the hosts `POST /v1/forward` may send cards to (`accounts update --forward-host`).
     FORWARD_HOSTS,
+    // 6: recurring charge schedules and their runs.
+    RECURRING,
 ];
 
 /// Migration 2. CVCs sit in their own table so that using one is a `DELETE`; card data and
@@ -142,4 +144,41 @@ const AUDIT_KEYS: &str = "
 /// `accounts update --forward-host` fills it.
 const FORWARD_HOSTS: &str = "
     ALTER TABLE accounts ADD COLUMN forward_hosts TEXT NOT NULL DEFAULT '[]'; -- JSON array
+";
+
+/// Migration 6. Recurring charge schedules, and one row per run: the primary key on
+/// (schedule, period, attempt) is the claim that makes each run happen once, and the partial
+/// index makes a second successful charge of one period impossible.
+const RECURRING: &str = "
+    CREATE TABLE recurring_charges (
+        id             TEXT PRIMARY KEY,
+        account_id     TEXT NOT NULL REFERENCES accounts(id),
+        source         TEXT NOT NULL,   -- card_…
+        amount         INTEGER NOT NULL,
+        currency       TEXT NOT NULL,
+        interval       TEXT NOT NULL,
+        interval_count INTEGER NOT NULL,
+        start          INTEGER NOT NULL,
+        end_at         INTEGER,
+        count          INTEGER,
+        status         TEXT NOT NULL,
+        period         INTEGER NOT NULL,
+        attempt        INTEGER NOT NULL,
+        next_run       INTEGER,         -- NULL once canceled or completed
+        created        INTEGER NOT NULL,
+        canceled_at    INTEGER
+    ) STRICT;
+    CREATE INDEX recurring_account ON recurring_charges(account_id, created);
+    CREATE INDEX recurring_due ON recurring_charges(next_run) WHERE next_run IS NOT NULL;
+    CREATE TABLE recurring_runs (
+        recurring_id TEXT NOT NULL REFERENCES recurring_charges(id),
+        period       INTEGER NOT NULL,
+        attempt      INTEGER NOT NULL,
+        charge_id    TEXT,
+        status       TEXT NOT NULL,
+        created      INTEGER NOT NULL,
+        PRIMARY KEY (recurring_id, period, attempt)
+    ) STRICT, WITHOUT ROWID;
+    CREATE UNIQUE INDEX recurring_runs_one_success ON recurring_runs(recurring_id, period)
+        WHERE status = 'succeeded';
 ";

@@ -14,6 +14,7 @@ use crate::store::{
     IssuerInfo, JtiRecord, KeyKind, NewEvent, SealingKeyRecord, StoreError, StoreResult,
     TokenRecord, TokenType, Tx, WrapSlot, WrappedKeyRecord,
 };
+use crate::store::{RecurringPage, RecurringRecord, RecurringRunRecord};
 
 fn json_list(list: &[String]) -> StoreResult<String> {
     serde_json::to_string(list).map_err(backend)
@@ -1053,4 +1054,211 @@ impl Tx for SqlTx<'_> {
             .map_err(backend)?;
         Ok(n == 1)
     }
+
+    fn insert_recurring(&self, r: &RecurringRecord) -> StoreResult<()> {
+        self.0
+            .prepare_cached(&format!(
+                "INSERT INTO recurring_charges ({RECURRING_COLS})
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+            ))
+            .map_err(backend)?
+            .execute(params![
+                r.id,
+                r.account_id,
+                r.source,
+                r.amount,
+                r.currency,
+                r.interval,
+                r.interval_count,
+                r.start,
+                r.end_at,
+                r.count,
+                r.status,
+                r.period,
+                r.attempt,
+                r.next_run,
+                r.created,
+                r.canceled_at
+            ])
+            .map(drop)
+            .map_err(backend)
+    }
+
+    fn recurring(
+        &self,
+        account_id: &str,
+        id: &str,
+        _lock: bool,
+    ) -> StoreResult<Option<RecurringRecord>> {
+        // One writer at a time holds the database: a write transaction's read is already
+        // locked against every other writer.
+        self.0
+            .prepare_cached(&format!(
+                "SELECT {RECURRING_COLS} FROM recurring_charges WHERE id = ?1 AND account_id = ?2"
+            ))
+            .map_err(backend)?
+            .query_row(params![id, account_id], recurring_from_row)
+            .optional()
+            .map_err(backend)
+    }
+
+    fn update_recurring(&self, r: &RecurringRecord) -> StoreResult<()> {
+        self.0
+            .prepare_cached(
+                "UPDATE recurring_charges SET status = ?3, period = ?4, attempt = ?5,
+                        next_run = ?6, canceled_at = ?7
+                 WHERE id = ?1 AND account_id = ?2",
+            )
+            .map_err(backend)?
+            .execute(params![
+                r.id,
+                r.account_id,
+                r.status,
+                r.period,
+                r.attempt,
+                r.next_run,
+                r.canceled_at
+            ])
+            .map(drop)
+            .map_err(backend)
+    }
+
+    fn recurring_page(
+        &self,
+        account_id: &str,
+        page: &RecurringPage,
+    ) -> StoreResult<Vec<RecurringRecord>> {
+        let limit = i64::try_from(page.limit).unwrap_or(i64::MAX);
+        // Newest first by (created, rowid): a cursor keeps its place while rows are added.
+        let before = page.ending_before.is_some();
+        let sql = format!(
+            "SELECT {RECURRING_COLS} FROM recurring_charges
+             WHERE account_id = ?1
+               AND (?2 IS NULL OR (created, rowid) <
+                    (SELECT created, rowid FROM recurring_charges WHERE id = ?2 AND account_id = ?1))
+               AND (?3 IS NULL OR (created, rowid) >
+                    (SELECT created, rowid FROM recurring_charges WHERE id = ?3 AND account_id = ?1))
+               AND (?4 IS NULL OR created >= ?4) AND (?5 IS NULL OR created <= ?5)
+             ORDER BY created {o}, rowid {o} LIMIT ?6",
+            o = if before { "ASC" } else { "DESC" }
+        );
+        let mut stmt = self.0.prepare_cached(&sql).map_err(backend)?;
+        let rows = stmt
+            .query_map(
+                params![
+                    account_id,
+                    page.starting_after,
+                    page.ending_before,
+                    page.created_gte,
+                    page.created_lte,
+                    limit
+                ],
+                recurring_from_row,
+            )
+            .map_err(backend)?;
+        let mut out = rows.collect::<Result<Vec<_>, _>>().map_err(backend)?;
+        if before {
+            out.reverse();
+        }
+        Ok(out)
+    }
+
+    fn due_recurring(&self, now: i64, limit: usize) -> StoreResult<Vec<(String, String)>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut stmt = self
+            .0
+            .prepare_cached(
+                "SELECT account_id, id FROM recurring_charges
+                 WHERE next_run IS NOT NULL AND next_run <= ?1 ORDER BY next_run LIMIT ?2",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(params![now, limit], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(backend)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+    }
+
+    fn claim_recurring_run(&self, run: &RecurringRunRecord) -> StoreResult<bool> {
+        let n = self
+            .0
+            .prepare_cached(
+                "INSERT INTO recurring_runs (recurring_id, period, attempt, charge_id, status, created)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+            )
+            .map_err(backend)?
+            .execute(params![
+                run.recurring_id,
+                run.period,
+                run.attempt,
+                run.charge_id,
+                run.status,
+                run.created
+            ])
+            .map_err(backend)?;
+        Ok(n == 1)
+    }
+
+    fn finish_recurring_run(&self, run: &RecurringRunRecord) -> StoreResult<()> {
+        self.0
+            .prepare_cached(
+                "UPDATE recurring_runs SET charge_id = ?4, status = ?5
+                 WHERE recurring_id = ?1 AND period = ?2 AND attempt = ?3",
+            )
+            .map_err(backend)?
+            .execute(params![
+                run.recurring_id,
+                run.period,
+                run.attempt,
+                run.charge_id,
+                run.status
+            ])
+            .map(drop)
+            .map_err(backend)
+    }
+
+    fn recurring_runs(&self, recurring_id: &str) -> StoreResult<Vec<RecurringRunRecord>> {
+        let mut stmt = self
+            .0
+            .prepare_cached(
+                "SELECT recurring_id, period, attempt, charge_id, status, created
+                 FROM recurring_runs WHERE recurring_id = ?1 ORDER BY period, attempt",
+            )
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(params![recurring_id], |r| {
+                Ok(RecurringRunRecord {
+                    recurring_id: r.get(0)?,
+                    period: r.get(1)?,
+                    attempt: r.get(2)?,
+                    charge_id: r.get(3)?,
+                    status: r.get(4)?,
+                    created: r.get(5)?,
+                })
+            })
+            .map_err(backend)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+    }
+}
+
+const RECURRING_COLS: &str = "id, account_id, source, amount, currency, interval, interval_count, start, end_at, count, status, period, attempt, next_run, created, canceled_at";
+
+fn recurring_from_row(r: &Row<'_>) -> rusqlite::Result<RecurringRecord> {
+    Ok(RecurringRecord {
+        id: r.get(0)?,
+        account_id: r.get(1)?,
+        source: r.get(2)?,
+        amount: r.get(3)?,
+        currency: r.get(4)?,
+        interval: r.get(5)?,
+        interval_count: r.get(6)?,
+        start: r.get(7)?,
+        end_at: r.get(8)?,
+        count: r.get(9)?,
+        status: r.get(10)?,
+        period: r.get(11)?,
+        attempt: r.get(12)?,
+        next_run: r.get(13)?,
+        created: r.get(14)?,
+        canceled_at: r.get(15)?,
+    })
 }
