@@ -137,8 +137,8 @@ pub(crate) struct ServeArgs {
     /// Extra CA certificates (PEM) trusted for `POST /v1/forward`, beside the webpki roots.
     #[arg(long, env = "CARDSEAL_FORWARD_CA_FILE")]
     pub(crate) forward_ca_file: Option<PathBuf>,
-    /// How long one forward may take, lookup to answer, in seconds or e.g. 30s, 2m.
-    #[arg(long, env = "CARDSEAL_FORWARD_TIMEOUT", default_value_t = defaults::FORWARD_TIMEOUT_SECS, value_parser = parse_duration)]
+    /// How long one forward may take, lookup to answer, in seconds or e.g. 30s, 2m; at most 5m.
+    #[arg(long, env = "CARDSEAL_FORWARD_TIMEOUT", default_value_t = defaults::FORWARD_TIMEOUT_SECS, value_parser = parse_forward_timeout)]
     pub(crate) forward_timeout: i64,
     /// Create or reuse a demo account allowed from http://localhost:* and http://127.0.0.1:*,
     /// and print its keys.
@@ -316,6 +316,18 @@ pub(crate) fn parse_duration(s: &str) -> Result<i64, String> {
     };
     n.checked_mul(factor)
         .ok_or_else(|| "duration too long".to_owned())
+}
+
+/// [`parse_duration`], 1 s to [`defaults::MAX_FORWARD_TIMEOUT_SECS`].
+fn parse_forward_timeout(s: &str) -> Result<i64, String> {
+    let secs = parse_duration(s)?;
+    if !(1..=defaults::MAX_FORWARD_TIMEOUT_SECS).contains(&secs) {
+        return Err(format!(
+            "the forward timeout is 1s to {}m",
+            defaults::MAX_FORWARD_TIMEOUT_SECS / 60
+        ));
+    }
+    Ok(secs)
 }
 
 impl ServeArgs {

@@ -41,6 +41,10 @@ pub mod defaults {
     pub const DECLINE_WINDOW_SECS: u32 = 60;
     /// How long one `POST /v1/forward` may take, DNS lookup to the answer's last byte.
     pub const FORWARD_TIMEOUT_SECS: i64 = 30;
+    /// The longest `--forward-timeout` accepted: 5 minutes. A forward holds its
+    /// `Idempotency-Key` for its timeout and a minute more, so the cap also bounds how long a
+    /// key of a crashed forward stays locked.
+    pub const MAX_FORWARD_TIMEOUT_SECS: i64 = 5 * 60;
 }
 
 /// A token-bucket limit: `per_second` on average, bursts of up to `burst`. Zero disables it.

@@ -928,3 +928,58 @@ async fn a_utf16_answer_is_masked_and_an_unreadable_one_is_502_without_its_body(
         "{events}"
     );
 }
+
+/// The second security review: the key's claim lasted 60 s whatever `--forward-timeout` was,
+/// so a retry after 62 s, while the first call still waited on a slow processor, sent the card
+/// again. The clock is the vault's injected one; the processor answers when the test says.
+#[tokio::test]
+async fn a_retry_while_a_late_processor_has_not_answered_is_409_and_sends_nothing() {
+    let fake = fake().await;
+    // A real deadline far beyond the test, so that only the injected clock moves past 60 s.
+    let v = TestVault::with_config(Config {
+        forward: settings(&fake, true).with_timeout(Duration::from_secs(120)),
+        ..unlimited()
+    })
+    .await;
+    set_forward_hosts(
+        v.state.store(),
+        &v.account.account,
+        &[format!("localhost:{}", fake.port)],
+    )
+    .await
+    .unwrap();
+    let sk = v.account.secret_key.clone();
+    let card = saved_card(&v, "4242424242424242", "987").await;
+    let mut body = json_body(&fake.url("/late"), &card);
+    body["body"] = json!("{\"pan\":\"{{card.number}}\"}");
+    let send = || {
+        let mut req = post_json("/v1/forward", &sk, &body);
+        req.headers_mut()
+            .insert("idempotency-key", "fwd-late".parse().unwrap());
+        v.call(req)
+    };
+    let retries = async {
+        fake.wait_for(1).await;
+        // Past the old 60 s claim, within the forward's own 120 s deadline.
+        v.clock.advance(62);
+        let during = send().await;
+        v.clock.advance(100);
+        let later = send().await;
+        fake.release();
+        (during, later)
+    };
+    let (first, (during, later)) = tokio::join!(send(), retries);
+    during.assert_error(409, "invalid_request_error", "idempotency_key_in_use");
+    later.assert_error(409, "invalid_request_error", "idempotency_key_in_use");
+    assert_eq!(
+        first.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&first.body)
+    );
+    assert_eq!(fake.count(), 1);
+    let replay = send().await;
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    assert_eq!(replay.body, first.body);
+    assert_eq!(fake.count(), 1);
+}
