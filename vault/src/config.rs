@@ -21,15 +21,23 @@ pub mod defaults {
     pub const IAT_WINDOW_SECS: i64 = 5 * 60;
     /// Largest request body: 8 KiB.
     pub const BODY_LIMIT: usize = 8 * 1024;
-    /// Token creations per API key.
+    /// Token creations per API key: the merchant's whole checkout, every client IP together.
+    /// A burst of 100, then 20 a second (72,000 an hour), which few checkouts reach and which
+    /// caps a card-testing run spread over many addresses; a busier merchant raises it.
     pub const RATE_PER_KEY: RateLimit = RateLimit {
-        per_second: 100.0,
-        burst: 200.0,
+        per_second: 20.0,
+        burst: 100.0,
     };
-    /// Token creations (and other publishable-key writes) per client IP.
+    /// Token creations (and other publishable-key writes) per client IP (an IPv6 /64): 20 at
+    /// once, then one every 30 seconds. A shopper tokenizes a card once per attempt, a few
+    /// times with typos; card testing from one address tokenizes card after card. Adyen's
+    /// "shopper IP usage frequency" check defaults to 5 payments in 30 minutes; this is
+    /// looser, for offices and carrier NAT behind one address, and still stops a run of
+    /// 100 cards in a minute after the first 22. (The old default, 60 then 10 a second, let
+    /// 600 a minute through.)
     pub const RATE_PER_IP: RateLimit = RateLimit {
-        per_second: 10.0,
-        burst: 60.0,
+        per_second: 1.0 / 30.0,
+        burst: 20.0,
     };
     /// Tokens of one card per account in [`CARD_WINDOW_SECS`].
     pub const CARD_TOKENS: u32 = 10;

@@ -639,3 +639,50 @@ async fn a_run_of_declines_slows_charges() {
     .await;
     assert_eq!(r.json()["status"], "succeeded");
 }
+
+/// The second security review: with the old per-IP default (60 at once, 10 a second), 101
+/// token requests from one address spread over a minute all passed. The defaults now stop a
+/// card-testing run after 22 (a burst of 20, then one every 30 s); the clock is the vault's,
+/// moved by the test.
+#[tokio::test]
+async fn the_default_limits_stop_a_card_testing_run_spread_over_a_minute() {
+    let defaults = Config::default();
+    let v = TestVault::with_config(Config {
+        trust_forwarded_for: true,
+        ..defaults
+    })
+    .await;
+    let pk = v.account.publishable_key.clone();
+    let from = |ip: &str, card: String| {
+        Request::post("/v1/tokens")
+            .header("authorization", format!("Bearer {pk}"))
+            .header("content-type", "application/json")
+            .header("x-forwarded-for", ip)
+            .body(Body::from(json!({ "card": card }).to_string()))
+            .unwrap()
+    };
+    let (mut passed, mut limited) = (0, 0);
+    for i in 0..101u64 {
+        // 101 different cards over 60 seconds: a request every 0.6 s.
+        if i > 0 && i % 5 == 0 {
+            v.clock.advance(3);
+        }
+        let card = v.seal_card(&luhn_number("400000", 16, i), "123");
+        let r = v.call(from("198.51.100.7", card)).await;
+        match r.status.as_u16() {
+            200 => passed += 1,
+            429 => {
+                r.assert_error(429, "rate_limit_error", "rate_limit");
+                limited += 1;
+            }
+            s => panic!("{s}: {}", String::from_utf8_lossy(&r.body)),
+        }
+    }
+    assert_eq!(passed + limited, 101);
+    assert!((20..=22).contains(&passed), "{passed} of 101 passed");
+    // Another shopper is not held back by the tester's address.
+    let r = v
+        .call(from("203.0.113.9", v.seal_card("4242424242424242", "123")))
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+}
