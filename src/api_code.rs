@@ -62,7 +62,8 @@ pub enum ApiCode {
     ForwardDestinationNotAllowed,
     /// A forward's body names a placeholder the vault does not know.
     PlaceholderUnknown,
-    /// A forward's body holds a placeholder that is not closed or not well formed.
+    /// A forward's body holds a placeholder that is not closed, not well formed, or not inside
+    /// a JSON string (JSON bodies) or a form value (form bodies).
     PlaceholderMalformed,
     /// A forward's header holds a placeholder: placeholders are filled only in the body.
     PlaceholderNotAllowed,

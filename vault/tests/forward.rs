@@ -983,3 +983,44 @@ async fn a_retry_while_a_late_processor_has_not_answered_is_409_and_sends_nothin
     assert_eq!(replay.body, first.body);
     assert_eq!(fake.count(), 1);
 }
+
+/// The second security review: a placeholder outside a JSON string let a cardholder name
+/// write JSON of its own (`{"name": {{card.name}}}` with a name `1, "amount": 100`). Such a
+/// body is refused before anything is used or sent.
+#[tokio::test]
+async fn a_placeholder_outside_a_json_string_or_a_form_value_is_refused_before_sending() {
+    let fake = fake().await;
+    let v = vault_for(&fake, true).await;
+    let sk = v.account.secret_key.clone();
+    let tok = token(&v, "4242424242424242", "987").await;
+    for (body, ct) in [
+        (r#"{"amount":100,"name":{{card.name}}}"#, "application/json"),
+        (r#"{"year":{{card.exp_year}}}"#, "application/json"),
+        (
+            r#"{"pan":"{{card.number}}"}{{card.cvc}}"#,
+            "application/json",
+        ),
+        (
+            "{{card.name}}=1&pan={{card.number}}",
+            "application/x-www-form-urlencoded",
+        ),
+        (
+            "pan={{card.number}}&{{card.name}}",
+            "application/x-www-form-urlencoded",
+        ),
+    ] {
+        let r = forward(
+            &v,
+            &sk,
+            &json!({"source": tok, "destination": fake.url("/pay"), "headers": {"content-type": ct}, "body": body}),
+        )
+        .await;
+        r.assert_error(400, "invalid_request_error", "placeholder_malformed");
+        assert_eq!(r.json()["error"]["param"], "body", "{body}");
+    }
+    assert_eq!(fake.count(), 0);
+    // The token was not used: it still forwards, with every placeholder in a string.
+    let r = forward(&v, &sk, &json_body(&fake.url("/pay"), &tok)).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(fake.count(), 1);
+}
