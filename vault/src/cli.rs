@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use cardseal_vault::assets::Assets;
 use cardseal_vault::bins::BinTable;
-use cardseal_vault::config::{Config, RateLimit, defaults};
+use cardseal_vault::config::{Config, PublicUrl, RateLimit, defaults};
 use cardseal_vault::store::KeyKind;
 use cardseal_vault::tls::TlsFiles;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -170,9 +170,14 @@ pub(crate) struct ServeArgs {
     /// Declined charges per account in a minute before charges answer 429 (0 disables).
     #[arg(long, env = "CARDSEAL_DECLINE_RATE", default_value_t = defaults::DECLINES)]
     pub(crate) declines_per_minute: u32,
-    /// Take the client IP from X-Forwarded-For (only behind a proxy you run).
-    #[arg(long, env = "CARDSEAL_TRUST_FORWARDED_FOR")]
+    /// Take the client IP from X-Forwarded-For (only behind a proxy you run); needs
+    /// --public-url.
+    #[arg(long, env = "CARDSEAL_TRUST_FORWARDED_FOR", requires = "public_url")]
     pub(crate) trust_forwarded_for: bool,
+    /// The URL browsers reach the vault at, e.g. https://vault.example.com: required when it
+    /// differs from --listen (behind a proxy). The hosted fields are recognized by it.
+    #[arg(long, env = "CARDSEAL_PUBLIC_URL", value_parser = PublicUrl::parse)]
+    pub(crate) public_url: Option<PublicUrl>,
     /// Worker threads (default: one per core).
     #[arg(long, env = "CARDSEAL_WORKERS")]
     pub(crate) workers: Option<usize>,
@@ -373,6 +378,7 @@ impl ServeArgs {
                 defaults::DECLINE_WINDOW_SECS,
             ),
             trust_forwarded_for: self.trust_forwarded_for,
+            public_url: self.public_url.clone(),
             bin_table,
             allow_raw_card_api: self.allow_raw_card_api,
             snippet,

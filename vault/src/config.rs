@@ -88,6 +88,49 @@ impl RateLimit {
     }
 }
 
+/// The vault's public origin: `http` or `https`, a host, the port only when it is not the
+/// scheme's default, lower case; as a browser writes it in `Origin`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicUrl(String);
+
+impl PublicUrl {
+    /// Parses `https://host[:port]` (a trailing `/` allowed; no path, query or user info).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bad =
+            || format!("--public-url {text:?} is not an origin such as https://vault.example.com");
+        let (scheme, rest) = text.split_once("://").ok_or_else(bad)?;
+        let scheme = scheme.to_ascii_lowercase();
+        let default_port = match scheme.as_str() {
+            "https" => 443,
+            "http" => 80,
+            _ => return Err(bad()),
+        };
+        let authority = rest.strip_suffix('/').unwrap_or(rest).to_ascii_lowercase();
+        if authority.is_empty()
+            || authority
+                .chars()
+                .any(|c| matches!(c, '/' | '?' | '#' | '@' | ' ') || c.is_control())
+        {
+            return Err(bad());
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.is_empty() && !p.contains(']') => {
+                (h, Some(p.parse::<u16>().map_err(|_| bad())?))
+            }
+            _ => (authority.as_str(), None),
+        };
+        Ok(Self(match port {
+            Some(p) if p != default_port => format!("{scheme}://{host}:{p}"),
+            _ => format!("{scheme}://{host}"),
+        }))
+    }
+
+    /// `scheme://host[:port]`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Settings of a running vault.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -112,6 +155,10 @@ pub struct Config {
     pub rate_declines: RateLimit,
     /// Take the client IP from the last `X-Forwarded-For` entry (behind a trusted proxy).
     pub trust_forwarded_for: bool,
+    /// The origin browsers see the vault at (`--public-url`), e.g. `https://vault.example.com`:
+    /// its own pages (the hosted fields) are recognized by it rather than by the `Host`
+    /// header, which a proxy in front rewrites to the upstream address. `None`: the `Host`.
+    pub public_url: Option<PublicUrl>,
     /// Issuer metadata for cards (`--bin-table`); `None` leaves those fields null.
     pub bin_table: Option<Arc<BinTable>>,
     /// Serve the raw-card API (`--allow-raw-card-api`).
@@ -140,6 +187,7 @@ impl Default for Config {
             rate_per_card: RateLimit::per_window(defaults::CARD_TOKENS, defaults::CARD_WINDOW_SECS),
             rate_declines: RateLimit::per_window(defaults::DECLINES, defaults::DECLINE_WINDOW_SECS),
             trust_forwarded_for: false,
+            public_url: None,
             bin_table: None,
             allow_raw_card_api: false,
             snippet: None,
