@@ -210,7 +210,7 @@ pub fn record(tx: &dyn Tx, principal: &Principal, o: &Outcome<'_>, now: i64) -> 
 }
 
 /// Masks the card's number and CVC in what the processor sent back, wherever and however it is
-/// spelled out. `None` for the body when it cannot be searched.
+/// spelled out, and says whether the body could be searched (when not, it is left empty).
 fn masked(upstream: Upstream, card: &CardFields) -> (Forwarded, bool) {
     let spelled = Spelled {
         number: Some(card.number.expose()),
