@@ -62,7 +62,8 @@ pub enum ApiCode {
     ForwardDestinationNotAllowed,
     /// A forward's body names a placeholder the vault does not know.
     PlaceholderUnknown,
-    /// A forward's body holds a placeholder that is not closed or not well formed.
+    /// A forward's body holds a placeholder that is not closed, not well formed, or not inside
+    /// a JSON string (JSON bodies) or a form value (form bodies).
     PlaceholderMalformed,
     /// A forward's header holds a placeholder: placeholders are filled only in the body.
     PlaceholderNotAllowed,
@@ -78,6 +79,9 @@ pub enum ApiCode {
     UpstreamResponseTooLarge,
     /// A forward's processor did not answer in time.
     UpstreamTimeout,
+    /// A forward's answer cannot be searched for the card (compressed, binary, or a charset
+    /// other than UTF-8 and UTF-16): only its status and kept headers are handed back.
+    ForwardResponseUnreadable,
     /// The vault failed; nothing about why is sent.
     InternalError,
     /// The vault cannot store anything for now: its database cannot be reached, or its disk
@@ -86,7 +90,7 @@ pub enum ApiCode {
 }
 
 /// Every code but [`ApiCode::Card`], for [`ApiCode::parse`].
-const NAMED: [(ApiCode, &str); 35] = [
+const NAMED: [(ApiCode, &str); 36] = [
     (ApiCode::ParameterMissing, "parameter_missing"),
     (ApiCode::ParameterInvalid, "parameter_invalid"),
     (ApiCode::InvalidBody, "invalid_body"),
@@ -132,6 +136,10 @@ const NAMED: [(ApiCode, &str); 35] = [
         "upstream_response_too_large",
     ),
     (ApiCode::UpstreamTimeout, "upstream_timeout"),
+    (
+        ApiCode::ForwardResponseUnreadable,
+        "forward_response_unreadable",
+    ),
     (ApiCode::InternalError, "internal_error"),
     (ApiCode::ServiceUnavailable, "service_unavailable"),
 ];

@@ -74,9 +74,9 @@ export async function startVault({ bin = join(root, 'target/debug/cardseal-vault
   const logs = [];
   const run = async () => {
     const child = spawn(bin, ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, ...args], {
-      // The tests pay with the same few test cards many times over: the card-testing limits
-      // (tested in the vault's own suite) are off unless a test sets them.
-      env: { ...process.env, CARDSEAL_CARD_RATE: '0', CARDSEAL_DECLINE_RATE: '0', ...env },
+      // The tests pay with the same few test cards many times over, all from 127.0.0.1: the
+      // card-testing limits (tested in the vault's own suite) are off unless a test sets them.
+      env: { ...process.env, CARDSEAL_CARD_RATE: '0', CARDSEAL_DECLINE_RATE: '0', CARDSEAL_IP_RATE: '0', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stdout.on('data', (d) => logs.push(d.toString()));

@@ -239,7 +239,8 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
                     if let Some(o) = &origin {
                         // The vault's own pages (the hosted fields) may use any account's key.
                         let allowed = o.to_str().is_ok_and(|o| {
-                            origin_allowed(o, &principal.origins) || same_origin(o, req.headers())
+                            origin_allowed(o, &principal.origins)
+                                || same_origin(o, req.headers(), state.config().public_url.as_ref())
                         });
                         if !allowed {
                             // The one echo of a request value: an origin is public, and naming
@@ -344,9 +345,18 @@ async fn publishable_scope(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-/// Whether `origin` is the vault's own: its host and port are the request's `Host`. A browser
-/// sets `Origin` itself, so a page elsewhere cannot claim this.
-fn same_origin(origin: &str, headers: &HeaderMap) -> bool {
+/// Whether `origin` is the vault's own: its configured public URL (`--public-url`), or without
+/// one, the request's `Host`. A browser sets `Origin` itself, so a page elsewhere cannot claim
+/// this. Behind a proxy the `Host` is the upstream address (nginx sends `proxy_pass`'s), so the
+/// public URL is what the vault's own pages are recognized by; with it the `Host` is ignored.
+fn same_origin(
+    origin: &str,
+    headers: &HeaderMap,
+    public: Option<&crate::config::PublicUrl>,
+) -> bool {
+    if let Some(public) = public {
+        return origin.eq_ignore_ascii_case(public.as_str());
+    }
     let authority = origin.split_once("://").map(|(_, a)| a);
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
     matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use cardseal_vault::assets::Assets;
 use cardseal_vault::bins::BinTable;
-use cardseal_vault::config::{Config, RateLimit, defaults};
+use cardseal_vault::config::{Config, PublicUrl, RateLimit, defaults};
 use cardseal_vault::store::KeyKind;
 use cardseal_vault::tls::TlsFiles;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -137,8 +137,8 @@ pub(crate) struct ServeArgs {
     /// Extra CA certificates (PEM) trusted for `POST /v1/forward`, beside the webpki roots.
     #[arg(long, env = "CARDSEAL_FORWARD_CA_FILE")]
     pub(crate) forward_ca_file: Option<PathBuf>,
-    /// How long one forward may take, lookup to answer, in seconds or e.g. 30s, 2m.
-    #[arg(long, env = "CARDSEAL_FORWARD_TIMEOUT", default_value_t = defaults::FORWARD_TIMEOUT_SECS, value_parser = parse_duration)]
+    /// How long one forward may take, lookup to answer, in seconds or e.g. 30s, 2m; at most 5m.
+    #[arg(long, env = "CARDSEAL_FORWARD_TIMEOUT", default_value_t = defaults::FORWARD_TIMEOUT_SECS, value_parser = parse_forward_timeout)]
     pub(crate) forward_timeout: i64,
     /// Create or reuse a demo account allowed from http://localhost:* and http://127.0.0.1:*,
     /// and print its keys.
@@ -170,9 +170,14 @@ pub(crate) struct ServeArgs {
     /// Declined charges per account in a minute before charges answer 429 (0 disables).
     #[arg(long, env = "CARDSEAL_DECLINE_RATE", default_value_t = defaults::DECLINES)]
     pub(crate) declines_per_minute: u32,
-    /// Take the client IP from X-Forwarded-For (only behind a proxy you run).
-    #[arg(long, env = "CARDSEAL_TRUST_FORWARDED_FOR")]
+    /// Take the client IP from X-Forwarded-For (only behind a proxy you run); needs
+    /// --public-url.
+    #[arg(long, env = "CARDSEAL_TRUST_FORWARDED_FOR", requires = "public_url")]
     pub(crate) trust_forwarded_for: bool,
+    /// The URL browsers reach the vault at, e.g. https://vault.example.com: required when it
+    /// differs from --listen (behind a proxy). The hosted fields are recognized by it.
+    #[arg(long, env = "CARDSEAL_PUBLIC_URL", value_parser = PublicUrl::parse)]
+    pub(crate) public_url: Option<PublicUrl>,
     /// Worker threads (default: one per core).
     #[arg(long, env = "CARDSEAL_WORKERS")]
     pub(crate) workers: Option<usize>,
@@ -318,6 +323,18 @@ pub(crate) fn parse_duration(s: &str) -> Result<i64, String> {
         .ok_or_else(|| "duration too long".to_owned())
 }
 
+/// [`parse_duration`], 1 s to [`defaults::MAX_FORWARD_TIMEOUT_SECS`].
+fn parse_forward_timeout(s: &str) -> Result<i64, String> {
+    let secs = parse_duration(s)?;
+    if !(1..=defaults::MAX_FORWARD_TIMEOUT_SECS).contains(&secs) {
+        return Err(format!(
+            "the forward timeout is 1s to {}m",
+            defaults::MAX_FORWARD_TIMEOUT_SECS / 60
+        ));
+    }
+    Ok(secs)
+}
+
 impl ServeArgs {
     /// The settings these flags ask for, with the BIN table and snippet files loaded.
     pub(crate) fn config(&self) -> Result<Config, String> {
@@ -361,6 +378,7 @@ impl ServeArgs {
                 defaults::DECLINE_WINDOW_SECS,
             ),
             trust_forwarded_for: self.trust_forwarded_for,
+            public_url: self.public_url.clone(),
             bin_table,
             allow_raw_card_api: self.allow_raw_card_api,
             snippet,

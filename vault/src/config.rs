@@ -21,15 +21,23 @@ pub mod defaults {
     pub const IAT_WINDOW_SECS: i64 = 5 * 60;
     /// Largest request body: 8 KiB.
     pub const BODY_LIMIT: usize = 8 * 1024;
-    /// Token creations per API key.
+    /// Token creations per API key: the merchant's whole checkout, every client IP together.
+    /// A burst of 100, then 20 a second (72,000 an hour), which few checkouts reach and which
+    /// caps a card-testing run spread over many addresses; a busier merchant raises it.
     pub const RATE_PER_KEY: RateLimit = RateLimit {
-        per_second: 100.0,
-        burst: 200.0,
+        per_second: 20.0,
+        burst: 100.0,
     };
-    /// Token creations (and other publishable-key writes) per client IP.
+    /// Token creations (and other publishable-key writes) per client IP (an IPv6 /64): 20 at
+    /// once, then one every 30 seconds. A shopper tokenizes a card once per attempt, a few
+    /// times with typos; card testing from one address tokenizes card after card. Adyen's
+    /// "shopper IP usage frequency" check defaults to 5 payments in 30 minutes; this is
+    /// looser, for offices and carrier NAT behind one address, and still stops a run of
+    /// 100 cards in a minute after the first 22. (The old default, 60 then 10 a second, let
+    /// 600 a minute through.)
     pub const RATE_PER_IP: RateLimit = RateLimit {
-        per_second: 10.0,
-        burst: 60.0,
+        per_second: 1.0 / 30.0,
+        burst: 20.0,
     };
     /// Tokens of one card per account in [`CARD_WINDOW_SECS`].
     pub const CARD_TOKENS: u32 = 10;
@@ -41,6 +49,10 @@ pub mod defaults {
     pub const DECLINE_WINDOW_SECS: u32 = 60;
     /// How long one `POST /v1/forward` may take, DNS lookup to the answer's last byte.
     pub const FORWARD_TIMEOUT_SECS: i64 = 30;
+    /// The longest `--forward-timeout` accepted: 5 minutes. A forward holds its
+    /// `Idempotency-Key` for its timeout and a minute more, so the cap also bounds how long a
+    /// key of a crashed forward stays locked.
+    pub const MAX_FORWARD_TIMEOUT_SECS: i64 = 5 * 60;
 }
 
 /// A token-bucket limit: `per_second` on average, bursts of up to `burst`. Zero disables it.
@@ -76,6 +88,49 @@ impl RateLimit {
     }
 }
 
+/// The vault's public origin: `http` or `https`, a host, the port only when it is not the
+/// scheme's default, lower case; as a browser writes it in `Origin`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicUrl(String);
+
+impl PublicUrl {
+    /// Parses `https://host[:port]` (a trailing `/` allowed; no path, query or user info).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bad =
+            || format!("--public-url {text:?} is not an origin such as https://vault.example.com");
+        let (scheme, rest) = text.split_once("://").ok_or_else(bad)?;
+        let scheme = scheme.to_ascii_lowercase();
+        let default_port = match scheme.as_str() {
+            "https" => 443,
+            "http" => 80,
+            _ => return Err(bad()),
+        };
+        let authority = rest.strip_suffix('/').unwrap_or(rest).to_ascii_lowercase();
+        if authority.is_empty()
+            || authority
+                .chars()
+                .any(|c| matches!(c, '/' | '?' | '#' | '@' | ' ') || c.is_control())
+        {
+            return Err(bad());
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.is_empty() && !p.contains(']') => {
+                (h, Some(p.parse::<u16>().map_err(|_| bad())?))
+            }
+            _ => (authority.as_str(), None),
+        };
+        Ok(Self(match port {
+            Some(p) if p != default_port => format!("{scheme}://{host}:{p}"),
+            _ => format!("{scheme}://{host}"),
+        }))
+    }
+
+    /// `scheme://host[:port]`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Settings of a running vault.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -100,6 +155,10 @@ pub struct Config {
     pub rate_declines: RateLimit,
     /// Take the client IP from the last `X-Forwarded-For` entry (behind a trusted proxy).
     pub trust_forwarded_for: bool,
+    /// The origin browsers see the vault at (`--public-url`), e.g. `https://vault.example.com`:
+    /// its own pages (the hosted fields) are recognized by it rather than by the `Host`
+    /// header, which a proxy in front rewrites to the upstream address. `None`: the `Host`.
+    pub public_url: Option<PublicUrl>,
     /// Issuer metadata for cards (`--bin-table`); `None` leaves those fields null.
     pub bin_table: Option<Arc<BinTable>>,
     /// Serve the raw-card API (`--allow-raw-card-api`).
@@ -128,6 +187,7 @@ impl Default for Config {
             rate_per_card: RateLimit::per_window(defaults::CARD_TOKENS, defaults::CARD_WINDOW_SECS),
             rate_declines: RateLimit::per_window(defaults::DECLINES, defaults::DECLINE_WINDOW_SECS),
             trust_forwarded_for: false,
+            public_url: None,
             bin_table: None,
             allow_raw_card_api: false,
             snippet: None,

@@ -9,11 +9,12 @@
 //! 4. (the ledger: the token is consumed, the stored CVC taken);
 //! 5. [`client`]: the filled request is sent; the answer is read within the size and time
 //!    limits, redirects are not followed;
-//! 6. [`mask`]: card numbers and the CVC are masked in what comes back.
+//! 6. [`crate::pan_scan`]: the number and the CVC are masked in what comes back, in any
+//!    notation; an answer that cannot be searched (compressed, binary, another charset) is
+//!    502 `forward_response_unreadable`, its body withheld.
 
 pub mod client;
 pub mod destination;
-pub mod mask;
 pub mod template;
 
 use std::sync::Arc;

@@ -18,6 +18,7 @@ pub mod health;
 pub mod ids;
 pub mod keys;
 pub mod metrics;
+pub mod pan_scan;
 pub mod processor;
 pub mod ratelimit;
 pub mod recurring;
@@ -156,10 +157,10 @@ impl AppState {
         }
         Ok(Self {
             inner: Arc::new(Inner {
-                key_limiter: RateLimiter::new(config.rate_per_key),
-                ip_limiter: RateLimiter::new(config.rate_per_ip),
-                card_limiter: RateLimiter::new(config.rate_per_card),
-                decline_limiter: RateLimiter::new(config.rate_declines),
+                key_limiter: RateLimiter::with_clock(config.rate_per_key, Arc::clone(&clock)),
+                ip_limiter: RateLimiter::with_clock(config.rate_per_ip, Arc::clone(&clock)),
+                card_limiter: RateLimiter::with_clock(config.rate_per_card, Arc::clone(&clock)),
+                decline_limiter: RateLimiter::with_clock(config.rate_declines, Arc::clone(&clock)),
                 config,
                 store,
                 master,

@@ -1,10 +1,12 @@
-//! Token-bucket rate limiting, in memory (per vault instance).
+//! Token-bucket rate limiting, in memory (per vault instance). Time comes from the vault's
+//! clock, in whole seconds: a bucket refills by the seconds between two of its requests, so
+//! nothing is lost to the rounding, and tests move the clock instead of sleeping.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::RateLimit;
 
 /// Buckets above this count trigger a sweep of the full (idle) ones.
@@ -14,20 +16,28 @@ const SWEEP_AT: usize = 10_000;
 #[derive(Debug)]
 pub struct RateLimiter {
     limit: RateLimit,
+    clock: Arc<dyn Clock>,
     buckets: Mutex<HashMap<String, Bucket>>,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
     tokens: f64,
-    at: Instant,
+    /// Unix seconds of the bucket's last request.
+    at: i64,
 }
 
 impl RateLimiter {
-    /// A limiter with `limit` per key.
+    /// A limiter with `limit` per key, on the system clock.
     pub fn new(limit: RateLimit) -> Self {
+        Self::with_clock(limit, Arc::new(SystemClock))
+    }
+
+    /// A limiter with `limit` per key, on `clock`.
+    pub fn with_clock(limit: RateLimit, clock: Arc<dyn Clock>) -> Self {
         Self {
             limit,
+            clock,
             buckets: Mutex::new(HashMap::new()),
         }
     }
@@ -47,23 +57,21 @@ impl RateLimiter {
         if !self.limit.enabled() {
             return Ok(());
         }
-        let now = Instant::now();
+        let now = self.clock.now();
+        let elapsed = |at: i64| now.saturating_sub(at).max(0) as f64;
         let RateLimit { per_second, burst } = self.limit;
         let mut buckets = self
             .buckets
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if buckets.len() >= SWEEP_AT {
-            buckets.retain(|_, b| {
-                b.tokens + now.duration_since(b.at).as_secs_f64() * per_second < burst
-            });
+            buckets.retain(|_, b| b.tokens + elapsed(b.at) * per_second < burst);
         }
         let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
             tokens: burst,
             at: now,
         });
-        bucket.tokens =
-            (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * per_second).min(burst);
+        bucket.tokens = (bucket.tokens + elapsed(bucket.at) * per_second).min(burst);
         bucket.at = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= cost;

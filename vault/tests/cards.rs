@@ -653,3 +653,67 @@ async fn accounts_are_isolated_on_every_endpoint() {
         200
     );
 }
+
+/// The second security review: a card number with a trailing group, a leading digit, dots or
+/// slashes in any free-text field went into the database, `GET /v1/cards` and the keyed event
+/// log. Every such field is read by one detector now; none of these is stored or echoed.
+#[tokio::test]
+async fn a_card_number_in_any_merchant_field_is_refused_unechoed_and_unstored() {
+    let v = TestVault::new().await;
+    let sk = v.account.secret_key.clone();
+    let tok = token(&v, VISA, "123").await;
+    let spelled = [
+        "4000056655665556 12/30",
+        "4000056655665556 1",
+        "ref 1 4000056655665556",
+        "4000.0566.5566.5556",
+        "4000/0566/5566/5556",
+        "4000  0566\u{a0}5566 5556",
+        "x99940000566556655569",
+    ];
+    let mut bodies = Vec::new();
+    for s in spelled {
+        bodies.push(json!({"token": tok, "metadata": {"note": s}}));
+        bodies.push(json!({"token": tok, "metadata": {s: "x"}}));
+        bodies.push(json!({"token": tok, "customer": s}));
+    }
+    bodies.push(json!({"token": tok, "customer": "5555555555554444 03/31"}));
+    for body in bodies {
+        let r = post(&v, "/v1/cards", &sk, body.clone()).await;
+        r.assert_error(400, "invalid_request_error", "parameter_invalid");
+        let text = String::from_utf8_lossy(&r.body);
+        assert!(
+            !text.contains("5556") && !text.contains("4444"),
+            "{body} -> {text}"
+        );
+    }
+    // A forward's header values are free text too, and so is their name.
+    for (name, value) in [
+        ("x-note", "4000056655665556 12/30"),
+        ("x-ref", "ref 1 4000.0566.5566.5556"),
+    ] {
+        let r = post(
+            &v,
+            "/v1/forward",
+            &sk,
+            json!({"source": tok, "destination": "https://api.psp.example/pay", "headers": {name: value}}),
+        )
+        .await;
+        r.assert_error(400, "invalid_request_error", "parameter_invalid");
+        assert_eq!(r.json()["error"]["param"], "headers");
+        assert!(!String::from_utf8_lossy(&r.body).contains("5556"));
+    }
+    // Nothing was stored, and the token still saves a card with harmless text.
+    let list = v.get("/v1/cards", &sk).await.json();
+    assert_eq!(list["data"], json!([]), "{list}");
+    let events = v.get("/v1/events", &sk).await;
+    assert!(!String::from_utf8_lossy(&events.body).contains("5566"));
+    let r = post(
+        &v,
+        "/v1/cards",
+        &sk,
+        json!({"token": tok, "customer": "cus_12345", "metadata": {"order": "2026-12-08 #1234"}}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+}

@@ -82,7 +82,7 @@ fn json_body(destination: &str, source: &str) -> Value {
         "destination": destination,
         "method": "POST",
         "headers": {"Authorization": "Bearer psp_test_key", "Content-Type": "application/json"},
-        "body": "{\"pan\":\"{{card.number}}\",\"exp\":\"{{card.exp_month}}/{{card.exp_year2}}\",\"year\":{{card.exp_year}},\"cvc\":\"{{card.cvc}}\",\"name\":\"{{card.name}}\"}",
+        "body": "{\"pan\":\"{{card.number}}\",\"exp\":\"{{card.exp_month}}/{{card.exp_year2}}\",\"year\":\"{{card.exp_year}}\",\"cvc\":\"{{card.cvc}}\",\"name\":\"{{card.name}}\"}",
     })
 }
 
@@ -140,7 +140,7 @@ async fn the_processor_gets_the_card_in_json_and_the_merchant_a_masked_answer() 
     let sent: Value = serde_json::from_slice(&seen.body).unwrap();
     assert_eq!(
         sent,
-        json!({"pan": "4242424242424242", "exp": "03/31", "year": 2031, "cvc": "987", "name": NAME})
+        json!({"pan": "4242424242424242", "exp": "03/31", "year": "2031", "cvc": "987", "name": NAME})
     );
     let answer = r.json();
     assert_eq!(answer["status"], 201);
@@ -716,4 +716,311 @@ async fn no_number_or_cvc_in_the_database_or_the_logs_after_50_forwards() {
         db_cvcs.len() <= 2,
         "CVCs in the database files: {db_cvcs:?}"
     );
+}
+
+/// Every digit of `text`, in order: a number spelled with any separators shows in it.
+fn digits_of(text: &str) -> String {
+    text.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// The number and the CVC as a processor that echoes them might write them back: the forms of
+/// the second security review, read from the request the fake got, so that it is the
+/// forwarded card that comes back.
+fn echo_forms(seen: &fake_processor::Seen) -> fake_processor::Canned {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let sent: Value = serde_json::from_slice(&seen.body).unwrap();
+    let pan = sent["pan"].as_str().unwrap().to_owned();
+    let cvc = sent["cvc"].as_str().unwrap().to_owned();
+    let groups: Vec<&str> = (0..pan.len())
+        .step_by(4)
+        .map(|i| &pan[i..(i + 4).min(pan.len())])
+        .collect();
+    let spaced = |sep: &str| groups.join(sep);
+    let escaped: String = pan
+        .chars()
+        .map(|c| format!("\\u{:04x}", c as u32))
+        .collect();
+    let utf16: Vec<u8> = pan.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let cvc_spaced: Vec<String> = cvc.chars().map(String::from).collect();
+    let body = format!(
+        r#"{{"a":"card {} 12/30 declined","b":"ref 1 {}","c":"{}","d":"{}","e":"{}","f":"{}","g":"{escaped}","h":"{}","i":"{}","j":"{}","k":"cvc {}"}}"#,
+        spaced(" "),
+        spaced(" "),
+        spaced("."),
+        spaced("/"),
+        spaced("  "),
+        spaced("\u{a0}"),
+        STANDARD.encode(&pan),
+        URL_SAFE_NO_PAD.encode(format!("{{\"pan\":\"{pan}\"}}")),
+        STANDARD.encode(&utf16),
+        cvc_spaced.join(" "),
+    );
+    let reason: &'static str = Box::leak(format!("OK {pan}").into_boxed_str());
+    fake_processor::Canned {
+        status: 200,
+        reason: Some(reason),
+        headers: vec![
+            ("content-type", b"application/json".to_vec()),
+            ("x-request-id", format!("{} 12", spaced(" ")).into_bytes()),
+            (
+                "location",
+                format!("https://psp.example/r?pan={}", spaced("%20")).into_bytes(),
+            ),
+        ],
+        body: body.into_bytes(),
+    }
+}
+
+#[tokio::test]
+async fn an_echoing_processor_hands_back_no_form_of_the_number_or_the_cvc() {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let fake = fake().await;
+    fake.on("/echo", echo_forms);
+    let v = vault_for(&fake, true).await;
+    let pan = "4000056655665556";
+    let tok = token(&v, pan, "739").await;
+    let mut body = json_body(&fake.url("/echo"), &tok);
+    body["body"] = json!("{\"pan\":\"{{card.number}}\",\"cvc\":\"{{card.cvc}}\"}");
+    let r = forward(&v, &v.account.secret_key, &body).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(fake.count(), 1);
+    let answer = r.json();
+    assert_eq!(answer["status"], 200);
+    let body = answer["body"].as_str().unwrap();
+    let echoed: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    // Each field on its own: no digit sequence of it spells the number.
+    for (field, value) in echoed.as_object().unwrap() {
+        let value = value.as_str().unwrap();
+        assert!(!digits_of(value).contains(pan), "{field}: {value}");
+    }
+    for form in [
+        STANDARD.encode(pan),
+        URL_SAFE_NO_PAD.encode(format!("{{\"pan\":\"{pan}\"}}")),
+        STANDARD.encode(
+            pan.encode_utf16()
+                .flat_map(u16::to_le_bytes)
+                .collect::<Vec<u8>>(),
+        ),
+    ] {
+        assert!(!body.contains(&form), "{body}");
+    }
+    assert_eq!(echoed["k"], "cvc * * *");
+    assert!(
+        echoed["a"]
+            .as_str()
+            .unwrap()
+            .ends_with("5556 12/30 declined"),
+        "{echoed}"
+    );
+    for (name, value) in answer["headers"].as_object().unwrap() {
+        let value = value.as_str().unwrap();
+        assert!(!digits_of(value).contains(pan), "{name}: {value}");
+        assert!(
+            !digits_of(&value.replace("%20", " ")).contains(pan),
+            "{name}: {value}"
+        );
+    }
+    // Nor anywhere in the reply, the status line's reason included.
+    let whole = String::from_utf8_lossy(&r.body);
+    assert!(!whole.contains("OK 4000"), "{whole}");
+}
+
+#[tokio::test]
+async fn a_utf16_answer_is_masked_and_an_unreadable_one_is_502_without_its_body() {
+    let fake = fake().await;
+    let pan = "4000056655665556";
+    let utf16 = |s: &str, le: bool| -> Vec<u8> {
+        s.encode_utf16()
+            .flat_map(|u| if le { u.to_le_bytes() } else { u.to_be_bytes() })
+            .collect()
+    };
+    for (path, ct, le) in [
+        ("/le", "text/plain; charset=utf-16le", true),
+        ("/be", "text/plain; charset=UTF-16BE", false),
+    ] {
+        let body = utf16(&format!("declined {pan}"), le);
+        fake.on(path, move |_| fake_processor::Canned {
+            status: 402,
+            headers: vec![("content-type", ct.as_bytes().to_vec())],
+            body: body.clone(),
+            ..Default::default()
+        });
+    }
+    // The gzip header and a stored (uncompressed) deflate block: gzip that holds the number
+    // as it is, which only decompressing would show.
+    let gz = [
+        &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff, 1, 16, 0, 0xef, 0xff][..],
+        pan.as_bytes(),
+    ]
+    .concat();
+    let unreadable: Vec<(&str, &'static str, Vec<u8>, Option<&'static str>)> = vec![
+        ("/gzip", "application/json", gz, Some("gzip")),
+        (
+            "/bin",
+            "application/octet-stream",
+            pan.as_bytes().to_vec(),
+            None,
+        ),
+        (
+            "/latin1",
+            "text/plain; charset=iso-8859-1",
+            format!("pan {pan}").into_bytes(),
+            None,
+        ),
+        (
+            "/raw",
+            "text/plain",
+            [&[0u8, 1, 2, 0xff][..], pan.as_bytes()].concat(),
+            None,
+        ),
+    ];
+    for (path, ct, body, encoding) in unreadable.clone() {
+        fake.on(path, move |_| {
+            let mut headers = vec![
+                ("content-type", ct.as_bytes().to_vec()),
+                ("request-id", b"req_bin".to_vec()),
+            ];
+            if let Some(e) = encoding {
+                headers.push(("content-encoding", e.as_bytes().to_vec()));
+            }
+            fake_processor::Canned {
+                status: 201,
+                headers,
+                body: body.clone(),
+                ..Default::default()
+            }
+        });
+    }
+    let v = vault_for(&fake, true).await;
+    for path in ["/le", "/be"] {
+        let tok = token(&v, pan, "739").await;
+        let r = forward(&v, &v.account.secret_key, &json_body(&fake.url(path), &tok)).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.json()["status"], 402);
+        assert_eq!(r.json()["body"], "declined ************5556", "{path}");
+    }
+    for (path, ct, _, _) in unreadable {
+        let tok = token(&v, pan, "739").await;
+        let r = forward(&v, &v.account.secret_key, &json_body(&fake.url(path), &tok)).await;
+        r.assert_error(502, "api_error", "forward_response_unreadable");
+        let answer = r.json();
+        assert_eq!(answer["status"], 201, "{path}");
+        assert_eq!(answer["headers"]["content-type"], ct);
+        assert_eq!(answer["headers"]["request-id"], "req_bin");
+        assert!(answer.get("body").is_none(), "{answer}");
+        assert!(
+            !String::from_utf8_lossy(&r.body).contains("5566"),
+            "{answer}"
+        );
+    }
+    // The event says what happened; nothing is kept for a replay (a 502).
+    let events = v.get("/v1/events", &v.account.secret_key).await.json();
+    assert!(
+        events["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "card.forwarded"
+                && e["data"]["error"] == "forward_response_unreadable"
+                && e["data"]["status"] == 201),
+        "{events}"
+    );
+}
+
+/// The second security review: the key's claim lasted 60 s whatever `--forward-timeout` was,
+/// so a retry after 62 s, while the first call still waited on a slow processor, sent the card
+/// again. The clock is the vault's injected one; the processor answers when the test says.
+#[tokio::test]
+async fn a_retry_while_a_late_processor_has_not_answered_is_409_and_sends_nothing() {
+    let fake = fake().await;
+    // A real deadline far beyond the test, so that only the injected clock moves past 60 s.
+    let v = TestVault::with_config(Config {
+        forward: settings(&fake, true).with_timeout(Duration::from_secs(120)),
+        ..unlimited()
+    })
+    .await;
+    set_forward_hosts(
+        v.state.store(),
+        &v.account.account,
+        &[format!("localhost:{}", fake.port)],
+    )
+    .await
+    .unwrap();
+    let sk = v.account.secret_key.clone();
+    let card = saved_card(&v, "4242424242424242", "987").await;
+    let mut body = json_body(&fake.url("/late"), &card);
+    body["body"] = json!("{\"pan\":\"{{card.number}}\"}");
+    let send = || {
+        let mut req = post_json("/v1/forward", &sk, &body);
+        req.headers_mut()
+            .insert("idempotency-key", "fwd-late".parse().unwrap());
+        v.call(req)
+    };
+    let retries = async {
+        fake.wait_for(1).await;
+        // Past the old 60 s claim, within the forward's own 120 s deadline.
+        v.clock.advance(62);
+        let during = send().await;
+        v.clock.advance(100);
+        let later = send().await;
+        fake.release();
+        (during, later)
+    };
+    let (first, (during, later)) = tokio::join!(send(), retries);
+    during.assert_error(409, "invalid_request_error", "idempotency_key_in_use");
+    later.assert_error(409, "invalid_request_error", "idempotency_key_in_use");
+    assert_eq!(
+        first.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&first.body)
+    );
+    assert_eq!(fake.count(), 1);
+    let replay = send().await;
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    assert_eq!(replay.body, first.body);
+    assert_eq!(fake.count(), 1);
+}
+
+/// The second security review: a placeholder outside a JSON string let a cardholder name
+/// write JSON of its own (`{"name": {{card.name}}}` with a name `1, "amount": 100`). Such a
+/// body is refused before anything is used or sent.
+#[tokio::test]
+async fn a_placeholder_outside_a_json_string_or_a_form_value_is_refused_before_sending() {
+    let fake = fake().await;
+    let v = vault_for(&fake, true).await;
+    let sk = v.account.secret_key.clone();
+    let tok = token(&v, "4242424242424242", "987").await;
+    for (body, ct) in [
+        (r#"{"amount":100,"name":{{card.name}}}"#, "application/json"),
+        (r#"{"year":{{card.exp_year}}}"#, "application/json"),
+        (
+            r#"{"pan":"{{card.number}}"}{{card.cvc}}"#,
+            "application/json",
+        ),
+        (
+            "{{card.name}}=1&pan={{card.number}}",
+            "application/x-www-form-urlencoded",
+        ),
+        (
+            "pan={{card.number}}&{{card.name}}",
+            "application/x-www-form-urlencoded",
+        ),
+    ] {
+        let r = forward(
+            &v,
+            &sk,
+            &json!({"source": tok, "destination": fake.url("/pay"), "headers": {"content-type": ct}, "body": body}),
+        )
+        .await;
+        r.assert_error(400, "invalid_request_error", "placeholder_malformed");
+        assert_eq!(r.json()["error"]["param"], "body", "{body}");
+    }
+    assert_eq!(fake.count(), 0);
+    // The token was not used: it still forwards, with every placeholder in a string.
+    let r = forward(&v, &sk, &json_body(&fake.url("/pay"), &tok)).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(fake.count(), 1);
 }

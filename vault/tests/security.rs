@@ -639,3 +639,136 @@ async fn a_run_of_declines_slows_charges() {
     .await;
     assert_eq!(r.json()["status"], "succeeded");
 }
+
+/// The second security review: with the old per-IP default (60 at once, 10 a second), 101
+/// token requests from one address spread over a minute all passed. The defaults now stop a
+/// card-testing run after 22 (a burst of 20, then one every 30 s); the clock is the vault's,
+/// moved by the test.
+#[tokio::test]
+async fn the_default_limits_stop_a_card_testing_run_spread_over_a_minute() {
+    let defaults = Config::default();
+    let v = TestVault::with_config(Config {
+        trust_forwarded_for: true,
+        ..defaults
+    })
+    .await;
+    let pk = v.account.publishable_key.clone();
+    let from = |ip: &str, card: String| {
+        Request::post("/v1/tokens")
+            .header("authorization", format!("Bearer {pk}"))
+            .header("content-type", "application/json")
+            .header("x-forwarded-for", ip)
+            .body(Body::from(json!({ "card": card }).to_string()))
+            .unwrap()
+    };
+    let (mut passed, mut limited) = (0, 0);
+    for i in 0..101u64 {
+        // 101 different cards over 60 seconds: a request every 0.6 s.
+        if i > 0 && i % 5 == 0 {
+            v.clock.advance(3);
+        }
+        let card = v.seal_card(&luhn_number("400000", 16, i), "123");
+        let r = v.call(from("198.51.100.7", card)).await;
+        match r.status.as_u16() {
+            200 => passed += 1,
+            429 => {
+                r.assert_error(429, "rate_limit_error", "rate_limit");
+                limited += 1;
+            }
+            s => panic!("{s}: {}", String::from_utf8_lossy(&r.body)),
+        }
+    }
+    assert_eq!(passed + limited, 101);
+    assert!((20..=22).contains(&passed), "{passed} of 101 passed");
+    // Another shopper is not held back by the tester's address.
+    let r = v
+        .call(from("203.0.113.9", v.seal_card("4242424242424242", "123")))
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+}
+
+/// The second security review: `is_public_v6` missed IPv4-mapped addresses inside other
+/// forms, the local-use NAT64 prefix and Teredo. A row per block of IANA's IPv4 and IPv6
+/// Special-Purpose Address Registries (and multicast, and IPv6 outside 2000::/3), each with an
+/// address inside it that must be refused; then public neighbours that must not be.
+#[test]
+fn every_iana_special_purpose_block_is_refused_as_a_forward_destination() {
+    use cardseal_vault::forward::destination::is_public;
+    let refused = [
+        ("0.0.0.0/8", "0.1.2.3"),
+        ("10.0.0.0/8", "10.255.0.1"),
+        ("100.64.0.0/10", "100.127.255.254"),
+        ("127.0.0.0/8", "127.8.8.8"),
+        ("169.254.0.0/16", "169.254.169.254"),
+        ("172.16.0.0/12", "172.31.0.1"),
+        ("192.0.0.0/24", "192.0.0.170"),
+        ("192.0.0.0/24 (PCP anycast)", "192.0.0.9"),
+        ("192.0.2.0/24", "192.0.2.1"),
+        ("192.31.196.0/24", "192.31.196.1"),
+        ("192.52.193.0/24", "192.52.193.1"),
+        ("192.88.99.0/24", "192.88.99.1"),
+        ("192.168.0.0/16", "192.168.255.255"),
+        ("192.175.48.0/24", "192.175.48.6"),
+        ("198.18.0.0/15", "198.19.255.1"),
+        ("198.51.100.0/24", "198.51.100.7"),
+        ("203.0.113.0/24", "203.0.113.1"),
+        ("224.0.0.0/4", "239.255.255.250"),
+        ("240.0.0.0/4", "250.1.2.3"),
+        ("255.255.255.255/32", "255.255.255.255"),
+        ("::1/128", "::1"),
+        ("::/128", "::"),
+        ("::ffff:0:0/96", "::ffff:10.0.0.1"),
+        ("::ffff:0:0:0/96 (IPv4-translated)", "::ffff:0:a9fe:a9fe"),
+        ("::/96 (IPv4-compatible)", "::7f00:1"),
+        ("64:ff9b::/96 to a private address", "64:ff9b::a9fe:a9fe"),
+        ("64:ff9b::/96 to a mapped loopback", "64:ff9b::7f00:1"),
+        ("64:ff9b:1::/48", "64:ff9b:1::5db8:d822"),
+        ("100::/64", "100::1"),
+        ("100:0:0:1::/64", "100:0:0:1::1"),
+        ("2001::/23", "2001:1ff::1"),
+        ("2001::/32 (Teredo)", "2001:0:4136:e378:8000:63bf:3fff:fdd2"),
+        ("2001:1::1/128", "2001:1::1"),
+        ("2001:1::2/128", "2001:1::2"),
+        ("2001:1::3/128", "2001:1::3"),
+        ("2001:2::/48", "2001:2::1"),
+        ("2001:3::/32", "2001:3::1"),
+        ("2001:4:112::/48", "2001:4:112::1"),
+        ("2001:10::/28", "2001:1f::1"),
+        ("2001:20::/28", "2001:2f::1"),
+        ("2001:30::/28", "2001:3f::1"),
+        ("2001:db8::/32", "2001:db8::1"),
+        (
+            "2002::/16 (6to4 of a public address too)",
+            "2002:5db8:d822::1",
+        ),
+        ("2620:4f:8000::/48", "2620:4f:8000::42"),
+        ("3fff::/20", "3fff:fff::1"),
+        ("5f00::/16", "5f00::1"),
+        ("fc00::/7", "fd00:ec2::254"),
+        ("fe80::/10", "fe80::1"),
+        ("fec0::/10 (site-local)", "fec0::1"),
+        ("ff00::/8", "ff02::1"),
+        ("outside 2000::/3", "4000::1"),
+    ];
+    for (block, ip) in refused {
+        assert!(!is_public(ip.parse().unwrap()), "{block}: {ip}");
+    }
+    for ip in [
+        "93.184.216.34",
+        "1.1.1.1",
+        "100.128.0.1",
+        "172.32.0.1",
+        "192.0.1.1",
+        "198.20.0.1",
+        "223.255.255.1",
+        "2606:4700::1111",
+        "2001:200::1",
+        "2003::1",
+        "2620:4f:8001::1",
+        "3fff:1000::1",
+        "64:ff9b::5db8:d822",
+        "::ffff:93.184.216.34",
+    ] {
+        assert!(is_public(ip.parse().unwrap()), "{ip}");
+    }
+}

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use axum::Extension;
 use axum::extract::State;
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use super::{Auth, JsonBody, Replay, invalid, json_response, keep, missing};
 use crate::domain::charge::ChargeSource;
 use crate::domain::forward::{self, NewForward};
-use crate::error::ApiError;
+use crate::error::{ApiCode, ApiError, ErrorCode};
 use crate::forward::client;
 use crate::forward::destination;
 use crate::forward::template::Template;
@@ -134,7 +134,14 @@ pub(crate) async fn create(
         Ok(replay.is_some())
     })
     .await?;
+    let unreadable = sent.status != StatusCode::OK;
     let mut response = json_response(sent.text, sent.kept);
+    if unreadable {
+        *response.status_mut() = sent.status;
+        response
+            .extensions_mut()
+            .insert(ErrorCode(ApiCode::ForwardResponseUnreadable));
+    }
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

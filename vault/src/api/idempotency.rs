@@ -26,7 +26,24 @@ use crate::{AppState, Principal};
 const KEEP_SECS: i64 = 24 * 3600;
 
 /// After this long in flight, a key's first request is presumed dead and the key is free.
+/// A forward holds its key longer: see [`lock_secs`].
 const LOCK_SECS: i64 = 60;
+
+/// How long a request holds its key. A forward may wait on the processor for the whole of
+/// `--forward-timeout`; were the claim to lapse first, a retry with the same key would send the
+/// card to the processor a second time. So a forward's claim lasts its own deadline and the
+/// ordinary margin after it (for the lookup before and the recording after).
+fn lock_secs(state: &AppState, path: &str) -> i64 {
+    if path == "/v1/forward" {
+        let timeout = state.config().forward.timeout;
+        let secs = i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX);
+        // Whole seconds, rounded up: the claim must not lapse a fraction before the deadline.
+        let secs = secs.saturating_add(i64::from(timeout.subsec_nanos() > 0));
+        LOCK_SECS.saturating_add(secs)
+    } else {
+        LOCK_SECS
+    }
+}
 
 /// Longest key accepted (Stripe's limit).
 const MAX_KEY_LEN: usize = 255;
@@ -127,8 +144,9 @@ async fn run(
     let now = state.now();
 
     let acct = account.clone();
+    let lock = lock_secs(state, parts.uri.path());
     let claim = store::write(state.store(), move |tx| {
-        tx.claim_key(&acct, &key_hash, &request_hash, now, LOCK_SECS)
+        tx.claim_key(&acct, &key_hash, &request_hash, now, lock)
     })
     .await
     .map_err(internal("claiming an idempotency key failed"))?;

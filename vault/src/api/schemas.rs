@@ -148,7 +148,7 @@ error_responses! {
     TooLarge => "`request_too_large`: bodies are limited to 8 KiB.";
     Internal => "`api_error` `internal_error`; nothing about why is sent.";
     Unavailable => "`api_error` `service_unavailable`, with `Retry-After`: the database cannot be reached or its disk is full; nothing was written, retry later.";
-    BadGateway => "`api_error`: the processor could not be reached or answered too much (`upstream_connection_failed`, `upstream_tls_failed`, `upstream_dns_failed`, `upstream_response_too_large`).";
+    BadGateway => "`api_error`: the processor could not be reached or answered too much (`upstream_connection_failed`, `upstream_tls_failed`, `upstream_dns_failed`, `upstream_response_too_large`, `forward_response_unreadable` with the processor's `status` and `headers` beside `error`).";
     GatewayTimeout => "`api_error` `upstream_timeout`: the processor did not answer in time.";
 }
 

@@ -32,8 +32,8 @@ use super::{Work, abort, event};
 use crate::error::{ApiCode, ApiError, REQUEST_ID, internal, tx_failed};
 use crate::forward::client::{self, Upstream};
 use crate::forward::destination::{self, Destination};
-use crate::forward::mask::mask;
 use crate::forward::template::{CardFields, Field, Template};
+use crate::pan_scan::{self, Forwarded as Spelled};
 use crate::processor::Interaction;
 use crate::store::{self, Tx};
 use crate::{AppState, Principal};
@@ -75,10 +75,30 @@ struct Forwarded {
 /// copy was kept with `card.forwarded`.
 #[derive(Debug)]
 pub struct Sent {
-    /// `{"status","headers","body"}`.
+    /// `{"status","headers","body"}`, or for an answer whose body could not be searched, the
+    /// 502 `forward_response_unreadable` error with the processor's `status` and `headers`.
     pub text: String,
+    /// 200, or 502 for an unreadable answer.
+    pub status: StatusCode,
     /// The replay copy committed.
     pub kept: bool,
+}
+
+/// 502 `forward_response_unreadable`: the error body, with the processor's status and the
+/// kept headers (masked) beside it, so that the merchant learns the outcome without the body.
+fn unreadable(answer: &Forwarded) -> serde_json::Value {
+    let request_id = REQUEST_ID.try_with(Clone::clone).ok();
+    json!({
+        "error": {
+            "type": "api_error",
+            "code": ApiCode::ForwardResponseUnreadable.as_str(),
+            "param": null,
+            "message": "The processor's answer is compressed, binary or in a charset other than UTF-8 and UTF-16, so it cannot be searched for the card: its body is withheld, its status and headers are here.",
+            "request_id": request_id,
+        },
+        "status": answer.status,
+        "headers": answer.headers,
+    })
 }
 
 /// 402 `cvc_unavailable`.
@@ -189,27 +209,37 @@ pub fn record(tx: &dyn Tx, principal: &Principal, o: &Outcome<'_>, now: i64) -> 
     Ok(())
 }
 
-/// Masks the card's number and CVC in what the processor sent back.
-fn masked(upstream: Upstream, card: &CardFields) -> Forwarded {
-    let number = Some(card.number.expose());
-    let cvc = card.cvc.as_ref().map(|s| s.expose());
+/// Masks the card's number and CVC in what the processor sent back, wherever and however it is
+/// spelled out, and says whether the body could be searched (when not, it is left empty).
+fn masked(upstream: Upstream, card: &CardFields) -> (Forwarded, bool) {
+    let spelled = Spelled {
+        number: Some(card.number.expose()),
+        cvc: card.cvc.as_ref().map(|s| s.expose()),
+    };
     let Upstream {
         status,
         headers,
-        mut body,
+        body,
+        content_encoding,
     } = upstream;
-    mask(&mut body, number, cvc);
-    Forwarded {
+    let content_type = headers
+        .iter()
+        .find(|(n, _)| n == "content-type")
+        .map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+    let text = pan_scan::decode_answer(&body, content_type.as_deref(), content_encoding.as_deref());
+    let readable = text.is_some();
+    let answer = Forwarded {
         status,
         headers: headers
             .into_iter()
-            .map(|(name, mut value)| {
-                mask(&mut value, number, cvc);
-                (name, String::from_utf8_lossy(&value).into_owned())
+            .map(|(name, value)| {
+                let value = pan_scan::mask(&String::from_utf8_lossy(&value), spelled);
+                (name, value)
             })
             .collect(),
-        body: String::from_utf8_lossy(&body).into_owned(),
-    }
+        body: text.map_or_else(String::new, |t| pan_scan::mask(&t, spelled)),
+    };
+    (answer, readable)
 }
 
 /// Forwards the card, in the order the module describes. `keep` keeps the answer as the
@@ -273,13 +303,18 @@ where
     drop(used.fields);
 
     let text = match &answer {
-        Ok(a) => Some(serde_json::to_string(a).map_err(internal("serializing a forward failed"))?),
+        Ok((a, true)) => {
+            Some(serde_json::to_string(a).map_err(internal("serializing a forward failed"))?)
+        }
+        Ok((a, false)) => Some(unreadable(a).to_string()),
         Err(_) => None,
     };
     let (status, error) = match &answer {
-        Ok(a) => (Some(a.status), None),
+        Ok((a, true)) => (Some(a.status), None),
+        Ok((a, false)) => (Some(a.status), Some(ApiCode::ForwardResponseUnreadable)),
         Err(e) => (None, Some(e.code)),
     };
+    let readable = matches!(answer, Ok((_, true)));
     let now = state.now();
     let to_keep = text.clone();
     let recorded = store::write_or_abort(state.store(), move |tx| {
@@ -298,8 +333,9 @@ where
             now,
         )?;
         match &to_keep {
-            Some(text) => keep(tx, text),
-            None => Ok(false),
+            // An unreadable answer is a 502, which a retry may get differently: not kept.
+            Some(text) if readable => keep(tx, text),
+            _ => Ok(false),
         }
     })
     .await;
@@ -310,7 +346,15 @@ where
         false
     });
     match (answer, text) {
-        (Ok(_), Some(text)) => Ok(Sent { text, kept }),
+        (Ok((_, readable)), Some(text)) => Ok(Sent {
+            text,
+            status: if readable {
+                StatusCode::OK
+            } else {
+                StatusCode::BAD_GATEWAY
+            },
+            kept,
+        }),
         (Err(e), _) => Err(e),
         (Ok(_), None) => Err(ApiError::internal()),
     }

@@ -57,6 +57,8 @@ pub struct Upstream {
     pub headers: Vec<(String, Vec<u8>)>,
     /// At most the configured size.
     pub body: Vec<u8>,
+    /// `Content-Encoding`, which is not handed back but says whether the body can be read.
+    pub content_encoding: Option<String>,
 }
 
 fn bad_gateway(code: ApiCode, message: &'static str) -> ApiError {
@@ -114,6 +116,15 @@ pub fn check_headers(
                 ));
             }
             super::template::check_header_value(value)?;
+            // Headers are sent as given and may be logged by the processor: a card number
+            // belongs in the body, as `{{card.number}}`.
+            if crate::pan_scan::contains_card_number(name.as_str())
+                || crate::pan_scan::contains_card_number(value)
+            {
+                return Err(invalid(
+                    "A header holds what looks like a card number; send the card in the body with {{card.number}}.",
+                ));
+            }
             let mut value = HeaderValue::from_str(value)
                 .map_err(|_| invalid("A header value is not a valid HTTP header value."))?;
             // Authorization headers hold the merchant's processor key.
@@ -249,9 +260,16 @@ pub async fn send(
                 .map(|v| ((*name).to_owned(), v.as_bytes().to_vec()))
         })
         .collect();
+    let content_encoding = parts
+        .headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    // The reason phrase is not read: only the numeric status is handed back, so that a
+    // processor cannot echo the card on the status line.
     Ok(Upstream {
         status: parts.status.as_u16(),
         headers,
         body,
+        content_encoding,
     })
 }

@@ -189,9 +189,12 @@ pub fn allowed(dest: &Destination, patterns: &[String]) -> bool {
     })
 }
 
-/// Whether an address may be reached without `--forward-allow-private`: not loopback,
-/// private, shared (CGNAT), link-local (cloud metadata lives there), unspecified, multicast,
-/// broadcast, documentation or reserved; IPv6 forms that embed an IPv4 address are judged by it.
+/// Whether an address may be reached without `--forward-allow-private`. The source is IANA's:
+/// every block of the IPv4 and IPv6 Special-Purpose Address Registries is refused (even the
+/// few marked globally reachable, anycast services where no processor lives), and so are
+/// IPv4 multicast and, in IPv6, everything outside global unicast `2000::/3` (the IPv6 Address
+/// Space registry). The two forms that carry traffic to an embedded IPv4 address, IPv4-mapped
+/// `::ffff:0:0/96` and the well-known NAT64 prefix `64:ff9b::/96`, are judged by that address.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
@@ -199,52 +202,78 @@ pub fn is_public(ip: IpAddr) -> bool {
     }
 }
 
+/// The IANA IPv4 Special-Purpose Address Registry (2025), and multicast.
+const SPECIAL_V4: &[(Ipv4Addr, u8)] = &[
+    (Ipv4Addr::new(0, 0, 0, 0), 8),          // "this network"
+    (Ipv4Addr::new(10, 0, 0, 0), 8),         // private use
+    (Ipv4Addr::new(100, 64, 0, 0), 10),      // shared address space (carrier NAT)
+    (Ipv4Addr::new(127, 0, 0, 0), 8),        // loopback
+    (Ipv4Addr::new(169, 254, 0, 0), 16),     // link local (cloud metadata)
+    (Ipv4Addr::new(172, 16, 0, 0), 12),      // private use
+    (Ipv4Addr::new(192, 0, 0, 0), 24), // IETF protocol assignments (DS-Lite, NAT64 discovery, ...)
+    (Ipv4Addr::new(192, 0, 2, 0), 24), // documentation (TEST-NET-1)
+    (Ipv4Addr::new(192, 31, 196, 0), 24), // AS112-v4
+    (Ipv4Addr::new(192, 52, 193, 0), 24), // AMT
+    (Ipv4Addr::new(192, 88, 99, 0), 24), // deprecated 6to4 relay anycast
+    (Ipv4Addr::new(192, 168, 0, 0), 16), // private use
+    (Ipv4Addr::new(192, 175, 48, 0), 24), // direct delegation AS112 service
+    (Ipv4Addr::new(198, 18, 0, 0), 15), // benchmarking
+    (Ipv4Addr::new(198, 51, 100, 0), 24), // documentation (TEST-NET-2)
+    (Ipv4Addr::new(203, 0, 113, 0), 24), // documentation (TEST-NET-3)
+    (Ipv4Addr::new(224, 0, 0, 0), 4),  // multicast
+    (Ipv4Addr::new(240, 0, 0, 0), 4),  // reserved
+    (Ipv4Addr::new(255, 255, 255, 255), 32), // limited broadcast
+];
+
+/// The IANA IPv6 Special-Purpose Address Registry (2025), the blocks inside `2000::/3`
+/// (everything outside it is refused anyway).
+const SPECIAL_V6: &[(Ipv6Addr, u8)] = &[
+    (Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0), 23), // IETF protocol assignments
+    (Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0), 32), // TEREDO
+    (Ipv6Addr::new(0x2001, 1, 0, 0, 0, 0, 0, 1), 128), // port control protocol anycast
+    (Ipv6Addr::new(0x2001, 1, 0, 0, 0, 0, 0, 2), 128), // TURN anycast
+    (Ipv6Addr::new(0x2001, 1, 0, 0, 0, 0, 0, 3), 128), // DNS-SD service registration anycast
+    (Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 0), 48), // benchmarking
+    (Ipv6Addr::new(0x2001, 3, 0, 0, 0, 0, 0, 0), 32), // AMT
+    (Ipv6Addr::new(0x2001, 4, 0x112, 0, 0, 0, 0, 0), 48), // AS112-v6
+    (Ipv6Addr::new(0x2001, 0x10, 0, 0, 0, 0, 0, 0), 28), // deprecated ORCHID
+    (Ipv6Addr::new(0x2001, 0x20, 0, 0, 0, 0, 0, 0), 28), // ORCHIDv2
+    (Ipv6Addr::new(0x2001, 0x30, 0, 0, 0, 0, 0, 0), 28), // drone remote ID
+    (Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0), 32), // documentation
+    (Ipv6Addr::new(0x2002, 0, 0, 0, 0, 0, 0, 0), 16), // 6to4
+    (Ipv6Addr::new(0x2620, 0x4f, 0x8000, 0, 0, 0, 0, 0), 48), // direct delegation AS112
+    (Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, 0, 0), 20), // documentation
+    (Ipv6Addr::new(0x5f00, 0, 0, 0, 0, 0, 0, 0), 16), // segment routing (SRv6) SIDs
+];
+
+fn in_v4(ip: Ipv4Addr, (net, len): (Ipv4Addr, u8)) -> bool {
+    let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+    u32::from(ip) & mask == u32::from(net) & mask
+}
+
+fn in_v6(ip: Ipv6Addr, (net, len): (Ipv6Addr, u8)) -> bool {
+    let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+    u128::from(ip) & mask == u128::from(net) & mask
+}
+
 fn is_public_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, c, _] = ip.octets();
-    !(ip.is_unspecified()
-        || ip.is_loopback()
-        || ip.is_private()
-        || ip.is_link_local()
-        || ip.is_multicast()
-        || ip.is_broadcast()
-        || ip.is_documentation()
-        || a == 0
-        || (a == 100 && (64..128).contains(&b))
-        || (a == 192 && b == 0 && c == 0)
-        || (a == 198 && (18..20).contains(&b))
-        || a >= 240)
+    !SPECIAL_V4.iter().any(|&block| in_v4(ip, block))
 }
 
 fn is_public_v6(ip: Ipv6Addr) -> bool {
+    // IPv4-mapped: the socket connects to the IPv4 address.
     if let Some(v4) = ip.to_ipv4_mapped() {
         return is_public_v4(v4);
     }
-    let s = ip.segments();
-    // NAT64 (64:ff9b::/96) and 6to4 (2002::/16) reach the IPv4 address they embed.
-    if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
-        return is_public_v4(Ipv4Addr::new(
-            (s[6] >> 8) as u8,
-            s[6] as u8,
-            (s[7] >> 8) as u8,
-            s[7] as u8,
-        ));
+    // The well-known NAT64 prefix reaches the IPv4 address it embeds (a vault on an
+    // IPv6-only network reaches IPv4 processors through it). The local-use NAT64 prefix
+    // 64:ff9b:1::/48 and IPv4-translated ::ffff:0:a.b.c.d fall outside 2000::/3 below.
+    if in_v6(ip, (Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0), 96)) {
+        let [.., a, b, c, d] = ip.octets();
+        return is_public_v4(Ipv4Addr::new(a, b, c, d));
     }
-    if s[0] == 0x2002 {
-        return is_public_v4(Ipv4Addr::new(
-            (s[1] >> 8) as u8,
-            s[1] as u8,
-            (s[2] >> 8) as u8,
-            s[2] as u8,
-        ));
-    }
-    !(ip.is_unspecified()
-        || ip.is_loopback()
-        || ip.is_multicast()
-        || (s[0] & 0xfe00) == 0xfc00 // unique local, where fd00:ec2::254 (metadata) lives
-        || (s[0] & 0xffc0) == 0xfe80 // link-local
-        || (s[0] & 0xffc0) == 0xfec0 // site-local
-        || (s[0] == 0x2001 && s[1] == 0xdb8) // documentation
-        || s[..6] == [0, 0, 0, 0, 0, 0]) // IPv4-compatible, deprecated
+    in_v6(ip, (Ipv6Addr::new(0x2000, 0, 0, 0, 0, 0, 0, 0), 3))
+        && !SPECIAL_V6.iter().any(|&block| in_v6(ip, block))
 }
 
 /// Resolves the destination once and checks every address it gives: one refused address

@@ -163,6 +163,16 @@ impl Template {
                 .param("headers"));
             }
         };
+        if has_fields && !placed_in_values(&parts, escaping) {
+            return Err(ApiError::invalid_request(
+                ApiCode::PlaceholderMalformed,
+                match escaping {
+                    Escaping::Json => "Every placeholder goes inside a JSON string, such as \"{{card.exp_year}}\": a value filled outside one could add JSON of its own.",
+                    Escaping::Form => "Every placeholder goes in a form value, after its name's =, such as number={{card.number}}.",
+                },
+            )
+            .param("body"));
+        }
         Ok(Template { parts, escaping })
     }
 
@@ -207,6 +217,45 @@ impl Template {
         }
         out
     }
+}
+
+/// Whether every placeholder stands where its escaping makes the value inert: inside a JSON
+/// string (JSON escaping keeps a value from closing it), or in a form value, after the `=` of
+/// its pair (percent-encoding keeps a value from adding a pair). Elsewhere, a cardholder name
+/// such as `1, "amount": 1` would write JSON or form fields of its own.
+fn placed_in_values(parts: &[Part], escaping: Escaping) -> bool {
+    let (mut in_string, mut escaped, mut in_value) = (false, false, false);
+    for part in parts {
+        match part {
+            Part::Field(_) => {
+                let placed = match escaping {
+                    Escaping::Json => in_string,
+                    Escaping::Form => in_value,
+                };
+                if !placed {
+                    return false;
+                }
+            }
+            Part::Text(t) => {
+                for b in t.bytes() {
+                    match escaping {
+                        Escaping::Json => match (in_string, escaped, b) {
+                            (true, true, _) => escaped = false,
+                            (true, false, b'\\') => escaped = true,
+                            (_, _, b'"') => in_string = !in_string,
+                            _ => {}
+                        },
+                        Escaping::Form => match b {
+                            b'&' => in_value = false,
+                            b'=' => in_value = true,
+                            _ => {}
+                        },
+                    }
+                }
+            }
+        }
+    }
+    true
 }
 
 /// Appends `value` escaped, writing into `out` directly so that no other copy of it is left.
@@ -278,7 +327,7 @@ mod tests {
     #[test]
     fn json_bodies_are_filled_with_string_escaping() {
         let t = Template::parse(
-            r#"{"n":"{{card.number}}","e":"{{ card.exp_month }}/{{card.exp_year2}}","y":{{card.exp_year}},"c":"{{card.cvc}}","h":"{{card.name}}"}"#,
+            r#"{"n":"{{card.number}}","e":"{{ card.exp_month }}/{{card.exp_year2}}","y":"{{card.exp_year}}","c":"{{card.cvc}}","h":"{{card.name}}"}"#,
             Some("application/json; charset=utf-8"),
         )
         .unwrap();
@@ -287,7 +336,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&filled).unwrap();
         assert_eq!(v["n"], "4242424242424242");
         assert_eq!(v["e"], "03/31");
-        assert_eq!(v["y"], 2031);
+        assert_eq!(v["y"], "2031");
         assert_eq!(v["c"], "123");
         assert_eq!(v["h"], "Zoë \"Q\" O'Brien & Co\n");
     }
@@ -330,6 +379,20 @@ mod tests {
             Template::parse("n={{card.number}}", None).unwrap_err().code,
             ApiCode::ContentTypeUnsupported
         );
+        // Outside a JSON string or a form value, a placeholder could write fields of its own.
+        for (body, ct) in [
+            (r#"{"year":{{card.exp_year}}}"#, "application/json"),
+            (r#"{"n":"a"{{card.name}}}"#, "application/json"),
+            (r#"{"n":"a\\"{{card.name}}"}"#, "application/json"),
+            (r#"{{{card.name}}:1}"#, "application/json"),
+            ("{{card.number}}=1", "application/x-www-form-urlencoded"),
+            ("a=1&{{card.name}}", "application/x-www-form-urlencoded"),
+        ] {
+            let e = Template::parse(body, Some(ct)).unwrap_err();
+            assert_eq!(e.code, ApiCode::PlaceholderMalformed, "{body}");
+        }
+        assert!(Template::parse(r#"{"n":"a\"{{card.name}}"}"#, json).is_ok());
+        assert!(Template::parse(r#"{"{{card.name}}":"x"}"#, json).is_ok());
         // No placeholder: any body goes as it is.
         let t = Template::parse("<xml/>", Some("text/xml")).unwrap();
         assert_eq!(t.fill(&card()).as_str(), "<xml/>");

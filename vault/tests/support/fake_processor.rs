@@ -2,6 +2,7 @@
 //! 127.0.0.1 with a CA made here (rcgen), reached as `localhost`, recording every request.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,14 +23,34 @@ pub struct Seen {
     pub body: Vec<u8>,
 }
 
+/// An answer the test writes from the request the fake got.
+#[derive(Clone, Debug, Default)]
+pub struct Canned {
+    pub status: u16,
+    /// Sent on the status line after the code.
+    pub reason: Option<&'static str>,
+    pub headers: Vec<(&'static str, Vec<u8>)>,
+    pub body: Vec<u8>,
+}
+
+type Replier = Arc<dyn Fn(&Seen) -> Canned + Send + Sync>;
+
 /// The fake processor. `/redirect` answers 302 to `/pay`, `/hang` never answers, `/huge`
-/// answers 2 MiB; any other path answers 200 with the body it got echoed back, so that the
-/// masking has something to mask.
-#[derive(Debug)]
+/// answers 2 MiB, `/late` answers only once [`Fake::release`] is called; a path given to
+/// [`Fake::on`] answers what its function writes; any other path answers 200 with the body
+/// it got echoed back, so that the masking has something to mask.
 pub struct Fake {
     pub port: u16,
     pub ca_pem: String,
     pub seen: Arc<Mutex<Vec<Seen>>>,
+    repliers: Arc<Mutex<HashMap<String, Replier>>>,
+    late: Arc<tokio::sync::Semaphore>,
+}
+
+impl std::fmt::Debug for Fake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fake").field("port", &self.port).finish()
+    }
 }
 
 impl Fake {
@@ -44,22 +65,71 @@ impl Fake {
     pub fn url(&self, path: &str) -> String {
         format!("https://localhost:{}{path}", self.port)
     }
+
+    /// Answers requests to `path` with what `reply` writes from each.
+    pub fn on(&self, path: &str, reply: impl Fn(&Seen) -> Canned + Send + Sync + 'static) {
+        self.repliers
+            .lock()
+            .unwrap()
+            .insert(path.to_owned(), Arc::new(reply));
+    }
+
+    /// Lets one request waiting on `/late` answer.
+    pub fn release(&self) {
+        self.late.add_permits(1);
+    }
+
+    /// Waits until `n` requests have arrived (polling the record, a bounded number of times).
+    pub async fn wait_for(&self, n: usize) {
+        for _ in 0..2000 {
+            if self.count() >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("the fake processor got {} requests, not {n}", self.count());
+    }
+}
+
+struct Shared {
+    seen: Arc<Mutex<Vec<Seen>>>,
+    repliers: Arc<Mutex<HashMap<String, Replier>>>,
+    late: Arc<tokio::sync::Semaphore>,
 }
 
 async fn answer(
     req: Request<hyper::body::Incoming>,
-    seen: Arc<Mutex<Vec<Seen>>>,
+    shared: Arc<Shared>,
     port: u16,
 ) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let body = body.collect().await.unwrap().to_bytes().to_vec();
     let path = parts.uri.path().to_owned();
-    seen.lock().unwrap().push(Seen {
+    let seen = Seen {
         method: parts.method.to_string(),
         path: path.clone(),
         headers: parts.headers.clone(),
         body: body.clone(),
-    });
+    };
+    shared.seen.lock().unwrap().push(seen.clone());
+    let replier = shared.repliers.lock().unwrap().get(&path).cloned();
+    if let Some(reply) = replier {
+        let canned = reply(&seen);
+        let mut builder = Response::builder().status(canned.status);
+        for (name, value) in canned.headers {
+            builder = builder.header(name, value);
+        }
+        let mut response = builder.body(Full::new(Bytes::from(canned.body))).unwrap();
+        if let Some(reason) = canned.reason {
+            response
+                .extensions_mut()
+                .insert(hyper::ext::ReasonPhrase::from_static(reason.as_bytes()));
+        }
+        return response;
+    }
+    if path == "/late" {
+        shared.late.acquire().await.unwrap().forget();
+    }
     match path.as_str() {
         "/redirect" => Response::builder()
             .status(302)
@@ -107,7 +177,13 @@ pub async fn fake() -> Fake {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let recorder = Arc::clone(&seen);
+    let repliers = Arc::new(Mutex::new(HashMap::new()));
+    let late = Arc::new(tokio::sync::Semaphore::new(0));
+    let recorder = Arc::new(Shared {
+        seen: Arc::clone(&seen),
+        repliers: Arc::clone(&repliers),
+        late: Arc::clone(&late),
+    });
     tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else {
@@ -122,8 +198,8 @@ pub async fn fake() -> Fake {
                     return;
                 };
                 let service = hyper::service::service_fn(move |req| {
-                    let seen = Arc::clone(&seen);
-                    async move { Ok::<_, std::convert::Infallible>(answer(req, seen, port).await) }
+                    let shared = Arc::clone(&seen);
+                    async move { Ok::<_, std::convert::Infallible>(answer(req, shared, port).await) }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(tls), service)
@@ -135,5 +211,7 @@ pub async fn fake() -> Fake {
         port,
         ca_pem: ca.pem(),
         seen,
+        repliers,
+        late,
     }
 }
