@@ -20,9 +20,7 @@ use serde_json::{Value, json};
 use cardseal::Error;
 use cardseal::Secret;
 use cardseal::card::{Card, CardInput, Cvc, Today};
-use cardseal::jwe::{
-    Payload, VaultKey, new_jti, seal_card, seal_cvc, seal_payload,
-};
+use cardseal::jwe::{Payload, VaultKey, new_jti, seal_card, seal_cvc, seal_payload};
 
 /// A vault key pair generated once per test binary.
 struct TestKey {

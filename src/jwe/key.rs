@@ -558,7 +558,7 @@ fn bit_len(n: &[u8]) -> usize {
         .map_or(0, |b| (n.len() - 1) * 8 + (8 - b.leading_zeros() as usize))
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
 

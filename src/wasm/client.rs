@@ -235,9 +235,9 @@ impl VaultError {
             }),
             kind: err.kind.unwrap_or_else(|| "api_error".into()),
             param: err.param,
-            message: err.message.unwrap_or_else(|| {
-                ["The vault answered HTTP ", &decimal(status), "."].concat()
-            }),
+            message: err
+                .message
+                .unwrap_or_else(|| ["The vault answered HTTP ", &decimal(status), "."].concat()),
         }
     }
 
@@ -278,8 +278,9 @@ enum Sealable {
 impl Sealable {
     fn body(&self, key: &VaultKey) -> Result<String, JsValue> {
         match self {
-            Sealable::Card(card) => jwe::seal_card(key, card, now_seconds())
-                .map(|jwe| token_body("card", &jwe)),
+            Sealable::Card(card) => {
+                jwe::seal_card(key, card, now_seconds()).map(|jwe| token_body("card", &jwe))
+            }
             Sealable::Cvc(cvc) => {
                 jwe::seal_cvc(key, cvc, now_seconds()).map(|jwe| token_body("cvc", &jwe))
             }
@@ -310,15 +311,13 @@ impl Settings {
         if let Some(body) = body {
             init.set_body(&JsValue::from_str(body));
         }
-        Request::new_with_str_and_init(&[&self.vault_url, path].concat(), &init).map_err(
-            |_| {
-                error::request(
-                    "invalid_vault_url",
-                    "vaultUrl",
-                    "vaultUrl is not a valid URL.",
-                )
-            },
-        )
+        Request::new_with_str_and_init(&[&self.vault_url, path].concat(), &init).map_err(|_| {
+            error::request(
+                "invalid_vault_url",
+                "vaultUrl",
+                "vaultUrl is not a valid URL.",
+            )
+        })
     }
 
     /// `GET /v1/encryption_keys`, within `timeout_ms`.
@@ -353,7 +352,6 @@ struct Inner {
 }
 
 impl Inner {
-
     /// POSTs `what`, sealed with the current key, to `/v1/tokens` with one idempotency key,
     /// retrying network errors, 429, 5xx and 409 `idempotency_key_in_use` with exponential
     /// backoff and jitter, all within one deadline. An `encryption_key_expired` answer fetches
@@ -456,23 +454,10 @@ impl Client {
     /// given `vaultKey` (a JWK or JWKS object or text, or a PEM) or the keys fetched from
     /// `GET {vaultUrl}/v1/encryption_keys`.
     pub fn create(options: JsValue) -> Result<js_sys::Promise, JsValue> {
-        let options: Options =
-            serde_wasm_bindgen::from_value(options).map_err(|_| error::bad_options())?;
-        let settings = Settings::new(&options)?;
-        let given = options.vault_key.as_ref().map(key_from).transpose()?;
-        Ok(future_to_promise(async move {
-            let key = match given {
-                Some(key) => key,
-                None => settings.fetch_keys(settings.timeout_ms).await?,
-            };
-            Ok(Client {
-                inner: Rc::new(Inner {
-                    settings,
-                    key: RefCell::new(key),
-                }),
-            }
-            .into())
-        }))
+        let connecting = Self::connecting(options)?;
+        Ok(future_to_promise(
+            async move { Ok(connecting.await?.into()) },
+        ))
     }
 
     /// The `kid` of the key in use.
@@ -503,6 +488,34 @@ impl Client {
         let parsed = Cvc::parse(cvc, None).map_err(|e| error::invalid_card(&[e.into()]));
         let inner = Rc::clone(&self.inner);
         future_to_promise(async move { inner.post_token(Sealable::Cvc(parsed?)).await })
+    }
+}
+
+impl Client {
+    /// `create` for Rust callers (the browser tests): the options are read and checked before
+    /// the first await, as `create` reads them before it returns its promise.
+    ///
+    /// # Errors
+    /// The plain error objects `create` rejects with.
+    pub fn connecting(
+        options: JsValue,
+    ) -> Result<impl Future<Output = Result<Client, JsValue>>, JsValue> {
+        let options: Options =
+            serde_wasm_bindgen::from_value(options).map_err(|_| error::bad_options())?;
+        let settings = Settings::new(&options)?;
+        let given = options.vault_key.as_ref().map(key_from).transpose()?;
+        Ok(async move {
+            let key = match given {
+                Some(key) => key,
+                None => settings.fetch_keys(settings.timeout_ms).await?,
+            };
+            Ok(Client {
+                inner: Rc::new(Inner {
+                    settings,
+                    key: RefCell::new(key),
+                }),
+            })
+        })
     }
 }
 
