@@ -1,10 +1,11 @@
-// The keyed part of the JS API: seals cards with the vault's key and tokenizes them. CardSeal
-// (js/core.js) adds the form mode on top; the hosted-field documents (js/frame.js) use this
-// class alone, so their script carries neither the form mode nor its offline messages.
-import { fetchKeys, postToken, readOptions } from './client.js';
+// The keyed part of the JS API: a thin wrapper over the wasm's vault client (src/wasm/client.rs),
+// which reads the options, imports or fetches the vault key, seals, and posts to the vault with
+// its deadline, retries and idempotency key. CardSeal (js/core.js) adds the form mode on top; the
+// hosted-field documents (js/frame.js) use this class alone, so their script carries neither the
+// form mode nor its offline messages.
 import { CardSealError } from './error.js';
 import {
-  cardArgs, localizedError, localizedErrors, newSealer, ready, resolveLocale, sealing, text, toCardSealError, validateCard,
+  cardInput, localizedError, localizedErrors, newClient, ready, resolveLocale, sealing, text, toCardSealError, validateCard,
 } from './validate.js';
 
 const CREATE = Symbol('CardSeal.create');
@@ -12,14 +13,12 @@ const CREATE = Symbol('CardSeal.create');
 /** Seals cards with the vault's key and tokenizes them (DESIGN.md, "JavaScript API"). */
 export class Tokenizer {
   #client;
-  #sealer;
   #locale;
 
   /** Use `await CardSeal.create(options)`. */
-  constructor(token, client, sealer, locale) {
+  constructor(token, client, locale) {
     if (token !== CREATE) throw new CardSealError('invalid_usage', 'cardseal: use `await CardSeal.create(options)`');
     this.#client = client;
-    this.#sealer = sealer;
     this.#locale = locale ?? 'en';
   }
 
@@ -31,9 +30,7 @@ export class Tokenizer {
   static async create(options) {
     await ready();
     const locale = resolveLocale(options ? options.locale : undefined);
-    const client = readOptions(options ?? {});
-    const key = client.vaultKey ?? await fetchKeys(client);
-    return new this(CREATE, client, newSealer(key), locale);
+    return new this(CREATE, await newClient(options ?? {}), locale);
   }
 
   /** The language of this instance's messages, as a supported tag (`en`, `de`, …, `zh-Hans`). */
@@ -43,7 +40,7 @@ export class Tokenizer {
 
   /** The `kid` of the vault key in use. */
   get kid() {
-    return this.#sealer.kid ?? null;
+    return this.#client.kid ?? null;
   }
 
   /** Every field's error at once (as `validateCard`). */
@@ -55,18 +52,16 @@ export class Tokenizer {
   /** Validates and seals a card: the compact JWE, for callers who post it themselves. */
   seal(card) {
     try {
-      return sealing(() => this.#sealer.sealCard(...cardArgs(card)));
+      return sealing(() => this.#client.sealCard(cardInput(card)));
     } catch (e) {
       throw localizedError(e, this.#locale);
     }
   }
 
-  // Seals with `seal(sealer)` and posts it as `member` (an invalid card rejects before any
-  // request); a rotated vault key replaces the sealer.
-  async #post(member, seal) {
+  // The wasm's promise, its rejection a CardSealError in this instance's language.
+  async #call(promise) {
     try {
-      return await postToken(this.#client, this.#sealer, member, (sealer) => sealing(() => seal(sealer)),
-        (keys) => (this.#sealer = newSealer(keys)));
+      return await promise;
     } catch (e) {
       throw localizedError(toCardSealError(e), this.#locale);
     }
@@ -74,13 +69,13 @@ export class Tokenizer {
 
   /** Validates, seals and posts the card to the vault; resolves to a single-use Token. */
   async tokenize(card) {
-    const args = cardArgs(card);
-    return this.#post('card', (sealer) => sealer.sealCard(...args));
+    const input = cardInput(card);
+    return this.#call(this.#client.tokenize(input));
   }
 
   /** Seals and posts a CVC alone, to re-add it to a saved card; resolves to a Token of type `cvc`. */
   async tokenizeCvc(cvc) {
     const value = text(cvc);
-    return this.#post('cvc', (sealer) => sealer.sealCvc(value));
+    return this.#call(this.#client.tokenizeCvc(value));
   }
 }

@@ -43,10 +43,10 @@ export function ready(source) {
         memory = exports.memory;
         inputAddress = wasm.inputBuffer();
         inputCapacity = wasm.inputCapacity();
-        // Tables and results off the hot path cross as JSON text (src/wasm.rs).
-        BRANDS = JSON.parse(wasm.brandTable());
-        ERRORS = JSON.parse(wasm.errorTable());
-        LAYOUT = JSON.parse(wasm.verdictLayout());
+        // Tables and results off the hot path cross as plain objects (serde-wasm-bindgen, src/wasm.rs).
+        BRANDS = wasm.brandTable();
+        ERRORS = wasm.errorTable();
+        LAYOUT = wasm.verdictLayout();
         loaded = true;
       }, (err) => {
         loading = null;
@@ -133,47 +133,44 @@ export function validateCvc(cvc, brand) {
   return verdict(wasm.validateCvcPacked(text(cvc), typeof brand === 'string' ? brand : ''));
 }
 
-// The strings the wasm layer reads from a CardInput. A whole `expiry` (`MM / YY`) goes in as the
-// month with an empty year: the core splits it, as validateExpiry does.
-export function cardArgs(card) {
+// A CardInput as the wasm layer reads it (src/wasm.rs, `CardInputJs`): every member text, the
+// odd values a page may pass coerced as the validators coerce them. A whole `expiry`
+// (`MM / YY`) goes in as the month with an empty year: the core splits it, as validateExpiry does.
+export function cardInput(card) {
   const c = card !== null && typeof card === 'object' ? card : {};
   const optional = (v) => (v === undefined || v === null ? undefined : text(v));
   const [month, year] = c.expiry !== undefined && c.expiry !== null
     ? [text(c.expiry), '']
     : [monthText(c.exp_month), text(c.exp_year)];
-  return [text(c.number), month, year, optional(c.cvc), optional(c.name)];
+  return { number: text(c.number), exp_month: month, exp_year: year, cvc: optional(c.cvc), name: optional(c.name) };
 }
 
 /** Every field's error at once. */
 export function validateCard(card) {
   assertReady();
-  return JSON.parse(wasm.validateCard(...cardArgs(card)));
+  return wasm.validateCard(cardInput(card));
 }
 
 function caretOf(caret) {
   return Number.isSafeInteger(caret) && caret >= 0 && caret < 2 ** 31 ? caret : -1;
 }
 
-function formatted(json) {
-  return JSON.parse(json);
-}
-
 /** Formats a card number as the customer types (`4242 4242 4242 4242`, amex `3782 822463 10005`). */
 export function formatCardNumber(input, caret) {
   assertReady();
-  return formatted(wasm.formatCardNumber(text(input), caretOf(caret)));
+  return (wasm.formatCardNumber(text(input), caretOf(caret)));
 }
 
 /** Formats an expiry as `MM / YY`. */
 export function formatExpiry(input, caret) {
   assertReady();
-  return formatted(wasm.formatExpiry(text(input), caretOf(caret)));
+  return (wasm.formatExpiry(text(input), caretOf(caret)));
 }
 
 /** Formats a CVC: digits only, at most 4 (the longest CVC of any brand). */
 export function formatCvc(input, caret) {
   assertReady();
-  return formatted(wasm.formatCvc(text(input), caretOf(caret)));
+  return (wasm.formatCvc(text(input), caretOf(caret)));
 }
 
 const LOCALE_TABLES = new Map();
@@ -214,7 +211,7 @@ export function messageFor(code, locale) {
   if (tag === 'en') return ERRORS[i].message;
   let table = LOCALE_TABLES.get(tag);
   if (!table) {
-    table = JSON.parse(wasm.localeMessages(tag));
+    table = wasm.localeMessages(tag);
     LOCALE_TABLES.set(tag, table);
   }
   return table[i];
@@ -233,17 +230,11 @@ export function localizedError(err, locale) {
   return err;
 }
 
-// Errors from the wasm layer arrive as the JSON text of `{ code, type, param, message, errors? }`.
+// Errors from the wasm layer arrive as plain `{ code, type, param, message, status?, errors? }`
+// objects (src/wasm/error.rs).
 export function toCardSealError(e) {
   if (e instanceof CardSealError) return e;
-  if (typeof e === 'string') {
-    try {
-      e = JSON.parse(e);
-    } catch {
-      // Not one of ours: the generic error below.
-    }
-  }
-  if (e && typeof e === 'object' && typeof e.code === 'string') {
+  if (e && typeof e === 'object' && !(e instanceof Error) && typeof e.code === 'string') {
     const err = new CardSealError(e.code, e.message, { type: e.type, param: e.param ?? null, status: e.status });
     if (Array.isArray(e.errors)) err.errors = e.errors;
     return err;
@@ -260,7 +251,22 @@ export function sealing(f) {
   }
 }
 
-/** The vault key as text (a JWK, a JWKS or a PEM), imported and checked: a sealer. */
-export function newSealer(key) {
-  return sealing(() => new wasm.Sealer(key));
+/**
+ * The wasm's vault client for `CardSeal.create` options (src/wasm/client.rs). Options are read
+ * at once: a getter that throws makes them bad, like a member of the wrong type.
+ */
+export async function newClient(options) {
+  let pending;
+  try {
+    pending = wasm.Client.create(options);
+  } catch (e) {
+    throw e && typeof e === 'object' && !(e instanceof Error) && typeof e.code === 'string'
+      ? toCardSealError(e)
+      : new CardSealError('invalid_options', 'CardSeal.create needs { vaultUrl, publishableKey } strings.', { param: 'options' });
+  }
+  try {
+    return await pending;
+  } catch (e) {
+    throw toCardSealError(e);
+  }
 }

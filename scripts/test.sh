@@ -42,8 +42,8 @@ cargo build --quiet -p cardseal-vault
 step "the OpenAPI contract against a live vault: schemathesis with the sk, pk and rk keys (bounded, stateful)"
 node tests/schemathesis/run.mjs
 
-step "browser tests: wasm-bindgen-test in headless Chrome and Firefox"
-wasm-pack test --headless --chrome --firefox -- --test web
+step "browser tests: wasm-bindgen-test in headless Chrome and Firefox, the vault client against a vault, a silent server and a flaky proxy on 127.0.0.1 (started and stopped around it), in a page and in a worker"
+node tests/support/with-servers.mjs -- wasm-pack test --headless --chrome --firefox -- --test web --test web_vault --test web_worker
 
 step "tsc --noEmit on a TypeScript user of every export"
 tsc --noEmit -p tests/ts

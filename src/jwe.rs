@@ -10,10 +10,9 @@
 //! seal in this module's memory.
 
 mod key;
-mod monty;
-mod oaep;
+mod writer;
 
-pub use key::VaultKey;
+pub use key::{KeyDocument, VaultKey};
 
 use std::fmt;
 
@@ -24,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::card::{Card, CardInput, Cvc, FieldError, Today};
-use crate::{Error, Secret, json};
+use crate::{Error, Secret};
 
 /// The payload format version, the `v` member.
 pub const PAYLOAD_VERSION: u8 = 1;
@@ -131,31 +130,31 @@ impl Payload {
     /// `serde_json` writes for it (a test holds them together).
     fn write_json(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(br#"{"v":"#);
-        json::write_int(out, i64::from(self.v));
+        writer::write_int(out, i64::from(self.v));
         if let Some(number) = &self.number {
             member(out, "number");
-            json::write_str(out, number.expose());
+            writer::write_str(out, number.expose());
         }
         if let Some(month) = self.exp_month {
             member(out, "exp_month");
-            json::write_int(out, month.into());
+            writer::write_int(out, month.into());
         }
         if let Some(year) = self.exp_year {
             member(out, "exp_year");
-            json::write_int(out, year.into());
+            writer::write_int(out, year.into());
         }
         if let Some(cvc) = &self.cvc {
             member(out, "cvc");
-            json::write_str(out, cvc.expose());
+            writer::write_str(out, cvc.expose());
         }
         if let Some(name) = &self.name {
             member(out, "name");
-            json::write_str(out, name);
+            writer::write_str(out, name);
         }
         member(out, "iat");
-        json::write_int(out, self.iat);
+        writer::write_int(out, self.iat);
         member(out, "jti");
-        json::write_str(out, &self.jti);
+        writer::write_str(out, &self.jti);
         out.push(b'}');
     }
 }
@@ -199,56 +198,23 @@ pub fn seal_cvc(key: &VaultKey, cvc: &Cvc, iat: i64) -> Result<String, Error> {
 /// # Errors
 /// [`Error::Crypto`] if randomness or encryption fails. The cause is deliberately not kept.
 pub fn seal_payload(key: &VaultKey, payload: &Payload) -> Result<String, Error> {
-    seal_with(key, payload, |cek, seed| key.wrap_cek(cek, seed))
-}
-
-/// [`seal_payload`] with the `rsa` crate's RSA-OAEP instead of the fast path: the reference
-/// that the fast path is tested against, kept callable for tests and benchmarks.
-///
-/// # Errors
-/// As [`seal_payload`].
-#[doc(hidden)]
-pub fn seal_payload_with_rsa_crate(key: &VaultKey, payload: &Payload) -> Result<String, Error> {
-    seal_with(key, payload, |cek, _| {
-        key.wrap_cek_with_rsa_crate(cek, &mut getrandom::SysRng)
-    })
-}
-
-/// Bytes of the A256GCM content-encryption key.
-const CEK_LEN: usize = 32;
-/// Bytes of the GCM IV (RFC 7518 §5.3: 96 bits).
-const IV_LEN: usize = 12;
-
-/// Builds the compact JWE; `wrap` encrypts the CEK with the given OAEP seed.
-fn seal_with(
-    key: &VaultKey,
-    payload: &Payload,
-    wrap: impl FnOnce(&[u8], &[u8; oaep::HASH_LEN]) -> Result<Vec<u8>, Error>,
-) -> Result<String, Error> {
     let mut buf = Zeroizing::new(Vec::with_capacity(payload_capacity(payload)));
     payload.write_json(&mut buf);
 
-    // CEK, IV and OAEP seed in one CSPRNG call: in wasm each call crosses into JavaScript.
-    let mut random = Zeroizing::new([0u8; CEK_LEN + IV_LEN + oaep::HASH_LEN]);
+    // CEK and IV in one CSPRNG call: in wasm each call crosses into JavaScript.
+    let mut random = Zeroizing::new([0u8; CEK_LEN + IV_LEN]);
     getrandom::fill(random.as_mut_slice()).map_err(|_| Error::Crypto)?;
-    let (cek, rest) = random.split_at(CEK_LEN);
-    let (iv, seed) = rest.split_at(IV_LEN);
-    let iv: [u8; IV_LEN] = iv.try_into().map_err(|_| Error::Crypto)?;
-    let seed: &[u8; oaep::HASH_LEN] = seed.try_into().map_err(|_| Error::Crypto)?;
+    let (cek, iv) = random.split_at(CEK_LEN);
+    let cek: &[u8; CEK_LEN] = cek.try_into().map_err(|_| Error::Crypto)?;
+    let iv: &[u8; IV_LEN] = iv.try_into().map_err(|_| Error::Crypto)?;
 
-    let encrypted_key = wrap(cek, seed)?;
+    // The OAEP seed comes from the same CSPRNG, drawn by the `rsa` crate.
+    let encrypted_key = key.wrap_cek(cek, &mut getrandom::SysRng)?;
 
     let header = key.protected_header();
-    let cipher = Aes256Gcm::new_from_slice(cek).map_err(|_| Error::Crypto)?;
-    let tag = cipher
-        .encrypt_inout_detached(
-            &Nonce::from(iv),
-            header.as_bytes(),
-            buf.as_mut_slice().into(),
-        )
-        .map_err(|_| Error::Crypto)?;
+    let tag = aes_gcm_encrypt_in_place(cek, iv, header.as_bytes(), &mut buf)?;
 
-    let segments: [&[u8]; 4] = [&encrypted_key, &iv, &buf, &tag];
+    let segments: [&[u8]; 4] = [&encrypted_key, iv, &buf, &tag];
     let mut jwe = String::with_capacity(
         header.len() + segments.iter().map(|s| s.len() * 4 / 3 + 4).sum::<usize>(),
     );
@@ -258,6 +224,26 @@ fn seal_with(
         jwe.push_str(&Base64UrlUnpadded::encode_string(segment));
     }
     Ok(jwe)
+}
+
+/// Bytes of the A256GCM content-encryption key.
+const CEK_LEN: usize = 32;
+/// Bytes of the GCM IV (RFC 7518 §5.3: 96 bits).
+const IV_LEN: usize = 12;
+
+/// A256GCM of `buf` in place under `key` and `iv`, with `aad`: the 128-bit tag. The one
+/// AES-GCM encryption of the library (the payload's).
+fn aes_gcm_encrypt_in_place(
+    key: &[u8; CEK_LEN],
+    iv: &[u8; IV_LEN],
+    aad: &[u8],
+    buf: &mut [u8],
+) -> Result<[u8; 16], Error> {
+    let cipher = Aes256Gcm::new_from_slice(key).map_err(|_| Error::Crypto)?;
+    let tag = cipher
+        .encrypt_inout_detached(&Nonce::from(*iv), aad, buf.into())
+        .map_err(|_| Error::Crypto)?;
+    Ok(tag.into())
 }
 
 /// An upper bound on the JSON size, so that the buffer never grows (a grown `Vec` would leave
@@ -381,83 +367,5 @@ mod tests {
         for p in [full(), worst, cvc_only] {
             assert_eq!(written(&p), serde_json::to_vec(&p).unwrap());
         }
-    }
-}
-
-#[cfg(test)]
-mod bench {
-    use std::hint::black_box;
-    use std::time::Instant;
-
-    use super::monty::Modulus;
-    use super::monty::tests::TestRng;
-    use super::*;
-
-    /// The best of 40 batches after a warm-up (wasm engines tier up hot functions only after
-    /// a while): the machines are shared, and the minimum is the least noisy.
-    fn time(name: &str, n: u32, mut f: impl FnMut()) {
-        for _ in 0..n {
-            f();
-        }
-        let mut best = f64::MAX;
-        for _ in 0..40 {
-            let start = Instant::now();
-            for _ in 0..n / 40 + 1 {
-                f();
-            }
-            best = best.min(start.elapsed().as_secs_f64() * 1e6 / f64::from(n / 40 + 1));
-        }
-        eprintln!("{name:<24} {best:>8.2} µs");
-    }
-
-    /// Where a seal's time goes, natively or in wasm under WASI:
-    /// `cargo test --release --lib -- --ignored --nocapture seal_breakdown`.
-    #[test]
-    #[ignore = "timing; run in release"]
-    fn seal_breakdown() {
-        let mut rng = TestRng(1);
-        let n = rng.modulus(2048);
-        let modulus = Modulus::new(&n).unwrap();
-        let mut msg = rng.bytes(256);
-        msg[0] = 0;
-        let mut out = vec![0u8; 256];
-        time("rsa public op", 2000, || {
-            modulus.pow_public(black_box(&msg), 65537, &mut out)
-        });
-        time("Modulus::new", 200, || drop(black_box(Modulus::new(&n))));
-        let key = VaultKey::from_parts_for_tests(&n);
-        let full = Payload::for_cvc(&Cvc::parse("123", None).unwrap(), 1, "x".repeat(22));
-        time("seal_payload", 2000, || {
-            drop(black_box(seal_payload(&key, &full)))
-        });
-        time("wrap_cek", 2000, || {
-            drop(black_box(key.wrap_cek(&[1; 32], &[2; 32])))
-        });
-        let mut em = vec![0u8; 256];
-        time("oaep encode", 20000, || {
-            oaep::encode(black_box(&[1; 32]), &[2; 32], &mut em).unwrap()
-        });
-        let cek = [7u8; 32];
-        let mut buf = vec![0u8; 150];
-        time("aes-256-gcm 150 B", 20000, || {
-            let c = Aes256Gcm::new_from_slice(&cek).unwrap();
-            let tag = c.encrypt_inout_detached(
-                &Nonce::from([0u8; 12]),
-                b"hdr",
-                buf.as_mut_slice().into(),
-            );
-            black_box(tag.unwrap());
-        });
-        let mut r = [0u8; 76];
-        time("getrandom 76 B", 20000, || {
-            getrandom::fill(black_box(&mut r)).unwrap()
-        });
-        let payload = Payload::for_cvc(&Cvc::parse("123", None).unwrap(), 1, "x".repeat(22));
-        time("payload json", 20000, || {
-            drop(black_box(serde_json::to_vec(&payload)))
-        });
-        time("base64url 256 B", 20000, || {
-            drop(black_box(Base64UrlUnpadded::encode_string(&out)))
-        });
     }
 }

@@ -4,8 +4,8 @@
 pub mod api_code;
 pub mod card;
 pub mod error;
-mod json;
 pub mod jwe;
+pub mod retry;
 pub mod secret;
 
 #[cfg(target_arch = "wasm32")]

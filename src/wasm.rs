@@ -3,38 +3,39 @@
 //!
 //! - this file: the stateless validators and formatters;
 //! - [`verdict`]: the packed verdicts of the as-you-type validators (the keystroke hot path);
-//! - [`seal`]: `Sealer`, the vault key and the seals made with it (`js/client.js` posts them);
+//! - [`client`]: `Client`, the vault client (`CardSeal.create`, `tokenize`, `tokenizeCvc`) over
+//!   web-sys `fetch`, with the vault key it seals with;
 //! - [`error`]: the error objects every export rejects with.
 //!
-//! Results off the hot path (tables, `validateCard`, formatted values, errors) cross as JSON
-//! text that `js/core.js` parses: one string per call, written by `crate::json`. Through
-//! serde-wasm-bindgen they cost more than they saved (figures in README "Performance").
+//! Values cross the boundary through serde-wasm-bindgen: options, card input and keys in, as
+//! typed structs; tables, `validateCard`'s result, formatted values and errors out, as plain
+//! objects. Only the per-keystroke verdicts cross as packed numbers ([`verdict`]).
 
+mod client;
 mod error;
-mod seal;
 pub mod verdict;
 
-pub use seal::Sealer;
+pub use client::Client;
 
 use std::sync::atomic::{AtomicU16, Ordering};
 
+use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
+use crate::Error;
 use crate::card::{self, Brand, CardInput, FieldError, Today};
 use crate::error::Locale;
 use crate::secret::Secret;
-use crate::{Error, json};
 
 #[cfg(not(target_feature = "atomics"))]
 #[global_allocator]
 static TALC: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
-/// JSON text, as `write` writes it.
-fn json(write: impl FnOnce(&mut Vec<u8>)) -> String {
-    let mut out = Vec::new();
-    write(&mut out);
-    // Always UTF-8: JSON written from `&str`s and ASCII.
-    String::from_utf8(out).unwrap_or_default()
+/// A Rust value as a plain JS object (absent members as `null`, as the public types have them).
+fn to_js<T: Serialize + ?Sized>(value: &T) -> JsValue {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::new().serialize_missing_as_null(true))
+        .unwrap_or(JsValue::UNDEFINED)
 }
 
 fn now_seconds() -> i64 {
@@ -47,44 +48,66 @@ fn today() -> Today {
     Today::from_unix(now_seconds())
 }
 
-/// A card as the JS wrapper passes it; with an empty year, the month may hold the whole
+/// A `CardInput` as `js/validate.js` passes it: every member already text (JS coerces the odd
+/// values a page may pass, as it always did); with an empty year, the month may hold the whole
 /// `MM / YY` field.
-fn card_input(
+#[derive(Deserialize)]
+struct CardInputJs {
     number: String,
     exp_month: String,
     exp_year: String,
     cvc: Option<String>,
     name: Option<String>,
-) -> CardInput {
-    let (exp_month, exp_year) = card::expiry_fields(&exp_month, &exp_year);
+}
+
+/// A card input from JS; anything but the object `js/validate.js` builds is an empty card.
+fn card_input(value: JsValue) -> CardInput {
+    let c: CardInputJs = serde_wasm_bindgen::from_value(value).unwrap_or(CardInputJs {
+        number: String::new(),
+        exp_month: String::new(),
+        exp_year: String::new(),
+        cvc: None,
+        name: None,
+    });
+    let (exp_month, exp_year) = card::expiry_fields(&c.exp_month, &c.exp_year);
     CardInput {
-        number: Secret::new(number),
+        number: Secret::new(c.number),
         exp_month,
         exp_year,
-        cvc: cvc.map(Secret::new),
-        name,
+        cvc: c.cvc.map(Secret::new),
+        name: c.name,
     }
 }
 
-/// Brand wire names in table order, for decoding candidate bits: a JSON array.
+/// Brand wire names in table order, for decoding candidate bits.
 #[wasm_bindgen(js_name = "brandTable")]
-pub fn brand_table() -> String {
-    json(|out| json::write_str_array(out, Brand::all().map(Brand::as_str)))
+pub fn brand_table() -> JsValue {
+    to_js(&Brand::all().map(Brand::as_str).collect::<Vec<_>>())
 }
 
-/// Error codes in `Error::ALL` order, as a JSON array of `{ code, message, field, type }`.
+/// One row of `errorTable`.
+#[derive(Serialize)]
+struct ErrorRow {
+    code: &'static str,
+    message: &'static str,
+    field: Option<&'static str>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+/// Error codes in `Error::ALL` order, as `[{ code, message, field, type }]`.
 #[wasm_bindgen(js_name = "errorTable")]
-pub fn error_table() -> String {
-    json(|out| {
-        json::write_array(out, Error::ALL.iter(), |out, e| {
-            let mut row = json::Object::new(out);
-            row.str("code", Some(e.code()))
-                .str("message", Some(e.message()))
-                .str("field", e.field().map(|f| f.as_str()))
-                .str("type", Some(e.kind()));
-            row.end();
-        });
-    })
+pub fn error_table() -> JsValue {
+    let rows: Vec<ErrorRow> = Error::ALL
+        .iter()
+        .map(|e| ErrorRow {
+            code: e.code(),
+            message: e.message(),
+            field: e.field().map(|f| f.as_str()),
+            kind: e.kind(),
+        })
+        .collect();
+    to_js(&rows)
 }
 
 /// The supported locale a BCP 47 tag asks for, as its canonical tag (`pt` gives `pt-BR`, `zh-CN`
@@ -94,14 +117,18 @@ pub fn resolve_locale(tag: &str) -> Option<String> {
     Locale::parse(tag).map(|l| l.tag().to_owned())
 }
 
-/// A supported locale's messages in `errorTable` order, as a JSON array, or `undefined` for
-/// another tag.
+/// A supported locale's messages in `errorTable` order, or `undefined` for another tag.
 #[wasm_bindgen(js_name = "localeMessages")]
-pub fn locale_messages(tag: &str) -> Option<String> {
-    let locale = Locale::parse(tag)?;
-    Some(json(|out| {
-        json::write_str_array(out, Error::ALL.iter().map(|e| e.message_in(locale)));
-    }))
+pub fn locale_messages(tag: &str) -> JsValue {
+    match Locale::parse(tag) {
+        Some(locale) => to_js(
+            &Error::ALL
+                .iter()
+                .map(|e| e.message_in(locale))
+                .collect::<Vec<_>>(),
+        ),
+        None => JsValue::UNDEFINED,
+    }
 }
 
 /// UTF-16 code units of the last `validateNumber` input, written by JS straight into wasm
@@ -153,46 +180,54 @@ pub fn validate_cvc_packed(cvc: &str, brand: &str) -> u32 {
 }
 
 /// `{ field, code, message }`.
-fn write_field_error(out: &mut Vec<u8>, e: &FieldError) {
-    let mut o = json::Object::new(out);
-    o.str("field", Some(e.field.as_str()))
-        .str("code", Some(e.code.code()))
-        .str("message", Some(e.code.message()));
-    o.end();
+#[derive(Debug, Serialize)]
+struct FieldErrorJs {
+    field: &'static str,
+    code: &'static str,
+    message: &'static str,
 }
 
-/// A JSON array of field errors.
-fn write_field_errors(out: &mut Vec<u8>, errors: &[FieldError]) {
-    json::write_array(out, errors, write_field_error);
+impl From<&FieldError> for FieldErrorJs {
+    fn from(e: &FieldError) -> Self {
+        FieldErrorJs {
+            field: e.field.as_str(),
+            code: e.code.code(),
+            message: e.code.message(),
+        }
+    }
 }
 
-/// `validateCard`: `{ valid, brand, errors: [{ field, code, message }] }`, as JSON.
+/// `validateCard`'s result.
+#[derive(Serialize)]
+struct CardValidationJs {
+    valid: bool,
+    brand: Option<&'static str>,
+    errors: Vec<FieldErrorJs>,
+}
+
+/// `validateCard`: `{ valid, brand, errors: [{ field, code, message }] }`.
 #[wasm_bindgen(js_name = "validateCard")]
-pub fn validate_card(
-    number: String,
-    exp_month: String,
-    exp_year: String,
-    cvc: Option<String>,
-    name: Option<String>,
-) -> String {
-    let input = card_input(number, exp_month, exp_year, cvc, name);
-    let v = card::validate_card(&input, today());
-    json(|out| {
-        let mut o = json::Object::new(out);
-        o.bool("valid", v.valid)
-            .str("brand", v.brand.map(Brand::as_str));
-        write_field_errors(o.member("errors"), &v.errors);
-        o.end();
+pub fn validate_card(card: JsValue) -> JsValue {
+    let v = card::validate_card(&card_input(card), today());
+    to_js(&CardValidationJs {
+        valid: v.valid,
+        brand: v.brand.map(Brand::as_str),
+        errors: v.errors.iter().map(FieldErrorJs::from).collect(),
     })
 }
 
-/// A formatted value and its caret (UTF-16 code units), as JSON `{ value, caret }`.
-fn formatted(f: &card::Formatted) -> String {
-    json(|out| {
-        let mut o = json::Object::new(out);
-        o.str("value", Some(&f.value))
-            .int("caret", i64::try_from(f.caret).unwrap_or(i64::MAX));
-        o.end();
+/// A formatted value and its caret (UTF-16 code units).
+#[derive(Serialize)]
+struct FormattedJs<'a> {
+    value: &'a str,
+    caret: u32,
+}
+
+/// `{ value, caret }`.
+fn formatted(f: &card::Formatted) -> JsValue {
+    to_js(&FormattedJs {
+        value: &f.value,
+        caret: u32::try_from(f.caret).unwrap_or(u32::MAX),
     })
 }
 
@@ -202,19 +237,19 @@ fn caret_of(caret: i32) -> Option<usize> {
 
 /// `formatCardNumber`; a negative caret means "at the end".
 #[wasm_bindgen(js_name = "formatCardNumber")]
-pub fn format_card_number(input: &str, caret: i32) -> String {
+pub fn format_card_number(input: &str, caret: i32) -> JsValue {
     formatted(&card::format_card_number(input, caret_of(caret)))
 }
 
 /// `formatExpiry`; a negative caret means "at the end".
 #[wasm_bindgen(js_name = "formatExpiry")]
-pub fn format_expiry(input: &str, caret: i32) -> String {
+pub fn format_expiry(input: &str, caret: i32) -> JsValue {
     formatted(&card::format_expiry(input, caret_of(caret)))
 }
 
 /// `formatCvc`: digits only, at most as many as the longest CVC; a negative caret means "at
 /// the end".
 #[wasm_bindgen(js_name = "formatCvc")]
-pub fn format_cvc(input: &str, caret: i32) -> String {
+pub fn format_cvc(input: &str, caret: i32) -> JsValue {
     formatted(&card::format_cvc(input, caret_of(caret)))
 }

@@ -1,16 +1,25 @@
 //! Importing the vault's RSA public key from a JWK, a JWKS or a PEM.
+//!
+//! A JWK or JWKS arrives as a [`KeyDocument`]: any serde deserializer reads it, so the wasm
+//! reads a JS object straight from `JsValue` (serde-wasm-bindgen) and native callers read
+//! JSON text (`serde_json`), with no JSON text in between in the browser.
 
+use std::cell::Cell;
 use std::fmt;
 
 use base64ct::{Base64UrlUnpadded, Encoding};
 use rsa::pkcs1::{self, der::Decode};
 use rsa::pkcs8::SubjectPublicKeyInfoRef;
-use rsa::{BoxedUint, PublicKey};
-use zeroize::Zeroizing;
+use rsa::{BoxedUint, Oaep, PublicKey};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::monty::Modulus;
-use super::{ALG, ENC, oaep};
-use crate::{Error, json};
+use super::{ALG, ENC, writer};
+use crate::Error;
+
+/// How deep arrays and objects may nest in a key document: `serde_json`'s limit (its 128th
+/// level is an error), so a JS object and its JSON text get the same verdict, and a cyclic JS
+/// object ends.
+const MAX_DEPTH: u32 = 127;
 
 /// Smallest modulus accepted, in bits (NIST SP 800-131A: 2048 through 2030).
 const MIN_BITS: usize = 2048;
@@ -28,12 +37,8 @@ const MAX_EXPONENT: u64 = 1 << 32;
 pub struct VaultKey {
     kid: Option<String>,
     bits: usize,
-    /// The modulus, big-endian without leading zeros.
-    n: Vec<u8>,
-    /// The public exponent: odd, at least 3, below 2^32.
-    e: u32,
-    /// `n` with its Montgomery constants, for the fast RSA operation.
-    modulus: Modulus,
+    /// The `rsa` crate's key: the modulus and an exponent that is odd, at least 3, below 2^32.
+    key: PublicKey,
     /// The base64url protected header. It depends only on `kid`, so it is encoded once.
     protected: String,
 }
@@ -58,8 +63,9 @@ impl VaultKey {
     /// [`Error::InvalidKey`] for malformed JSON or members, [`Error::UnsupportedKey`] for a
     /// non-RSA key, [`Error::KeyNotForEncryption`] for a signing key or another algorithm, and
     /// [`Error::KeyTooSmall`] under 2048 bits.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn from_jwk(jwk: &str) -> Result<Self, Error> {
-        Self::from_typed_jwk(&parse_object(jwk)?)
+        Self::from_typed_jwk(KeyDocument::from_json(jwk)?.object()?)
     }
 
     /// Imports the encryption key from a JWKS (`{"keys": [...]}`).
@@ -74,8 +80,9 @@ impl VaultKey {
     /// # Errors
     /// [`Error::InvalidKey`] when the text is not a JWKS; [`Error::NoEncryptionKey`] when no
     /// key qualifies or none has the named `kid`; otherwise the chosen key's own import error.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn from_jwks(jwks: &str, kid: Option<&str>) -> Result<Self, Error> {
-        Self::from_typed_jwks(&parse_object(jwks)?.keys, kid)
+        Self::from_typed_jwks(&KeyDocument::from_json(jwks)?.object()?.keys, kid)
     }
 
     /// Imports an RSA public key from PEM: SPKI (`BEGIN PUBLIC KEY`) or PKCS#1
@@ -101,14 +108,24 @@ impl VaultKey {
     ///
     /// # Errors
     /// As [`VaultKey::from_jwk`], [`VaultKey::from_jwks`] and [`VaultKey::from_spki_pem`].
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn parse(key: &str) -> Result<Self, Error> {
         let key = key.trim();
         if key.starts_with("-----BEGIN") {
             return Self::from_spki_pem(key);
         }
-        let any = parse_object(key)?;
+        Self::from_document(&KeyDocument::from_json(key)?)
+    }
+
+    /// Imports a key from a JWK or a JWKS already read into a [`KeyDocument`] (the newest
+    /// encryption key of a JWKS, as [`VaultKey::from_jwks`] without `kid`).
+    ///
+    /// # Errors
+    /// As [`VaultKey::from_jwk`] and [`VaultKey::from_jwks`].
+    pub fn from_document(doc: &KeyDocument) -> Result<Self, Error> {
+        let any = doc.object()?;
         match any.keys {
-            Member::Absent => Self::from_typed_jwk(&any),
+            Member::Absent => Self::from_typed_jwk(any),
             ref keys => Self::from_typed_jwks(keys, None),
         }
     }
@@ -123,51 +140,20 @@ impl VaultKey {
         self.bits
     }
 
-    /// RSAES-OAEP-SHA-256 of `cek` with the given seed: the JWE Encrypted Key. The fast path.
-    pub(crate) fn wrap_cek(
-        &self,
-        cek: &[u8],
-        seed: &[u8; oaep::HASH_LEN],
-    ) -> Result<Vec<u8>, Error> {
-        let mut em = Zeroizing::new(vec![0u8; self.modulus.len()]);
-        oaep::encode(cek, seed, &mut em)?;
-        let mut encrypted = vec![0u8; self.modulus.len()];
-        self.modulus.pow_public(&em, self.e, &mut encrypted);
-        Ok(encrypted)
-    }
-
-    /// The same with the `rsa` crate: the reference path.
-    pub(crate) fn wrap_cek_with_rsa_crate<R>(
-        &self,
-        cek: &[u8],
-        rng: &mut R,
-    ) -> Result<Vec<u8>, Error>
+    /// RSAES-OAEP with SHA-256, MGF1-SHA-256 and an empty label (`RSA-OAEP-256`) of `cek`:
+    /// the JWE Encrypted Key, by the `rsa` crate, its seed from `rng`.
+    pub(crate) fn wrap_cek<R>(&self, cek: &[u8], rng: &mut R) -> Result<Vec<u8>, Error>
     where
         R: rsa::rand_core::TryCryptoRng + ?Sized,
     {
-        self.rsa_public_key()?
-            .oaep_encrypt_with_rng::<sha2::Sha256, R>(rng, cek)
+        self.key
+            .encrypt(rng, Oaep::<sha2::Sha256>::new(), cek)
             .map_err(|_| Error::Crypto)
-    }
-
-    /// The key as the `rsa` crate's type.
-    pub(crate) fn rsa_public_key(&self) -> Result<PublicKey, Error> {
-        PublicKey::new(
-            BoxedUint::from_be_slice_vartime(&self.n),
-            BoxedUint::from(u64::from(self.e)),
-        )
-        .map_err(|_| Error::Crypto)
     }
 
     /// The base64url-encoded protected header, which is also the AAD.
     pub(crate) fn protected_header(&self) -> &str {
         &self.protected
-    }
-
-    #[cfg(test)]
-    pub(crate) fn from_parts_for_tests(n: &[u8]) -> Self {
-        #[allow(clippy::unwrap_used)]
-        Self::from_parts(n, &[1, 0, 1], Some("t".into())).unwrap()
     }
 
     /// From a JWKS's `keys`: a list, whose entries that are not objects are skipped.
@@ -277,15 +263,13 @@ impl VaultKey {
         if e < 3 || e & 1 == 0 || e >= MAX_EXPONENT {
             return Err(Error::InvalidKey);
         }
-        let e = u32::try_from(e).map_err(|_| Error::InvalidKey)?;
-        let modulus = Modulus::new(n).ok_or(Error::InvalidKey)?;
+        let key = PublicKey::new(BoxedUint::from_be_slice_vartime(n), BoxedUint::from(e))
+            .map_err(|_| Error::InvalidKey)?;
         let protected = protected_header(kid.as_deref());
         Ok(Self {
             kid,
             bits,
-            n: n.to_vec(),
-            e,
-            modulus,
+            key,
             protected,
         })
     }
@@ -295,12 +279,12 @@ impl VaultKey {
 fn protected_header(kid: Option<&str>) -> String {
     let mut header = Vec::new();
     header.extend_from_slice(br#"{"alg":"#);
-    json::write_str(&mut header, ALG);
+    writer::write_str(&mut header, ALG);
     header.extend_from_slice(br#","enc":"#);
-    json::write_str(&mut header, ENC);
+    writer::write_str(&mut header, ENC);
     if let Some(kid) = kid {
         header.extend_from_slice(br#","kid":"#);
-        json::write_str(&mut header, kid);
+        writer::write_str(&mut header, kid);
     }
     header.push(b'}');
     Base64UrlUnpadded::encode_string(&header)
@@ -331,27 +315,151 @@ impl Member {
     }
 }
 
-impl Member {
-    /// A JSON value as a member; objects are read as JWKs. Every member of an object is read,
-    /// the unknown ones too (the reader's nesting limit holds for the whole text); of a
-    /// repeated member, the last one counts.
-    fn from_json(value: json::Value) -> Self {
-        match value {
-            json::Value::String(s) => Member::Str(s),
-            json::Value::Int(n) => Member::Int(n),
-            json::Value::Array(items) => {
-                Member::List(items.into_iter().map(Member::from_json).collect())
+/// Reads one member, `depth` arrays and objects deep; objects are read as JWKs. Every member
+/// of an object is read, the unknown ones too (the nesting limit holds for the whole
+/// document); of a repeated member, the last one counts. An array or object at the limit sets
+/// `deep` and is not read (so a cyclic JS object ends), which makes the whole document invalid.
+#[derive(Clone, Copy)]
+struct MemberSeed<'a> {
+    depth: u32,
+    deep: &'a Cell<bool>,
+}
+
+impl MemberSeed<'_> {
+    /// Whether an array or object here is past the limit (and marks the document if so).
+    fn too_deep(&self) -> bool {
+        let deep = self.depth >= MAX_DEPTH;
+        if deep {
+            self.deep.set(true);
+        }
+        deep
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for MemberSeed<'_> {
+    type Value = Member;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Member, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MemberSeed<'_> {
+    type Value = Member;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Member, E> {
+        Ok(Member::Str(v.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Member, E> {
+        Ok(Member::Str(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Member, E> {
+        Ok(Member::Int(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Member, E> {
+        Ok(i64::try_from(v).map_or(Member::Other, Member::Int))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Member, E> {
+        Ok(Member::Other)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Member, E> {
+        Ok(Member::Other)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Member, E> {
+        Ok(Member::Other)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Member, E> {
+        Ok(Member::Other)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Member, A::Error> {
+        if self.too_deep() {
+            return Ok(Member::Other);
+        }
+        let inner = MemberSeed {
+            depth: self.depth + 1,
+            ..self
+        };
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(inner)? {
+            items.push(item);
+        }
+        Ok(Member::List(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Member, A::Error> {
+        if self.too_deep() {
+            return Ok(Member::Other);
+        }
+        let inner = MemberSeed {
+            depth: self.depth + 1,
+            ..self
+        };
+        let mut jwk = Jwk::default();
+        while let Some(name) = map.next_key::<String>()? {
+            let value = map.next_value_seed(inner)?;
+            if let Some(slot) = jwk.member(&name) {
+                *slot = value;
             }
-            json::Value::Object(members) => {
-                let mut jwk = Jwk::default();
-                for (name, value) in members {
-                    if let Some(slot) = jwk.member(&name) {
-                        *slot = Member::from_json(value);
-                    }
-                }
-                Member::Map(Box::new(jwk))
-            }
-            json::Value::Null | json::Value::Bool(_) | json::Value::Number => Member::Other,
+        }
+        Ok(Member::Map(Box::new(jwk)))
+    }
+}
+
+/// A vault key as a JWK or a JWKS document, read by any serde deserializer: typed just enough
+/// for the checks of [`VaultKey::from_document`]. A deserializer error means the value was not
+/// JSON-like at all (a JS `Set`, bytes, a function …, or text that is not JSON).
+#[derive(Debug)]
+pub struct KeyDocument {
+    root: Member,
+    /// Nested deeper than [`MAX_DEPTH`] somewhere.
+    too_deep: bool,
+}
+
+impl<'de> serde::Deserialize<'de> for KeyDocument {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let deep = Cell::new(false);
+        let root = MemberSeed {
+            depth: 0,
+            deep: &deep,
+        }
+        .deserialize(d)?;
+        Ok(KeyDocument {
+            root,
+            too_deep: deep.get(),
+        })
+    }
+}
+
+impl KeyDocument {
+    /// Reads JSON text; anything but JSON is `InvalidKey`.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn from_json(text: &str) -> Result<Self, Error> {
+        serde_json::from_str(text).map_err(|_| Error::InvalidKey)
+    }
+
+    /// The text, when the document is a string (a PEM, or JSON text to read first).
+    pub fn as_text(&self) -> Option<&str> {
+        self.root.as_str()
+    }
+
+    /// The document's object, read as a JWK (or a JWKS, in its `keys`); anything else is
+    /// `InvalidKey`.
+    fn object(&self) -> Result<&Jwk, Error> {
+        match &self.root {
+            Member::Map(jwk) if !self.too_deep => Ok(jwk),
+            _ => Err(Error::InvalidKey),
         }
     }
 }
@@ -431,15 +539,6 @@ impl Jwk {
     }
 }
 
-/// A JSON text that must be an object, read as a JWK (or a JWKS, in its `keys`). One parse
-/// into typed members; anything else is `InvalidKey`.
-fn parse_object(text: &str) -> Result<Jwk, Error> {
-    match json::parse(text).map(Member::from_json) {
-        Some(Member::Map(jwk)) => Ok(*jwk),
-        _ => Err(Error::InvalidKey),
-    }
-}
-
 /// Decodes a base64url member. Trailing `=` padding is tolerated, since some encoders add it.
 fn b64_member(member: &Member) -> Result<Vec<u8>, Error> {
     let Member::Str(text) = member else {
@@ -459,91 +558,31 @@ fn bit_len(n: &[u8]) -> usize {
         .map_or(0, |b| (n.len() - 1) * 8 + (8 - b.leading_zeros() as usize))
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
-    use std::convert::Infallible;
-
-    use rsa::rand_core::{TryCryptoRng, TryRng};
-
-    use super::super::monty::tests::TestRng;
     use super::*;
 
-    /// Hands the `rsa` crate a chosen OAEP seed, so both paths can be compared byte for byte.
-    struct Replay<'a>(&'a [u8]);
-
-    impl TryRng for Replay<'_> {
-        type Error = Infallible;
-
-        fn try_next_u32(&mut self) -> Result<u32, Infallible> {
-            unreachable!("OAEP draws its seed with fill_bytes")
-        }
-
-        fn try_next_u64(&mut self) -> Result<u64, Infallible> {
-            unreachable!("OAEP draws its seed with fill_bytes")
-        }
-
-        fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
-            let (head, tail) = self.0.split_at(dst.len());
-            dst.copy_from_slice(head);
-            self.0 = tail;
-            Ok(())
-        }
-    }
-
-    impl TryCryptoRng for Replay<'_> {}
-
-    fn key_from(n: &[u8], e: u32) -> VaultKey {
-        VaultKey::from_parts(n, &e.to_be_bytes(), Some("t".into())).unwrap()
-    }
-
-    fn check(rng: &mut TestRng, key: &VaultKey, msg_len: usize) {
-        let msg = rng.bytes(msg_len);
-        let mut seed = [0u8; oaep::HASH_LEN];
-        rng.fill(&mut seed);
-        let fast = key.wrap_cek(&msg, &seed).unwrap();
-        let reference = key
-            .wrap_cek_with_rsa_crate(&msg, &mut Replay(&seed))
-            .unwrap();
-        assert_eq!(fast, reference, "{} bits, e = {}", key.bits, key.e);
+    fn doc(text: &str) -> KeyDocument {
+        KeyDocument::from_json(text).unwrap()
     }
 
     #[test]
-    fn fast_oaep_matches_the_rsa_crate() {
-        let mut rng = TestRng(11);
-        for bits in [2048, 2049, 2055, 2056, 2060, 2111, 3072, 4096] {
-            for _ in 0..3 {
-                let key = key_from(&rng.modulus(bits), rng.exponent());
-                let max = key.modulus.len() - 2 * oaep::HASH_LEN - 2;
-                for msg_len in [32, 0, 1, max] {
-                    check(&mut rng, &key, msg_len);
-                }
-            }
-        }
-    }
-
-    /// The exhaustive run: `cargo test --release -- --ignored fast_oaep_matches_exhaustively`.
-    #[test]
-    #[ignore = "slow; run in release"]
-    fn fast_oaep_matches_exhaustively() {
-        let mut rng = TestRng(12);
-        for bits in (2048..2120).chain([3072, 4096, 8192]) {
-            for _ in 0..20 {
-                let key = key_from(&rng.modulus(bits), rng.exponent());
-                for _ in 0..5 {
-                    check(&mut rng, &key, 32);
-                }
-            }
+    fn documents_nest_to_serde_jsons_limit() {
+        let nested = |n: usize| format!(r#"{{"x":{}1{}}}"#, "[".repeat(n), "]".repeat(n));
+        let verdict = |n| KeyDocument::from_json(&nested(n)).and_then(|d| d.object().map(|_| ()));
+        assert_eq!(verdict(126), Ok(()));
+        for n in [127, 128, 200, 5000] {
+            assert_eq!(verdict(n), Err(Error::InvalidKey), "{n}");
         }
     }
 
     #[test]
-    fn too_long_messages_fail_on_both_paths() {
-        let mut rng = TestRng(13);
-        let key = key_from(&rng.modulus(2048), 65537);
-        assert_eq!(key.wrap_cek(&[0; 191], &[0; 32]), Err(Error::Crypto));
-        assert_eq!(
-            key.wrap_cek_with_rsa_crate(&[0; 191], &mut Replay(&[0; 32])),
-            Err(Error::Crypto)
-        );
+    fn the_last_of_a_repeated_member_counts() {
+        let d = doc(r#"{"kid":"a","kid":"b","n":1,"iat":18446744073709551615}"#);
+        let jwk = d.object().unwrap();
+        assert_eq!(jwk.kid.as_str(), Some("b"));
+        assert!(matches!(jwk.n, Member::Int(1)));
+        assert!(matches!(jwk.iat, Member::Other));
+        assert!(doc("[]").object().is_err());
     }
 }

@@ -14,7 +14,8 @@ use crate::card::{BRANDS, Brand, BrandSet, NumberVerdict, Verdict};
 
 /// Where each part of a packed verdict sits. The head word is `brand row + 1` in its lowest
 /// bits (0 for none), then the two flags, then `index in Error::ALL + 1` (0 for none).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Layout {
     /// Bits of the head word that hold the brand row + 1.
     pub brand_mask: u32,
@@ -45,20 +46,11 @@ const _: () = assert!(BRANDS.len() <= BrandSet::CAPACITY && BrandSet::CAPACITY <
 const _: () = assert!(BrandSet::CAPACITY < LAYOUT.brand_mask as usize);
 const _: () = assert!(Error::ALL.len() < LAYOUT.code_mask as usize);
 
-/// The layout of the packed verdicts, as JSON `{ brandMask, validBit, potentialBit, codeShift,
+/// The layout of the packed verdicts: `{ brandMask, validBit, potentialBit, codeShift,
 /// codeMask, headScale }`.
 #[wasm_bindgen(js_name = "verdictLayout")]
-pub fn verdict_layout() -> String {
-    super::json(|out| {
-        let mut o = crate::json::Object::new(out);
-        o.int("brandMask", LAYOUT.brand_mask.into())
-            .int("validBit", LAYOUT.valid_bit.into())
-            .int("potentialBit", LAYOUT.potential_bit.into())
-            .int("codeShift", LAYOUT.code_shift.into())
-            .int("codeMask", LAYOUT.code_mask.into())
-            .int("headScale", LAYOUT.head_scale as i64);
-        o.end();
-    })
+pub fn verdict_layout() -> JsValue {
+    super::to_js(&LAYOUT)
 }
 
 /// The head word of a verdict.

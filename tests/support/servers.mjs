@@ -132,12 +132,20 @@ export async function startHangServer() {
 /**
  * A proxy to the vault that can be told, through `POST /__control?fail=N&mode=before|after`, to
  * answer the next N `POST /v1/tokens` with 503: `before` without forwarding, `after` once the
- * vault has answered (so the vault did make a token); `inuse` answers 409 `idempotency_key_in_use`. `GET /__stats` gives what it saw.
+ * vault has answered (so the vault did make a token); `inuse` answers 409 `idempotency_key_in_use`;
+ * `expired` 400 `encryption_key_expired` (the vault rotated its key); `busy` 503 with a
+ * `Retry-After` of an hour; `teapot` 418 with a body that is not JSON. `GET /__stats` gives what
+ * it saw, the key fetches too.
  */
 export async function startFlakyProxy(target) {
   let fail = 0;
   let mode = 'before';
-  let stats = { posts: 0, idempotencyKeys: [], tokenIds: [] };
+  let stats = { posts: 0, idempotencyKeys: [], tokenIds: [], keyFetches: 0 };
+  const canned = {
+    expired: [400, {}, JSON.stringify({ error: { type: 'invalid_request_error', code: 'encryption_key_expired', message: 'Fetch the keys again.' } })],
+    busy: [503, { 'retry-after': '3600' }, JSON.stringify({ error: { type: 'api_error', code: 'service_unavailable', message: 'Busy.' } })],
+    teapot: [418, { 'content-type': 'text/plain' }, 'teapot'],
+  };
   const server = http.createServer(async (req, res) => {
     cors(res);
     const u = new URL(req.url, 'http://x');
@@ -145,7 +153,7 @@ export async function startFlakyProxy(target) {
     if (u.pathname === '/__control') {
       fail = Number(u.searchParams.get('fail') ?? 0);
       mode = u.searchParams.get('mode') ?? 'before';
-      stats = { posts: 0, idempotencyKeys: [], tokenIds: [] };
+      stats = { posts: 0, idempotencyKeys: [], tokenIds: [], keyFetches: 0 };
       res.writeHead(204); res.end(); return;
     }
     if (u.pathname === '/__stats') {
@@ -164,6 +172,15 @@ export async function startFlakyProxy(target) {
       fail--;
       res.writeHead(503, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ error: { type: 'api_error', code: 'service_unavailable', message: 'Try again.' } }));
+      return;
+    }
+    if (req.method === 'GET' && u.pathname === '/v1/encryption_keys') stats.keyFetches++;
+    if (isTokenPost && fail > 0 && canned[mode]) {
+      fail--;
+      const [status, headers, text] = canned[mode];
+      res.setHeader('Access-Control-Expose-Headers', 'Retry-After');
+      res.writeHead(status, { 'content-type': 'application/json', ...headers });
+      res.end(text);
       return;
     }
     if (isTokenPost && fail > 0 && mode === 'inuse') {
