@@ -239,14 +239,8 @@ fn seal_with(
     let encrypted_key = wrap(cek, seed)?;
 
     let header = key.protected_header();
-    let cipher = Aes256Gcm::new_from_slice(cek).map_err(|_| Error::Crypto)?;
-    let tag = cipher
-        .encrypt_inout_detached(
-            &Nonce::from(iv),
-            header.as_bytes(),
-            buf.as_mut_slice().into(),
-        )
-        .map_err(|_| Error::Crypto)?;
+    let cek: &[u8; CEK_LEN] = cek.try_into().map_err(|_| Error::Crypto)?;
+    let tag = encrypt_content(cek, &iv, header.as_bytes(), &mut buf)?;
 
     let segments: [&[u8]; 4] = [&encrypted_key, &iv, &buf, &tag];
     let mut jwe = String::with_capacity(
@@ -258,6 +252,25 @@ fn seal_with(
         jwe.push_str(&Base64UrlUnpadded::encode_string(segment));
     }
     Ok(jwe)
+}
+
+/// A256GCM encryption of a JWE's content in place (RFC 7516 §5.1 step 15), returning the tag:
+/// the AES-GCM step of every seal, callable for the Wycheproof vectors (tests/wycheproof.rs).
+///
+/// # Errors
+/// [`Error::Crypto`] if encryption fails.
+#[doc(hidden)]
+pub fn encrypt_content(
+    cek: &[u8; CEK_LEN],
+    iv: &[u8; IV_LEN],
+    aad: &[u8],
+    buf: &mut [u8],
+) -> Result<[u8; 16], Error> {
+    let cipher = Aes256Gcm::new_from_slice(cek).map_err(|_| Error::Crypto)?;
+    let tag = cipher
+        .encrypt_inout_detached(&Nonce::from(*iv), aad, buf.into())
+        .map_err(|_| Error::Crypto)?;
+    Ok(tag.into())
 }
 
 /// An upper bound on the JSON size, so that the buffer never grows (a grown `Vec` would leave
