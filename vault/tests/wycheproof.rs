@@ -670,6 +670,13 @@ fn security_md_records_this_run() {
             refused.push_str(&format!("- {why}: tcId {}\n", ids.join(", ")));
         }
     }
+    // The timing figures cannot come from a test (no timed tests); the benchmark writes them.
+    assert!(
+        block("conformance:timing").is_some_and(|b| b.starts_with(
+            "Measured by `cargo bench -p cardseal-vault --bench unseal_timing -- --record` on "
+        )),
+        "SECURITY.md's timing block is not the benchmark's: run it with --record"
+    );
     let is_jwe = |l: &str| jwe.is_none() && l.contains("json_web_encryption");
     expect_block("conformance:vault", &table, is_jwe);
     if jwe.is_some() {
