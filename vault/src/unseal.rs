@@ -141,8 +141,8 @@ pub fn unseal(ring: &KeyRing, jwe: &str, now: i64, grace: i64) -> Result<Unseale
 
 /// [`unseal`] with the given key and without its two steps that are the vault's own rather
 /// than JWE's: the `kid` lookup and the payload's JSON. The same header check and the same
-/// decryption; it returns the plaintext. For the Wycheproof JWE vectors (which carry no `kid`
-/// and no card) and the timing benchmark.
+/// decryption; it returns the plaintext. For the Wycheproof JWE vectors, which carry no `kid`
+/// and no card (vault/tests/wycheproof.rs).
 #[doc(hidden)]
 pub fn unseal_with_key(
     key: &OaepPrivateDecryptingKey,
