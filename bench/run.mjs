@@ -18,6 +18,7 @@ import { launchChromium } from '../tests/support/chromium.mjs';
 import {
   fieldsSection, forwardSection, peerBundles, peerSizeRows, sealSection, snippetSection, tokenizeSection, vaultSection,
 } from './sections.mjs';
+import { unsealTimingSection } from './sections.mjs';
 
 const benchDir = join(repoRoot, 'bench');
 const outDir = join(benchDir, '.out');
@@ -225,6 +226,7 @@ const SECTIONS = [
   { name: 'fields', run: fieldsSection },
   { name: 'vault', run: vaultSection },
   { name: 'forward', run: forwardSection },
+  { name: 'unseal-timing', run: unsealTimingSection },
 ];
 
 function formatValue(value, unit) {

@@ -367,3 +367,20 @@ export async function fieldsSection({ browser, url }) {
   ];
   return { details: { samplesMs: samples, steps, bytes, peers: [peers.braintree, peers.adyen] }, rows };
 }
+
+/** dudect's Welch t-test on the vault's unseal failure paths (vault/benches/unseal_timing.rs). */
+export async function unsealTimingSection() {
+  const out = execFileSync('cargo', ['bench', '--quiet', '-p', 'cardseal-vault', '--bench', 'unseal_timing'], { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const json = JSON.parse(out.split('\n').find((l) => l.startsWith('BENCH_JSON ')).slice('BENCH_JSON '.length));
+  return {
+    details: json,
+    // |t| < 4.5 is dudect's bar: a figure, not an assertion.
+    rows: json.pairs.map((p, i) => ({
+      section: 'unseal timing',
+      metric: `${i ? '  ' : ''}|t|, ${p.a} vs ${p.b} (${json.measurements_per_pair.toLocaleString('en')} unseals, fastest 90%; all: ${p.t_all.toFixed(2)})`,
+      unit: '',
+      cardseal: p.t_fastest_90,
+      target: { max: 4.5 },
+    })),
+  };
+}

@@ -212,7 +212,7 @@ pub fn seal_payload(key: &VaultKey, payload: &Payload) -> Result<String, Error> 
     let encrypted_key = key.wrap_cek(cek, &mut getrandom::SysRng)?;
 
     let header = key.protected_header();
-    let tag = aes_gcm_encrypt_in_place(cek, iv, header.as_bytes(), &mut buf)?;
+    let tag = encrypt_content(cek, iv, header.as_bytes(), &mut buf)?;
 
     let segments: [&[u8]; 4] = [&encrypted_key, iv, &buf, &tag];
     let mut jwe = String::with_capacity(
@@ -231,15 +231,19 @@ const CEK_LEN: usize = 32;
 /// Bytes of the GCM IV (RFC 7518 §5.3: 96 bits).
 const IV_LEN: usize = 12;
 
-/// A256GCM of `buf` in place under `key` and `iv`, with `aad`: the 128-bit tag. The one
-/// AES-GCM encryption of the library (the payload's).
-fn aes_gcm_encrypt_in_place(
-    key: &[u8; CEK_LEN],
+/// A256GCM encryption of a JWE's content in place (RFC 7516 §5.1 step 15), returning the tag:
+/// the AES-GCM step of every seal, callable for the Wycheproof vectors (tests/wycheproof.rs).
+///
+/// # Errors
+/// [`Error::Crypto`] if encryption fails.
+#[doc(hidden)]
+pub fn encrypt_content(
+    cek: &[u8; CEK_LEN],
     iv: &[u8; IV_LEN],
     aad: &[u8],
     buf: &mut [u8],
 ) -> Result<[u8; 16], Error> {
-    let cipher = Aes256Gcm::new_from_slice(key).map_err(|_| Error::Crypto)?;
+    let cipher = Aes256Gcm::new_from_slice(cek).map_err(|_| Error::Crypto)?;
     let tag = cipher
         .encrypt_inout_detached(&Nonce::from(*iv), aad, buf.into())
         .map_err(|_| Error::Crypto)?;

@@ -7,7 +7,7 @@
 //! key so that RSA and GCM failures also take the same path (RFC 7516 §11.5).
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
-use aws_lc_rs::rsa::OAEP_SHA256_MGF1SHA256;
+use aws_lc_rs::rsa::{OAEP_SHA256_MGF1SHA256, OaepPrivateDecryptingKey};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 pub use cardseal::jwe::Payload;
@@ -21,6 +21,9 @@ use crate::keys::{KeyRing, Lookup};
 /// Header parameters that are refused outright: compression (a length oracle), critical
 /// extensions we do not implement, and any way for the sender to name its own key.
 const FORBIDDEN: &[&str] = &["zip", "crit", "jku", "jwk", "x5u", "x5c", "x5t", "x5t#S256"];
+
+/// The A256GCM key length (RFC 7518 §5.3).
+const CEK_LEN: usize = 32;
 
 /// The A256GCM IV length (RFC 7518 §5.3).
 const IV_LEN: usize = 12;
@@ -52,8 +55,8 @@ pub struct Unsealed {
     pub kid: String,
 }
 
-/// Checks a protected header; returns its `kid`.
-fn check_header(segment: &str) -> Result<String, UnsealError> {
+/// Checks a protected header's parameters: nothing refused, `alg` and `enc` pinned.
+fn check_params(segment: &str) -> Result<Map<String, Value>, UnsealError> {
     const MALFORMED: UnsealError =
         UnsealError::Header("The sealed value's JWE header is malformed.");
     let bytes = URL_SAFE_NO_PAD.decode(segment).map_err(|_| MALFORMED)?;
@@ -73,7 +76,12 @@ fn check_header(segment: &str) -> Result<String, UnsealError> {
             "The sealed value must use enc A256GCM.",
         ));
     }
-    match header.get("kid").and_then(Value::as_str) {
+    Ok(header)
+}
+
+/// Checks a protected header; returns its `kid`.
+fn check_header(segment: &str) -> Result<String, UnsealError> {
+    match check_params(segment)?.get("kid").and_then(Value::as_str) {
         Some(kid) if !kid.is_empty() && kid.len() <= 128 => Ok(kid.to_owned()),
         _ => Err(UnsealError::Header(
             "The sealed value's JWE header must name the vault key (kid).",
@@ -88,30 +96,78 @@ pub fn header_kid(jwe: &str) -> Result<String, UnsealError> {
     check_header(header)
 }
 
+/// The five segments of a compact JWE, still base64url.
+struct Compact<'a> {
+    header: &'a str,
+    encrypted_key: &'a str,
+    iv: &'a str,
+    ciphertext: &'a str,
+    tag: &'a str,
+}
+
+impl<'a> Compact<'a> {
+    fn split(jwe: &'a str) -> Result<Self, UnsealError> {
+        let segments: Vec<&str> = jwe.split('.').collect();
+        let [header, encrypted_key, iv, ciphertext, tag] = segments[..] else {
+            return Err(UnsealError::Header(
+                "The sealed value is not a compact JWE (five segments).",
+            ));
+        };
+        Ok(Self {
+            header,
+            encrypted_key,
+            iv,
+            ciphertext,
+            tag,
+        })
+    }
+}
+
 /// Opens a compact JWE with the ring's keys, as of `now`, honouring the rotation `grace`.
 pub fn unseal(ring: &KeyRing, jwe: &str, now: i64, grace: i64) -> Result<Unsealed, UnsealError> {
-    let segments: Vec<&str> = jwe.split('.').collect();
-    let [header, ek, iv, ciphertext, tag] = segments[..] else {
-        return Err(UnsealError::Header(
-            "The sealed value is not a compact JWE (five segments).",
-        ));
-    };
-    let kid = check_header(header)?;
+    let jwe = Compact::split(jwe)?;
+    let kid = check_header(jwe.header)?;
     let key = match ring.lookup(&kid, now, grace) {
         Lookup::Accepted(key) => key,
         Lookup::Expired | Lookup::Unknown => return Err(UnsealError::KeyExpired),
     };
+    let plaintext = decrypt(&key.key, &jwe)?;
+    let payload: Payload = serde_json::from_slice(&plaintext).map_err(|_| UnsealError::Opaque)?;
+    if payload.v != PAYLOAD_VERSION || payload.jti.is_empty() || payload.jti.len() > 128 {
+        return Err(UnsealError::Opaque);
+    }
+    Ok(Unsealed { payload, kid })
+}
 
+/// [`unseal`] with the given key and without its two steps that are the vault's own rather
+/// than JWE's: the `kid` lookup and the payload's JSON. The same header check and the same
+/// decryption; it returns the plaintext. For the Wycheproof JWE vectors, which carry no `kid`
+/// and no card (vault/tests/wycheproof.rs).
+#[doc(hidden)]
+pub fn unseal_with_key(
+    key: &OaepPrivateDecryptingKey,
+    jwe: &str,
+) -> Result<Zeroizing<Vec<u8>>, UnsealError> {
+    let jwe = Compact::split(jwe)?;
+    check_params(jwe.header)?;
+    decrypt(key, &jwe)
+}
+
+/// Everything after the header: one error for every failure.
+fn decrypt(
+    key: &OaepPrivateDecryptingKey,
+    jwe: &Compact<'_>,
+) -> Result<Zeroizing<Vec<u8>>, UnsealError> {
     let decode = |s: &str| URL_SAFE_NO_PAD.decode(s).map_err(|_| UnsealError::Opaque);
-    let ek = decode(ek)?;
-    let iv = decode(iv)?;
-    let mut in_out = Zeroizing::new(decode(ciphertext)?);
-    let tag = decode(tag)?;
+    let ek = decode(jwe.encrypted_key)?;
+    let iv = decode(jwe.iv)?;
+    let mut in_out = Zeroizing::new(decode(jwe.ciphertext)?);
+    let tag = decode(jwe.tag)?;
     // Each segment must have exactly its own length. Checking only the sum (ciphertext plus
     // tag) let bytes move between the ciphertext and tag segments, or the whole
     // ciphertext-and-tag sit in one, and still decrypt: a second spelling of the same JWE.
     // These lengths are public, so refusing early leaks nothing; the refusal is still Opaque.
-    if ek.len() != key.key.key_size_bytes()
+    if ek.len() != key.key_size_bytes()
         || iv.len() != IV_LEN
         || tag.len() != TAG_LEN
         || in_out.is_empty()
@@ -119,29 +175,57 @@ pub fn unseal(ring: &KeyRing, jwe: &str, now: i64, grace: i64) -> Result<Unseale
     {
         return Err(UnsealError::Opaque);
     }
-    in_out.extend_from_slice(&tag);
 
-    let mut cek = Zeroizing::new(random_bytes::<32>());
-    let mut out = Zeroizing::new(vec![0u8; key.key.min_output_size()]);
-    if let Ok(plain) = key
-        .key
-        .decrypt(&OAEP_SHA256_MGF1SHA256, &ek, &mut out, None)
-    {
-        if plain.len() == 32 {
+    let mut cek = Zeroizing::new(random_bytes::<CEK_LEN>());
+    let mut out = Zeroizing::new(vec![0u8; key.min_output_size()]);
+    if let Ok(plain) = oaep_decrypt(key, &ek, &[], &mut out) {
+        if plain.len() == CEK_LEN {
             cek.copy_from_slice(plain);
         }
     }
     // From here on a wrong content key (a failed RSA step) fails exactly like a forged tag.
-    let aead = UnboundKey::new(&AES_256_GCM, &*cek)
-        .map(LessSafeKey::new)
-        .map_err(|_| UnsealError::Opaque)?;
-    let nonce = Nonce::try_assume_unique_for_key(&iv).map_err(|_| UnsealError::Opaque)?;
-    let plaintext = aead
-        .open_in_place(nonce, Aad::from(header.as_bytes()), &mut in_out)
-        .map_err(|_| UnsealError::Opaque)?;
-    let payload: Payload = serde_json::from_slice(plaintext).map_err(|_| UnsealError::Opaque)?;
-    if payload.v != PAYLOAD_VERSION || payload.jti.is_empty() || payload.jti.len() > 128 {
+    let len = open_content(&*cek, &iv, jwe.header.as_bytes(), &mut in_out, &tag)?.len();
+    in_out.truncate(len);
+    Ok(in_out)
+}
+
+/// RSAES-OAEP decryption with SHA-256 and MGF1-SHA-256 (RFC 8017 §7.1.2), by aws-lc-rs: the
+/// vault's only RSA step. A JWE's encrypted key has the empty label (RFC 7518 §4.3); the
+/// Wycheproof tests pass their vectors' labels. `out` holds at least the modulus size.
+#[doc(hidden)]
+pub fn oaep_decrypt<'o>(
+    key: &OaepPrivateDecryptingKey,
+    ciphertext: &[u8],
+    label: &[u8],
+    out: &'o mut [u8],
+) -> Result<&'o mut [u8], UnsealError> {
+    if ciphertext.len() != key.key_size_bytes() {
         return Err(UnsealError::Opaque);
     }
-    Ok(Unsealed { payload, kid })
+    key.decrypt(&OAEP_SHA256_MGF1SHA256, ciphertext, out, Some(label))
+        .map_err(|_| UnsealError::Opaque)
+}
+
+/// A256GCM decryption of a JWE's content (RFC 7516 §5.2 step 14): `ciphertext` is replaced by
+/// the ciphertext and `tag` and decrypted in place; the plaintext is returned. A key that is not
+/// 256 bits, an IV that is not 96 bits or a tag that is not 128 bits is refused before anything
+/// is decrypted (and `ciphertext` is left as it was).
+#[doc(hidden)]
+pub fn open_content<'b>(
+    cek: &[u8],
+    iv: &[u8],
+    aad: &[u8],
+    ciphertext: &'b mut Vec<u8>,
+    tag: &[u8],
+) -> Result<&'b mut [u8], UnsealError> {
+    if cek.len() != CEK_LEN || iv.len() != IV_LEN || tag.len() != TAG_LEN {
+        return Err(UnsealError::Opaque);
+    }
+    let aead = UnboundKey::new(&AES_256_GCM, cek)
+        .map(LessSafeKey::new)
+        .map_err(|_| UnsealError::Opaque)?;
+    let nonce = Nonce::try_assume_unique_for_key(iv).map_err(|_| UnsealError::Opaque)?;
+    ciphertext.extend_from_slice(tag);
+    aead.open_in_place(nonce, Aad::from(aad), ciphertext)
+        .map_err(|_| UnsealError::Opaque)
 }
