@@ -41,6 +41,9 @@ pub mod defaults {
     pub const DECLINE_WINDOW_SECS: u32 = 60;
     /// How long one `POST /v1/forward` may take, DNS lookup to the answer's last byte.
     pub const FORWARD_TIMEOUT_SECS: i64 = 30;
+    /// How long an authorization (`capture: false`) can be captured: 7 days, as card networks
+    /// commonly hold one.
+    pub const AUTHORIZATION_SECS: i64 = 7 * 24 * 3600;
 }
 
 /// A token-bucket limit: `per_second` on average, bursts of up to `burst`. Zero disables it.
@@ -114,6 +117,8 @@ pub struct Config {
     /// A proxy in front terminates TLS (`--tls-terminated-upstream`): plain HTTP on any
     /// address, and `Strict-Transport-Security` still sent.
     pub tls_terminated_upstream: bool,
+    /// How long an uncaptured charge can be captured, in seconds (`--authorization-expiry`).
+    pub authorization_secs: i64,
 }
 
 impl Default for Config {
@@ -136,6 +141,7 @@ impl Default for Config {
             )),
             tls: None,
             tls_terminated_upstream: false,
+            authorization_secs: defaults::AUTHORIZATION_SECS,
         }
     }
 }

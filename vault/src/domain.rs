@@ -11,6 +11,7 @@ pub mod card;
 pub mod charge;
 pub mod forward;
 pub mod plain;
+pub mod refund;
 pub mod token;
 
 use crate::error::ApiError;

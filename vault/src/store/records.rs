@@ -355,3 +355,18 @@ pub struct WrappedKeyRecord {
     /// The wrapped key.
     pub blob: Vec<u8>,
 }
+
+/// A refund, as stored: its API object and what finds it.
+#[derive(Clone, Debug)]
+pub struct RefundRecord {
+    /// `re_…`.
+    pub id: String,
+    /// The owning account.
+    pub account_id: String,
+    /// The refunded charge's `ch_…`.
+    pub charge_id: String,
+    /// The Refund object, JSON.
+    pub object: String,
+    /// Unix seconds.
+    pub created: i64,
+}

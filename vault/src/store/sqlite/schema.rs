@@ -71,6 +71,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     AUDIT_KEYS,
     // 5: the hosts `POST /v1/forward` may send cards to (`accounts update --forward-host`).
     FORWARD_HOSTS,
+    // 6: refunds, and an index for the charge lists.
+    REFUNDS,
 ];
 
 /// Migration 2. CVCs sit in their own table so that using one is a `DELETE`; card data and
@@ -142,4 +144,18 @@ const AUDIT_KEYS: &str = "
 /// `accounts update --forward-host` fills it.
 const FORWARD_HOSTS: &str = "
     ALTER TABLE accounts ADD COLUMN forward_hosts TEXT NOT NULL DEFAULT '[]'; -- JSON array
+";
+
+/// Migration 6. Lists run by `rowid` (the order rows were stored in): the index on
+/// `account_id` holds it, as every SQLite index does.
+const REFUNDS: &str = "
+    CREATE INDEX charges_account ON charges(account_id, created);
+    CREATE TABLE refunds (
+        id         TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        charge_id  TEXT NOT NULL REFERENCES charges(id),
+        object     TEXT NOT NULL,      -- the Refund object; no card data
+        created    INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX refunds_account ON refunds(account_id, charge_id);
 ";
