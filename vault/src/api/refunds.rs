@@ -53,7 +53,7 @@ fn check_metadata(m: Option<BTreeMap<String, Value>>) -> Result<String, ApiError
         if looks_like_card_number(k) || v.as_str().is_some_and(looks_like_card_number) {
             return bad("metadata must not hold card numbers.");
         }
-        if !v.as_str().is_some_and(|s| s.chars().count() <= 500) {
+        if v.as_str().is_none_or(|s| s.chars().count() > 500) {
             return bad("metadata values are strings of at most 500 characters.");
         }
     }
