@@ -4,16 +4,16 @@
 // library charges it, captures, refunds twice, lists; a used token is refused as the library's
 // InvalidRequestError; and the library's own retry (its Idempotency-Key) has one effect.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 
-import { CompactEncrypt, importJWK } from 'jose';
 import Stripe from 'stripe';
 
+import { sealedToken } from '../support/sealed-token.mjs';
 import { root, startVault } from '../support/servers.mjs';
 
 let vault;
@@ -26,25 +26,8 @@ after(async () => {
   await vault?.stop();
 });
 
-/** A token of `number`, made as the browser makes one: sealed to the vault's key, posted with the publishable key. */
-async function browserToken(number = '4242424242424242') {
-  const jwks = await (await fetch(`${vault.url}/.well-known/jwks.json`)).json();
-  const jwk = jwks.keys.at(-1);
-  const payload = {
-    v: 1, number, exp_month: 12, exp_year: 2030, cvc: '123',
-    iat: Math.floor(Date.now() / 1000), jti: randomBytes(16).toString('base64url'),
-  };
-  const jwe = await new CompactEncrypt(new TextEncoder().encode(JSON.stringify(payload)))
-    .setProtectedHeader({ alg: 'RSA-OAEP-256', enc: 'A256GCM', kid: jwk.kid })
-    .encrypt(await importJWK(jwk, 'RSA-OAEP-256'));
-  const r = await fetch(`${vault.url}/v1/tokens`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${vault.pk}`, 'content-type': 'application/json', origin: 'http://127.0.0.1:1' },
-    body: JSON.stringify({ card: jwe }),
-  });
-  assert.equal(r.status, 200, await r.clone().text());
-  return (await r.json()).id;
-}
+/** A token of `number`, made as the browser makes one (see tests/support/sealed-token.mjs). */
+const browserToken = (number) => sealedToken(vault, number);
 
 function nodeClient(url, options = {}) {
   const u = new URL(url);
@@ -198,12 +181,12 @@ describe('stripe-python against the vault', () => {
     const tokens = [await browserToken(), await browserToken()];
     const proxy = await losingProxy(vault.url);
     t.after(() => proxy.stop());
-    const run = spawnSync(python, [join(root, 'tests/e2e/fixtures/stripe_python.py')], {
+    // Asynchronously: the proxy it talks to runs in this process.
+    const run = await promisify(execFile)(python, [join(root, 'tests/e2e/fixtures/stripe_python.py')], {
       encoding: 'utf8',
       env: { ...process.env, VAULT_URL: vault.url, PROXY_URL: proxy.url, VAULT_SK: vault.sk, TOKENS: tokens.join(',') },
       timeout: 120_000,
-    });
-    assert.equal(run.status, 0, `${run.stdout}\n${run.stderr}`);
+    }).catch((e) => assert.fail(`stripe-python failed: ${e.stdout}\n${e.stderr}`));
     const out = JSON.parse(run.stdout.trim().split('\n').at(-1));
     assert.equal(out.captured, 1500);
     assert.deepEqual(out.refunds, [1000, 500]);
