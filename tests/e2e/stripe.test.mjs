@@ -154,6 +154,20 @@ describe('stripe-node against the vault', () => {
       return true;
     });
     await assert.rejects(stripe.paymentIntents.create({ amount: 100, currency: 'eur' }), (e) => e.statusCode === 404);
+    await assert.rejects(stripe.refunds.cancel('re_000000000000000000000000'), (e) => e.statusCode === 404);
+    // Tokens are made of sealed cards only: a card sent in clear is not a body the vault takes.
+    await assert.rejects(stripe.tokens.create({ card: { number: '4242424242424242', exp_month: 12, exp_year: 2030, cvc: '123' } }), (e) => {
+      assert.ok(e instanceof Stripe.errors.StripeInvalidRequestError, `${e.constructor.name} ${e.statusCode} ${e.code} ${e.message}`);
+      assert.equal(e.code, 'invalid_body');
+      return true;
+    });
+    const charge = await stripe.charges.create({ amount: 100, currency: 'eur', source: await browserToken() });
+    // A known URL without that method: 405, which stripe-node raises as its StripeAPIError.
+    await assert.rejects(stripe.charges.update(charge.id, { description: 'x' }), (e) => {
+      assert.equal(e.statusCode, 405);
+      assert.equal(e.code, 'method_not_allowed');
+      return true;
+    });
   });
 
   it("the library's own retry of a lost answer charges once", async () => {
