@@ -161,6 +161,7 @@ describe('stripe-node against the vault', () => {
       assert.equal(e.code, 'invalid_body');
       return true;
     });
+    assert.ok(!vault.logs.join('').includes('4242424242424242'), 'the refused number is in no log line');
     const charge = await stripe.charges.create({ amount: 100, currency: 'eur', source: await browserToken() });
     // A known URL without that method: 405, which stripe-node raises as its StripeAPIError.
     await assert.rejects(stripe.charges.update(charge.id, { description: 'x' }), (e) => {
