@@ -147,15 +147,16 @@ const FORWARD_HOSTS: &str = "
 ";
 
 /// Migration 6. Lists run by `rowid` (the order rows were stored in): the index on
-/// `account_id` holds it, as every SQLite index does.
+/// `account_id` holds it, as every SQLite index does. `IF NOT EXISTS`: a database set back to an
+/// older `user_version` (as `events_cli.rs` does to stand for an old vault's) runs it again.
 const REFUNDS: &str = "
-    CREATE INDEX charges_account ON charges(account_id, created);
-    CREATE TABLE refunds (
+    CREATE INDEX IF NOT EXISTS charges_account ON charges(account_id, created);
+    CREATE TABLE IF NOT EXISTS refunds (
         id         TEXT PRIMARY KEY,
         account_id TEXT NOT NULL REFERENCES accounts(id),
         charge_id  TEXT NOT NULL REFERENCES charges(id),
         object     TEXT NOT NULL,      -- the Refund object; no card data
         created    INTEGER NOT NULL
     ) STRICT;
-    CREATE INDEX refunds_account ON refunds(account_id, charge_id);
+    CREATE INDEX IF NOT EXISTS refunds_account ON refunds(account_id, charge_id);
 ";
