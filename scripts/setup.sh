@@ -66,18 +66,23 @@ if [ "$need_browsers" = 1 ]; then
   fi
 fi
 
-# schemathesis, for the contract test against a live vault (tests/schemathesis/run.mjs), in a
-# virtual environment of its own. Pinned: a new release may add checks that change the verdict.
+# schemathesis, for the contract test against a live vault (tests/schemathesis/run.mjs), and
+# stripe-python, for the test of Stripe's own libraries against the vault
+# (tests/e2e/stripe.test.mjs), in a virtual environment of their own. Pinned: a new release may
+# add checks that change the verdict, or change what the library sends.
 SCHEMATHESIS_VERSION=4.32.5
-if [ "$(.venv/bin/schemathesis --version 2>/dev/null | awk '{print $NF}')" != "$SCHEMATHESIS_VERSION" ]; then
+STRIPE_PYTHON_VERSION=16.1.0
+if [ "$(.venv/bin/schemathesis --version 2>/dev/null | awk '{print $NF}')" != "$SCHEMATHESIS_VERSION" ] ||
+   [ "$(.venv/bin/python -c 'import stripe; print(stripe.VERSION)' 2>/dev/null)" != "$STRIPE_PYTHON_VERSION" ]; then
   if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
     log "installing python3-venv from Debian"
     as_root apt-get update -qq
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq python3-venv >/dev/null
   fi
-  log "installing schemathesis $SCHEMATHESIS_VERSION into .venv/ (about 1 min)"
+  log "installing schemathesis $SCHEMATHESIS_VERSION and stripe $STRIPE_PYTHON_VERSION into .venv/ (about 1 min)"
   python3 -m venv .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+  .venv/bin/pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" \
+    "stripe==$STRIPE_PYTHON_VERSION"
 fi
 
 # PostgreSQL for the vault's second test run (scripts/pg.sh starts a throwaway cluster). If it

@@ -84,13 +84,21 @@ pub enum ApiCode {
     ForwardResponseUnreadable,
     /// The vault failed; nothing about why is sent.
     InternalError,
+    /// The charge was captured already.
+    ChargeAlreadyCaptured,
+    /// The charge's authorization expired before it was captured.
+    ChargeExpiredForCapture,
+    /// The charge failed: there is nothing to capture or refund.
+    ChargeNotCaptured,
+    /// The charge was refunded in full already.
+    ChargeAlreadyRefunded,
     /// The vault cannot store anything for now: its database cannot be reached, or its disk
     /// is full. Nothing was done; retry after `Retry-After`.
     ServiceUnavailable,
 }
 
 /// Every code but [`ApiCode::Card`], for [`ApiCode::parse`].
-const NAMED: [(ApiCode, &str); 36] = [
+const NAMED: [(ApiCode, &str); 40] = [
     (ApiCode::ParameterMissing, "parameter_missing"),
     (ApiCode::ParameterInvalid, "parameter_invalid"),
     (ApiCode::InvalidBody, "invalid_body"),
@@ -142,6 +150,13 @@ const NAMED: [(ApiCode, &str); 36] = [
     ),
     (ApiCode::InternalError, "internal_error"),
     (ApiCode::ServiceUnavailable, "service_unavailable"),
+    (ApiCode::ChargeAlreadyCaptured, "charge_already_captured"),
+    (
+        ApiCode::ChargeExpiredForCapture,
+        "charge_expired_for_capture",
+    ),
+    (ApiCode::ChargeNotCaptured, "charge_not_captured"),
+    (ApiCode::ChargeAlreadyRefunded, "charge_already_refunded"),
 ];
 
 impl ApiCode {

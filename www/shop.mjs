@@ -263,6 +263,14 @@ ${body}
     const card = c.card ?? {};
     const message = ok ? `${money(c.amount, c.currency)} paid with ${brandName(card.brand)} •••• ${card.last4}`
       : DECLINES[c.outcome?.decline_code] ?? 'Your card was declined.';
+    const refunded = c.amount_refunded ?? 0;
+    const refundable = ok && c.captured && refunded < (c.amount_captured ?? 0);
+    // A refund posts back to this receipt's own URL, which then shows it (Post/Redirect/Get).
+    const refundForm = refundable && r.id ? `
+      <form action="/refund" method="post" class="refund">
+        <input type="hidden" name="receipt" value="${esc(r.id)}">
+        <button type="submit" data-refund>Refund ${money((c.amount_captured ?? 0) - refunded, c.currency)}</button>
+      </form>` : '';
     return page(ok ? 'Receipt' : 'Payment declined', `
     <section class="receipt ${ok ? 'ok' : 'bad'}" aria-labelledby="r-title" data-status="${esc(c.status)}">
       <h2 id="r-title">${ok ? 'Thank you! Payment successful' : 'Payment declined'}</h2>
@@ -272,7 +280,10 @@ ${body}
         <dt>Card</dt><dd data-receipt-card>${esc(brandName(card.brand))} •••• ${esc(card.last4)}</dd>
         <dt>Charge</dt><dd><code>${esc(c.id)}</code> (${esc(c.interaction)})</dd>
         ${ok ? '' : `<dt>Decline code</dt><dd><code>${esc(c.outcome?.decline_code)}</code></dd>`}
+        ${refunded ? `<dt>Refunded</dt><dd data-receipt-refunded>${money(refunded, c.currency)}${c.refunded ? ' (in full)' : ''}</dd>` : ''}
       </dl>
+      ${r.refundError ? `<p class="error" role="alert" data-refund-error>${esc(r.refundError)}</p>` : ''}
+      ${refundForm}
       ${r.saved ? '<p>Your card is saved: pay again from <a href="/account">Your cards</a> with just the security code.</p>' : ''}
       ${r.subscription ? subscriptionNote(r.subscription) : ''}
       <p><a href="/">Back to the shop</a></p>
@@ -342,7 +353,18 @@ ${body}
 
   function remember(r) {
     const id = randomUUID();
-    receipts.set(id, r);
+    receipts.set(id, { ...r, id });
+    return `/receipt/${id}`;
+  }
+
+  /** Refunds what is left of a receipt's charge, and shows the receipt again with the refund. */
+  async function refund(form) {
+    const id = form.get('receipt') ?? '';
+    const r = receipts.get(id);
+    if (!r?.charge) return null;
+    const res = await vault('POST', '/v1/refunds', { charge: r.charge.id, reason: 'requested_by_customer' });
+    const fresh = res.ok ? await vault('GET', `/v1/charges/${encodeURIComponent(r.charge.id)}`) : null;
+    receipts.set(id, { ...r, charge: fresh?.ok ? fresh.json : r.charge, refundError: res.ok ? undefined : vaultFailure(res).error });
     return `/receipt/${id}`;
   }
 
@@ -434,6 +456,12 @@ ${body}
     if (req.method === 'GET' && path.startsWith('/receipt/')) {
       const r = receipts.get(path.slice('/receipt/'.length));
       return r ? send(res, 200, outcomePage(r)) : send(res, 404, page('Not found', '<p>No such receipt.</p>'));
+    }
+    if (req.method === 'POST' && path === '/refund') {
+      const back = await refund(new URLSearchParams(body));
+      if (!back) return send(res, 404, page('Not found', '<p>No such receipt.</p>'));
+      res.writeHead(303, { Location: back });
+      return res.end();
     }
     if (req.method === 'POST' && path === '/cancel-membership') {
       await cancelMembership(new URLSearchParams(body));

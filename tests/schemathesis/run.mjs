@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { sealedToken } from '../support/sealed-token.mjs';
 import { root, startVault } from '../support/servers.mjs';
 
 const st = join(root, '.venv/bin/schemathesis');
@@ -29,6 +30,14 @@ const vault = await startVault({
   args: ['--key-rate', '0', '--ip-rate', '0', '--card-tokens-per-10m', '0', '--declines-per-minute', '0',
     '--allow-raw-card-api'],
 });
+// A saved card for the hooks to charge: generated sources never name one, so without it no
+// charge succeeds and the links on to capture and refund meet only errors.
+const saved = await fetch(`${vault.url}/v1/cards`, {
+  method: 'POST',
+  headers: { authorization: `Bearer ${vault.sk}`, 'content-type': 'application/json' },
+  body: JSON.stringify({ token: await sealedToken(vault) }),
+}).then((r) => r.json());
+if (!saved.id) throw new Error(`saving the hooks' card failed: ${JSON.stringify(saved)}`);
 const surfaces = [
   { name: 'sk', key: vault.sk, filter: ['--exclude-operation-id', 'detokenize'] },
   // Everything for pk too: the publishable key's own operations, and a 403 everywhere else.
@@ -57,6 +66,7 @@ try {
         SCHEMATHESIS_HOOKS: 'hooks',
         PYTHONPATH: join(root, 'tests/schemathesis'),
         CARDSEAL_ACCOUNT: vault.account,
+        CARDSEAL_CARD: saved.id,
         NO_COLOR: '1',
       },
       maxBuffer: 64 * 1024 * 1024,

@@ -11,6 +11,7 @@ mod idempotency;
 pub mod openapi;
 mod raw_card;
 mod recurring;
+mod refunds;
 pub(crate) mod schemas;
 mod tokens;
 
@@ -56,6 +57,9 @@ const ROUTES: &[&str] = &[
     "/v1/cards/{id}/cvc",
     "/v1/charges",
     "/v1/charges/{id}",
+    "/v1/charges/{id}/capture",
+    "/v1/refunds",
+    "/v1/refunds/{id}",
     "/v1/detokenize",
     "/v1/events",
     "/v1/forward",
@@ -79,8 +83,14 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/cards", get(cards::list).post(cards::create))
         .route("/v1/cards/{id}", get(cards::retrieve).delete(cards::delete))
         .route("/v1/cards/{id}/cvc", axum::routing::post(cards::add_cvc))
-        .route("/v1/charges", axum::routing::post(charges::create))
+        .route("/v1/charges", get(charges::list).post(charges::create))
         .route("/v1/charges/{id}", get(charges::retrieve))
+        .route(
+            "/v1/charges/{id}/capture",
+            axum::routing::post(charges::capture),
+        )
+        .route("/v1/refunds", get(refunds::list).post(refunds::create))
+        .route("/v1/refunds/{id}", get(refunds::retrieve))
         .route(
             "/v1/detokenize",
             axum::routing::post(detokenize::detokenize),
@@ -478,14 +488,39 @@ pub(crate) async fn body_bytes(req: Request, state: &AppState) -> Result<Bytes, 
     })
 }
 
-/// A JSON body of at most the configured size. Parse errors never echo the input.
+/// A request body of at most the configured size: JSON, or Stripe's form encoding
+/// (`application/x-www-form-urlencoded` with bracket notation: `card[number]=…`,
+/// `metadata[order]=…`, `expand[]=…`, `items[0][x]=…`), which the Stripe client libraries
+/// send. Both reach the handler as the same `T`, so the same checks and errors apply. Parse
+/// errors never echo the input.
 pub(crate) struct JsonBody<T>(pub T);
+
+/// How deep a form's brackets may nest (`a[b][c][d]`): deeper than any documented body, and a
+/// bound on the work one request can cause.
+const FORM_DEPTH: usize = 5;
 
 impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| {
+                v.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
         let bytes = body_bytes(req, state).await?;
+        if form {
+            return parse_form(&bytes).map(JsonBody).map_err(|()| {
+                ApiError::invalid_request(
+                    ApiCode::InvalidBody,
+                    "The form body must be of the documented shape, each name once, brackets balanced (`card[number]=…`).",
+                )
+            });
+        }
         serde_json::from_slice(&bytes).map(JsonBody).map_err(|_| {
             ApiError::invalid_request(
                 ApiCode::InvalidBody,
@@ -495,23 +530,153 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
-/// A query string of the documented shape. axum's own `Query` answers a malformed one (a
-/// repeated `limit`, say) in plain text; this answers the JSON error every client parses.
+/// A body that may be empty (`POST /v1/charges/{id}/capture` with no parameters, as the Stripe
+/// libraries send it): `None` then, else what [`JsonBody`] reads.
+pub(crate) struct OptionalBody<T>(pub Option<T>);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for OptionalBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let (parts, body) = req.into_parts();
+        let bytes = body_bytes(Request::from_parts(parts.clone(), body), state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalBody(None));
+        }
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes));
+        JsonBody::from_request(req, state)
+            .await
+            .map(|JsonBody(b)| OptionalBody(Some(b)))
+    }
+}
+
+/// The one reading of Stripe's bracket notation, for bodies and query strings alike.
+/// `use_form_encoding` so that brackets sent percent-encoded (`card%5Bnumber%5D`, as
+/// stripe-python sends them) are brackets; a repeated scalar is an error, as a repeated JSON
+/// field is.
+fn form_config() -> serde_qs::Config {
+    serde_qs::Config::new()
+        .max_depth(FORM_DEPTH)
+        .use_form_encoding(true)
+        .duplicate_key_behavior(serde_qs::DuplicateKeyBehavior::Error)
+}
+
+thread_local! {
+    /// Set while [`parse_form`] deserializes, for [`form_scalar`].
+    static IN_FORM: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Parses a form (or query string) in Stripe's bracket notation.
+pub(crate) fn parse_form<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ()> {
+    if !brackets_well_formed(bytes) {
+        return Err(());
+    }
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            IN_FORM.with(|f| f.set(false));
+        }
+    }
+    IN_FORM.with(|f| f.set(true));
+    let _reset = Reset;
+    form_config().deserialize_bytes(bytes).map_err(drop)
+}
+
+/// For a field the handler checks itself (`#[serde(default, deserialize_with = …)]` on an
+/// `Option<serde_json::Value>`, such as an amount): a form sends every value as text, so there
+/// an integer's digits (`1999`, `-5`) become the JSON number and `true`/`false` the boolean
+/// they stand for, and the handler's one check (and its `parameter_invalid`) applies to both
+/// encodings. In a JSON body, `"1999"` stays a string, which the check refuses.
+pub(crate) fn form_scalar<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<serde_json::Value>, D::Error> {
+    use serde::Deserialize;
+    use serde_json::Value;
+    let v = Option::<Value>::deserialize(d)?;
+    if !IN_FORM.with(std::cell::Cell::get) {
+        return Ok(v);
+    }
+    Ok(v.map(|v| match v {
+        Value::String(s) => {
+            let digits = s.strip_prefix('-').unwrap_or(&s);
+            let integer = !digits.is_empty()
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && (digits == "0" || !digits.starts_with('0'));
+            match s.as_str() {
+                "true" => Value::Bool(true),
+                "false" => Value::Bool(false),
+                _ if integer => s.parse::<i64>().map_or(Value::String(s), Value::from),
+                _ => Value::String(s),
+            }
+        }
+        other => other,
+    }))
+}
+
+/// Whether every name is `word` followed by bracketed segments (`a`, `a[b]`, `a[]`, `a[0][b]`),
+/// at most [`FORM_DEPTH`] deep. serde_qs takes a stray bracket (`card]number`, or `a[b]c`
+/// past its depth) as part of a plain name, which a struct then ignores as an unknown field: a
+/// merchant's typo would pass silently. (Checked on the raw bytes: a name's brackets may be
+/// percent-encoded, `%5B` and `%5D`, and nothing else decodes to one.)
+fn brackets_well_formed(bytes: &[u8]) -> bool {
+    bytes
+        .split(|b| *b == b'&')
+        .filter(|p| !p.is_empty())
+        .all(|pair| {
+            let name = pair.split(|b| *b == b'=').next().unwrap_or_default();
+            // The name as `[`, `]` and `x` (any other byte).
+            let mut tokens = Vec::with_capacity(name.len());
+            let mut i = 0;
+            while let Some(&b) = name.get(i) {
+                let escaped = name.get(i + 1..i + 3).filter(|_| b == b'%');
+                let (token, width) = match escaped {
+                    Some(h) if h.eq_ignore_ascii_case(b"5b") => (b'[', 3),
+                    Some(h) if h.eq_ignore_ascii_case(b"5d") => (b']', 3),
+                    _ if b == b'[' || b == b']' => (b, 1),
+                    _ => (b'x', 1),
+                };
+                tokens.push(token);
+                i += width;
+            }
+            let head = tokens
+                .iter()
+                .position(|t| *t == b'[')
+                .unwrap_or(tokens.len());
+            if head == 0 || tokens[..head].contains(&b']') {
+                return false;
+            }
+            let (mut depth, mut open) = (0, false);
+            for t in &tokens[head..] {
+                match (*t, open) {
+                    (b'[', false) => {
+                        open = true;
+                        depth += 1;
+                    }
+                    (b']', true) => open = false,
+                    (b'x', true) => {}
+                    _ => return false,
+                }
+            }
+            !open && depth <= FORM_DEPTH
+        })
+}
+
+/// A query string of the documented shape, in the same bracket notation as form bodies
+/// (`created[gte]=…`). axum's own `Query` answers a malformed one (a repeated `limit`, say) in
+/// plain text, and knows no brackets; this answers the JSON error every client parses.
 pub(crate) struct QueryParams<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        axum::extract::Query::from_request_parts(parts, state)
-            .await
-            .map(|axum::extract::Query(q)| QueryParams(q))
-            .map_err(|_| {
-                ApiError::invalid_request(
-                    ApiCode::ParameterInvalid,
-                    "The query string must hold each documented parameter at most once.",
-                )
-            })
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        parse_form(query.as_bytes()).map(QueryParams).map_err(|()| {
+            ApiError::invalid_request(
+                ApiCode::ParameterInvalid,
+                "The query string must hold each documented parameter at most once.",
+            )
+        })
     }
 }
 

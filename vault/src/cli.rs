@@ -184,6 +184,10 @@ pub(crate) struct ServeArgs {
     /// Log format.
     #[arg(long, env = "CARDSEAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,
+    /// How long an authorization (a charge with `capture: false`) can be captured: seconds,
+    /// or with a unit (`7d`, `12h`).
+    #[arg(long, env = "CARDSEAL_AUTHORIZATION_EXPIRY", default_value_t = defaults::AUTHORIZATION_SECS, value_parser = parse_duration)]
+    pub(crate) authorization_expiry: i64,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -391,6 +395,7 @@ impl ServeArgs {
                 _ => None,
             },
             tls_terminated_upstream: self.tls_terminated_upstream,
+            authorization_secs: self.authorization_expiry,
             ..Config::default()
         })
     }

@@ -53,6 +53,9 @@ pub mod defaults {
     /// `Idempotency-Key` for its timeout and a minute more, so the cap also bounds how long a
     /// key of a crashed forward stays locked.
     pub const MAX_FORWARD_TIMEOUT_SECS: i64 = 5 * 60;
+    /// How long an authorization (`capture: false`) can be captured: 7 days, as card networks
+    /// commonly hold one.
+    pub const AUTHORIZATION_SECS: i64 = 7 * 24 * 3600;
 }
 
 /// A token-bucket limit: `per_second` on average, bursts of up to `burst`. Zero disables it.
@@ -173,6 +176,8 @@ pub struct Config {
     /// A proxy in front terminates TLS (`--tls-terminated-upstream`): plain HTTP on any
     /// address, and `Strict-Transport-Security` still sent.
     pub tls_terminated_upstream: bool,
+    /// How long an uncaptured charge can be captured, in seconds (`--authorization-expiry`).
+    pub authorization_secs: i64,
 }
 
 impl Default for Config {
@@ -196,6 +201,7 @@ impl Default for Config {
             )),
             tls: None,
             tls_terminated_upstream: false,
+            authorization_secs: defaults::AUTHORIZATION_SECS,
         }
     }
 }

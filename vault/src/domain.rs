@@ -12,6 +12,7 @@ pub mod charge;
 pub mod forward;
 pub mod plain;
 pub mod recurring;
+pub mod refund;
 pub mod token;
 
 use crate::error::ApiError;

@@ -19,6 +19,7 @@ pub mod ids;
 pub mod keys;
 pub mod metrics;
 pub mod pan_scan;
+pub mod pagination;
 pub mod processor;
 pub mod ratelimit;
 pub mod recurring;

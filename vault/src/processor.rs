@@ -111,6 +111,12 @@ pub struct Decision {
 pub trait Processor: Send + Sync + std::fmt::Debug {
     /// Decides one authorization at `now` (Unix seconds).
     fn authorize(&self, auth: &Authorization<'_>, now: i64) -> Decision;
+    /// Captures `amount` (at most what was authorized) of the authorization the network knows
+    /// as `network_transaction_id`, releasing the rest. The vault has checked the amount and
+    /// the authorization's expiry; a processor that still refuses answers `false`.
+    fn capture(&self, network_transaction_id: &str, amount: i64, now: i64) -> bool;
+    /// Refunds `amount` (at most what is left of the capture) of a captured charge.
+    fn refund(&self, network_transaction_id: &str, amount: i64, now: i64) -> bool;
 }
 
 /// The built-in test processor.
@@ -137,6 +143,15 @@ impl Processor for TestProcessor {
             network_transaction_id: declined.is_none().then(network_transaction_id),
             cvc_check,
         }
+    }
+
+    /// The test network captures and refunds whatever the vault has checked.
+    fn capture(&self, network_transaction_id: &str, amount: i64, _now: i64) -> bool {
+        !network_transaction_id.is_empty() && amount > 0
+    }
+
+    fn refund(&self, network_transaction_id: &str, amount: i64, _now: i64) -> bool {
+        !network_transaction_id.is_empty() && amount > 0
     }
 }
 

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use records::RefundRecord;
 pub use records::{
     AccountRecord, ApiKeyRecord, CardRecord, CardSummary, ChargeRecord, Claim, EventRecord,
     IssuerInfo, JtiRecord, KeyKind, NewEvent, SealingKeyRecord, TokenRecord, TokenType, WrapSlot,

@@ -1,5 +1,5 @@
-//! `POST /v1/charges` and `GET /v1/charges/{id}`. A declined charge is a Charge too, answered
-//! with 200.
+//! `POST /v1/charges`, `GET /v1/charges/{id}`, `POST /v1/charges/{id}/capture` and
+//! `GET /v1/charges`. A declined charge is a Charge too, answered with 200.
 
 use std::sync::Arc;
 
@@ -10,15 +10,25 @@ use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::{Auth, JsonBody, Replay, invalid, json_response, keep, missing};
+use super::{
+    Auth, JsonBody, OptionalBody, QueryParams, Replay, invalid, json_response, keep, missing,
+};
 use crate::domain::charge::{self, NewCharge};
 use crate::domain::{Work, abort};
 use crate::error::{ApiError, tx_failed};
+use crate::pagination::{List, ListQuery};
 use crate::processor::Interaction;
 use crate::{AppState, ids, store};
 
 /// Largest amount in minor units (Stripe's limit: eight digits).
 pub(crate) const MAX_AMOUNT: i64 = 99_999_999;
+
+/// An amount of 1 to [`MAX_AMOUNT`] minor units, a JSON integer (a form's digits arrive as
+/// one, see [`super::form_scalar`]); `None` for anything else, which the caller answers as
+/// `parameter_invalid` naming its parameter.
+pub(crate) fn amount(v: &Value) -> Option<i64> {
+    v.as_i64().filter(|a| (1..=MAX_AMOUNT).contains(a))
+}
 
 /// ISO 4217 codes in use, lower case.
 pub(crate) const CURRENCIES: &[&str] = &[
@@ -40,6 +50,7 @@ pub(crate) const CURRENCIES: &[&str] = &[
 pub(crate) struct CreateCharge {
     /// In the currency's minor unit, 1 to 99999999.
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 99_999_999)]
+    #[serde(default, deserialize_with = "super::form_scalar")]
     amount: Option<Value>,
     /// An ISO 4217 code, such as `eur`.
     currency: Option<String>,
@@ -50,14 +61,18 @@ pub(crate) struct CreateCharge {
     interaction: Option<String>,
     /// The `network_transaction_id` of the setup charge, for a merchant-initiated charge.
     reference: Option<String>,
+    /// `true` (default) captures at once; `false` only authorizes, for
+    /// `POST /v1/charges/{id}/capture` within 7 days (`--authorization-expiry`).
+    #[schema(value_type = Option<bool>)]
+    #[serde(default, deserialize_with = "super::form_scalar")]
+    capture: Option<Value>,
 }
 
-fn check(body: CreateCharge) -> Result<NewCharge, ApiError> {
+fn check(body: CreateCharge, authorization_secs: i64) -> Result<NewCharge, ApiError> {
     let amount = body
         .amount
-        .ok_or_else(|| missing("amount", "Send `amount`, in the currency's minor unit."))?
-        .as_i64()
-        .filter(|a| (1..=MAX_AMOUNT).contains(a))
+        .ok_or_else(|| missing("amount", "Send `amount`, in the currency's minor unit."))
+        .map(|v| amount(&v))?
         .ok_or_else(|| {
             invalid(
                 "amount",
@@ -99,23 +114,36 @@ fn check(body: CreateCharge) -> Result<NewCharge, ApiError> {
             "reference must be a network transaction id (letters and digits).",
         ));
     }
+    let capture = match &body.capture {
+        None => true,
+        Some(v) => v
+            .as_bool()
+            .ok_or_else(|| invalid("capture", "capture must be true or false."))?,
+    };
     Ok(NewCharge {
         amount,
         currency,
         source,
         interaction,
         reference,
+        authorize_only: (!capture).then_some(authorization_secs),
     })
 }
 
 /// Authorizes through the configured processor. A decline is a Charge too, with 200.
 #[utoipa::path(
     post, path = "/v1/charges", operation_id = "createCharge", tag = "charges",
-    request_body = CreateCharge,
+    request_body(content(
+        (CreateCharge = "application/json"),
+        (CreateCharge = "application/x-www-form-urlencoded"),
+    )),
     responses(
         (status = 200, description = "The charge, succeeded or failed.", body = charge::ChargeObject, links(
             ("RetrieveCharge" = (operation_id = "retrieveCharge", parameters(("id" = "$response.body#/id")))),
+            ("CaptureCharge" = (operation_id = "captureCharge", parameters(("id" = "$response.body#/id")))),
+            ("RefundCharge" = (operation_id = "createRefund", request_body = json!({"charge": "$response.body#/id"}))),
         )),
+        (status = 400, response = super::schemas::BadRequest),
         (status = 404, response = super::schemas::NotFound),
     ),
     security(("sk" = []), ("rk" = ["charges_write"])),
@@ -127,7 +155,7 @@ pub(crate) async fn create(
     JsonBody(body): JsonBody<CreateCharge>,
 ) -> Result<Response, ApiError> {
     auth.require_secret("charges_write")?;
-    let c = check(body)?;
+    let c = check(body, state.config().authorization_secs)?;
     // A run of declines is what card testing looks like from here: slow the account down.
     state
         .decline_limiter()
@@ -184,4 +212,97 @@ pub(crate) async fn retrieve(
     .await
     .map_err(tx_failed("reading a charge failed"))?;
     Ok(json_response(charge.object, false))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct CaptureCharge {
+    /// At most the authorized amount (default: all of it); the rest is released.
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 99_999_999)]
+    #[serde(default, deserialize_with = "super::form_scalar")]
+    amount: Option<Value>,
+}
+
+/// Captures an authorization (a charge made with `capture: false`), in full or in part.
+#[utoipa::path(
+    post, path = "/v1/charges/{id}/capture", operation_id = "captureCharge", tag = "charges",
+    params(("id" = String, Path, description = "`ch_…`")),
+    request_body(content(
+        (CaptureCharge = "application/json"),
+        (CaptureCharge = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "The charge, captured.", body = charge::ChargeObject),
+        (status = 400, response = super::schemas::BadRequest),
+        (status = 404, response = super::schemas::NotFound),
+    ),
+    security(("sk" = []), ("rk" = ["charges_write"])),
+)]
+pub(crate) async fn capture(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    replay: Option<Extension<Replay>>,
+    OptionalBody(body): OptionalBody<CaptureCharge>,
+) -> Result<Response, ApiError> {
+    auth.require_secret("charges_write")?;
+    let amount = match body.and_then(|b| b.amount) {
+        None => None,
+        Some(v) => Some(amount(&v).ok_or_else(|| {
+            invalid(
+                "amount",
+                "amount must be a positive integer in the currency's minor unit, at most the authorized amount.",
+            )
+        })?),
+    };
+    let kept = replay.is_some();
+    let principal = Arc::clone(&auth.0);
+    let now = state.now();
+    let text = store::write_or_abort(state.store(), move |tx| {
+        let text = charge::capture(tx, &principal, &id, amount, now)?;
+        keep(tx, replay.as_deref(), &text)?;
+        Ok(text)
+    })
+    .await
+    .map_err(tx_failed("capturing a charge failed"))?;
+    Ok(json_response(text, kept))
+}
+
+/// The account's charges, newest first, in pages.
+#[utoipa::path(
+    get, path = "/v1/charges", operation_id = "listCharges", tag = "charges",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of charges.", body = super::schemas::ChargeList),
+        (status = 400, response = super::schemas::BadRequest),
+    ),
+    security(("sk" = []), ("rk" = ["charges_read"])),
+)]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+    QueryParams(query): QueryParams<ListQuery>,
+) -> Result<Response, ApiError> {
+    auth.require_secret("charges_read")?;
+    let page = query.page("ch_")?;
+    let account = auth.0.account_id.clone();
+    let rows = store::read(state.store(), move |tx| {
+        tx.charges(&account, &page).map(|r| (r, page))
+    })
+    .await
+    .map_err(|e| ApiError::store(&e))?;
+    let (rows, page) = rows;
+    let data = raw_objects(rows.into_iter().map(|r| r.object))?;
+    let text = serde_json::to_string(&List::new(&page, "/v1/charges", data))
+        .map_err(crate::error::internal("encoding a list failed"))?;
+    Ok(json_response(text, false))
+}
+
+/// Stored objects (JSON text), to send as they are.
+pub(crate) fn raw_objects(
+    texts: impl Iterator<Item = String>,
+) -> Result<Vec<Box<serde_json::value::RawValue>>, ApiError> {
+    texts
+        .map(serde_json::value::RawValue::from_string)
+        .collect::<Result<_, _>>()
+        .map_err(crate::error::internal("a stored object is not JSON"))
 }

@@ -168,3 +168,30 @@ impl<'s> ToResponse<'s> for RateLimited {
         ("RateLimited", response.into())
     }
 }
+
+/// A page of charges.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Only its schema is used: lists are written by [`crate::pagination::List`].
+pub(crate) struct ChargeList {
+    #[schema(pattern = "^list$")]
+    object: String,
+    /// `/v1/charges`.
+    url: String,
+    /// Newest first.
+    data: Vec<crate::domain::charge::ChargeObject>,
+    has_more: bool,
+}
+
+/// A page of refunds.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Only its schema is used: lists are written by [`crate::pagination::List`].
+pub(crate) struct RefundList {
+    #[schema(pattern = "^list$")]
+    object: String,
+    /// `/v1/refunds`.
+    url: String,
+    /// Newest first.
+    #[schema(value_type = Vec<crate::domain::refund::RefundObject>)]
+    data: Vec<String>,
+    has_more: bool,
+}

@@ -7,7 +7,7 @@
 //! always gets the object it can show and look up again.
 
 use cardseal::Secret;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::card;
@@ -233,50 +233,95 @@ pub struct NewCharge {
     pub interaction: Interaction,
     /// A network transaction id to refer to.
     pub reference: Option<String>,
+    /// `None` captures at once; `Some(secs)` only authorizes, for capture within `secs`.
+    pub authorize_only: Option<i64>,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct ChargeCard<'a> {
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub(crate) struct ChargeCard {
     /// The saved card's `card_…`, or `null` when a token paid.
-    id: Option<&'a str>,
-    brand: &'a str,
-    last4: &'a str,
+    id: Option<String>,
+    brand: String,
+    last4: String,
     exp_month: u8,
     exp_year: u16,
-    funding: Option<&'a str>,
-    country: Option<&'a str>,
+    funding: Option<String>,
+    country: Option<String>,
     #[schema(value_type = Option<String>)]
-    cvc_check: Option<&'static str>,
+    cvc_check: Option<String>,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct Outcome<'a> {
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub(crate) struct Outcome {
     #[schema(value_type = String)]
-    network_status: &'static str,
+    network_status: String,
     #[schema(value_type = Option<String>)]
-    decline_code: Option<&'static str>,
-    network_transaction_id: Option<&'a str>,
+    decline_code: Option<String>,
+    network_transaction_id: Option<String>,
 }
 
-/// The Charge object, fields in DESIGN.md's order.
-#[derive(Serialize, utoipa::ToSchema)]
+/// The charge's newest refunds, as Stripe embeds them.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = ChargeRefunds)]
+pub(crate) struct RefundList {
+    #[schema(value_type = String, pattern = "^list$")]
+    object: String,
+    /// At most the 10 newest.
+    #[schema(value_type = Vec<super::refund::RefundObject>)]
+    data: Vec<serde_json::Value>,
+    has_more: bool,
+    /// `/v1/refunds?charge=ch_…`: all of them.
+    url: String,
+}
+
+/// How many refunds a Charge object embeds.
+const EMBEDDED_REFUNDS: usize = 10;
+
+/// The Charge object, fields in DESIGN.md's order, and Stripe's names for capture and
+/// refunds. Stored as the API answer, and read back to change when it is captured or refunded.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 #[schema(as = Charge)]
-pub(crate) struct ChargeObject<'a> {
+pub(crate) struct ChargeObject {
     /// `ch_…`.
-    id: &'a str,
+    id: String,
     #[schema(value_type = String, pattern = "^charge$")]
-    object: &'static str,
+    object: String,
+    /// Authorized, in minor units.
     amount: i64,
-    currency: &'a str,
+    /// Captured so far: `amount` or less once captured, 0 before (and for a failed charge).
+    amount_captured: i64,
+    /// Refunded so far, at most `amount_captured`.
+    amount_refunded: i64,
+    currency: String,
     #[schema(value_type = String, pattern = "^(succeeded|failed)$")]
-    status: &'static str,
+    status: String,
+    /// Whether the charge was captured; `false` for an authorization (`capture: false`) until
+    /// `POST /v1/charges/{id}/capture`.
+    captured: bool,
+    /// Until when an uncaptured authorization can be captured (Unix seconds); `null` once
+    /// captured, or for a failed charge.
+    capture_before: Option<i64>,
+    /// Whether `amount_refunded` reached `amount_captured`.
+    refunded: bool,
+    refunds: RefundList,
     /// The `tok_…` or `card_…` charged.
-    source: &'a str,
-    card: ChargeCard<'a>,
-    outcome: Outcome<'a>,
+    source: String,
+    card: ChargeCard,
+    outcome: Outcome,
     #[schema(value_type = String)]
-    interaction: &'static str,
+    interaction: String,
     created: i64,
+}
+
+impl ChargeObject {
+    /// The stored object.
+    pub(crate) fn parse(text: &str) -> Work<Self> {
+        serde_json::from_str(text).map_err(crypto_failed)
+    }
+
+    fn text(&self) -> Work<String> {
+        serde_json::to_string(self).map_err(crypto_failed)
+    }
 }
 
 /// A charge made: its object's JSON (the answer, as stored), status and decline code.
@@ -329,38 +374,54 @@ pub fn charge(
     } else {
         "failed"
     };
-    let object = serde_json::to_string(&ChargeObject {
-        id: &id,
-        object: "charge",
+    let captured = decision.approved && c.authorize_only.is_none();
+    let object = ChargeObject {
+        id: id.clone(),
+        object: "charge".into(),
         amount: c.amount,
-        currency: &c.currency,
-        status,
-        source: &c.source,
+        amount_captured: if captured { c.amount } else { 0 },
+        amount_refunded: 0,
+        currency: c.currency.clone(),
+        status: status.into(),
+        captured,
+        capture_before: c
+            .authorize_only
+            .filter(|_| decision.approved)
+            .map(|secs| now.saturating_add(secs)),
+        refunded: false,
+        refunds: RefundList {
+            object: "list".into(),
+            data: Vec::new(),
+            has_more: false,
+            url: format!("/v1/refunds?charge={id}"),
+        },
+        source: c.source.clone(),
         card: ChargeCard {
-            id: card.card_id.as_deref(),
-            brand: &summary.brand,
-            last4: &summary.last4,
+            id: card.card_id.clone(),
+            brand: summary.brand.clone(),
+            last4: summary.last4.clone(),
             exp_month: summary.exp_month,
             exp_year: summary.exp_year,
-            funding: card.issuer.funding.as_deref(),
-            country: card.issuer.country.as_deref(),
+            funding: card.issuer.funding.clone(),
+            country: card.issuer.country.clone(),
             cvc_check: decision
                 .cvc_check
-                .map(|ok| if ok { "pass" } else { "fail" }),
+                .map(|ok| if ok { "pass" } else { "fail" }.to_owned()),
         },
         outcome: Outcome {
             network_status: if decision.approved {
                 "approved_by_network"
             } else {
                 "declined_by_network"
-            },
-            decline_code: decision.decline_code,
-            network_transaction_id: decision.network_transaction_id.as_deref(),
+            }
+            .into(),
+            decline_code: decision.decline_code.map(str::to_owned),
+            network_transaction_id: decision.network_transaction_id.clone(),
         },
-        interaction: c.interaction.as_str(),
+        interaction: c.interaction.as_str().into(),
         created: now,
-    })
-    .map_err(crypto_failed)?;
+    }
+    .text()?;
     tx.insert_charge(&ChargeRecord {
         id: id.clone(),
         account_id: acct.clone(),
@@ -392,7 +453,7 @@ pub fn charge(
         json!({
             "charge": id, "source": c.source, "amount": c.amount, "currency": c.currency,
             "interaction": c.interaction.as_str(), "decline_code": decision.decline_code,
-            "cvc_used": card.cvc.is_some(),
+            "cvc_used": card.cvc.is_some(), "captured": captured,
         }),
         now,
     ))?;
@@ -401,6 +462,149 @@ pub fn charge(
         status,
         decline_code: decision.decline_code,
     })
+}
+
+/// The account's charge, locked for the rest of the transaction; 404 naming `param` if there
+/// is none.
+fn locked(tx: &dyn Tx, account: &str, id: &str, param: &'static str) -> Work<ChargeObject> {
+    if !ids::is_id(id, "ch_") {
+        return abort(ApiError::not_found(Some(param)));
+    }
+    match tx.charge_for_update(account, id)? {
+        Some(r) => ChargeObject::parse(&r.object),
+        None => abort(ApiError::not_found(Some(param))),
+    }
+}
+
+fn failed_charge(param: &'static str) -> ApiError {
+    ApiError::invalid_request(
+        ApiCode::ChargeNotCaptured,
+        "This charge failed: nothing was authorized, so nothing can be captured or refunded.",
+    )
+    .param(param)
+}
+
+/// Captures an authorization: `amount` (the whole authorization by default) at most the
+/// authorized amount; the rest is released. Answers the Charge object.
+pub fn capture(
+    tx: &dyn Tx,
+    principal: &Principal,
+    id: &str,
+    amount: Option<i64>,
+    now: i64,
+) -> Work<String> {
+    let acct = &principal.account_id;
+    let mut c = locked(tx, acct, id, "id")?;
+    if c.status != "succeeded" {
+        return abort(failed_charge("id"));
+    }
+    if c.captured {
+        return abort(ApiError::invalid_request(
+            ApiCode::ChargeAlreadyCaptured,
+            "This charge was captured already.",
+        ));
+    }
+    if c.capture_before.is_some_and(|until| now >= until) {
+        return abort(ApiError::invalid_request(
+            ApiCode::ChargeExpiredForCapture,
+            "This charge's authorization expired before it was captured; charge the card again.",
+        ));
+    }
+    let amount = amount.unwrap_or(c.amount);
+    if amount > c.amount {
+        return abort(
+            ApiError::invalid_request(
+                ApiCode::ParameterInvalid,
+                "amount must be at most the charge's authorized amount.",
+            )
+            .param("amount"),
+        );
+    }
+    let ntid = c.outcome.network_transaction_id.clone().unwrap_or_default();
+    if !TestProcessor.capture(&ntid, amount, now) {
+        return abort(ApiError::internal());
+    }
+    c.captured = true;
+    c.amount_captured = amount;
+    c.capture_before = None;
+    let text = c.text()?;
+    tx.update_charge(acct, id, &text)?;
+    tx.append_event(&event(
+        acct,
+        "charge.captured",
+        json!({"charge": id, "amount_captured": amount, "released": c.amount - amount}),
+        now,
+    ))?;
+    Ok(text)
+}
+
+/// Refunds part or all of a captured charge: records the refund, and updates the charge's
+/// `amount_refunded`, `refunded` and `refunds` under its lock, so that concurrent refunds
+/// together never exceed what was captured. Answers the Refund object.
+pub fn refund(
+    tx: &dyn Tx,
+    principal: &Principal,
+    r: &super::refund::NewRefund,
+    now: i64,
+) -> Work<String> {
+    let acct = &principal.account_id;
+    let mut c = locked(tx, acct, &r.charge, "charge")?;
+    if c.status != "succeeded" {
+        return abort(failed_charge("charge"));
+    }
+    if !c.captured {
+        return abort(
+            ApiError::invalid_request(
+                ApiCode::ChargeNotCaptured,
+                "This charge is authorized, not captured: capture it first (or let the authorization expire).",
+            )
+            .param("charge"),
+        );
+    }
+    let left = c.amount_captured - c.amount_refunded;
+    if left <= 0 {
+        return abort(
+            ApiError::invalid_request(
+                ApiCode::ChargeAlreadyRefunded,
+                "This charge was refunded in full already.",
+            )
+            .param("charge"),
+        );
+    }
+    let amount = r.amount.unwrap_or(left);
+    if amount > left {
+        return abort(
+            ApiError::invalid_request(
+                ApiCode::ParameterInvalid,
+                "amount must be at most what is left to refund of the charge (amount_captured - amount_refunded).",
+            )
+            .param("amount"),
+        );
+    }
+    let ntid = c.outcome.network_transaction_id.clone().unwrap_or_default();
+    if !TestProcessor.refund(&ntid, amount, now) {
+        return abort(ApiError::internal());
+    }
+    let (record, object) = super::refund::record(principal, r, &c.id, amount, &c.currency, now)?;
+    tx.insert_refund(&record)?;
+    c.amount_refunded += amount;
+    c.refunded = c.amount_refunded == c.amount_captured;
+    c.refunds.data.insert(0, object);
+    if c.refunds.data.len() > EMBEDDED_REFUNDS {
+        c.refunds.data.truncate(EMBEDDED_REFUNDS);
+        c.refunds.has_more = true;
+    }
+    tx.update_charge(acct, &c.id, &c.text()?)?;
+    tx.append_event(&event(
+        acct,
+        "charge.refunded",
+        json!({
+            "charge": c.id, "refund": record.id, "amount": amount,
+            "amount_refunded": c.amount_refunded, "refunded": c.refunded,
+        }),
+        now,
+    ))?;
+    Ok(record.object)
 }
 
 /// Reveals the number behind a source and records who saw it. The event is committed before

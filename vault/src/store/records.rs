@@ -425,3 +425,18 @@ pub struct RecurringPage {
     /// `created <= lte`.
     pub created_lte: Option<i64>,
 }
+
+/// A refund, as stored: its API object and what finds it.
+#[derive(Clone, Debug)]
+pub struct RefundRecord {
+    /// `re_…`.
+    pub id: String,
+    /// The owning account.
+    pub account_id: String,
+    /// The refunded charge's `ch_…`.
+    pub charge_id: String,
+    /// The Refund object, JSON.
+    pub object: String,
+    /// Unix seconds.
+    pub created: i64,
+}

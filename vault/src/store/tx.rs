@@ -1,11 +1,13 @@
 //! [`Tx`]: one transaction's view of everything the vault stores.
 
 use super::StoreResult;
+use super::records::RefundRecord;
 use super::records::{
     AccountRecord, ApiKeyRecord, CardRecord, ChargeRecord, Claim, EventRecord, JtiRecord, NewEvent,
     SealingKeyRecord, TokenRecord, WrapSlot, WrappedKeyRecord,
 };
 use super::records::{RecurringPage, RecurringRecord, RecurringRunRecord};
+use crate::pagination::Page;
 
 /// The unit of work. Every method runs inside the caller's transaction, so any mix of them
 /// (consume a token, save a card, keep its CVC, append events) commits or rolls back as one.
@@ -192,4 +194,25 @@ pub trait Tx {
     fn finish_recurring_run(&self, run: &RecurringRunRecord) -> StoreResult<()>;
     /// A schedule's runs, oldest first.
     fn recurring_runs(&self, recurring_id: &str) -> StoreResult<Vec<RecurringRunRecord>>;
+
+    // Charges' later life: capture, refunds, lists.
+
+    /// The account's charge, locked until the transaction ends, so that of concurrent
+    /// captures and refunds of one charge each sees the one before it.
+    fn charge_for_update(&self, account_id: &str, id: &str) -> StoreResult<Option<ChargeRecord>>;
+    /// Replaces the charge's object.
+    fn update_charge(&self, account_id: &str, id: &str, object: &str) -> StoreResult<()>;
+    /// A page of the account's charges (see [`Page::fetch`] for how many, in which order).
+    fn charges(&self, account_id: &str, page: &Page) -> StoreResult<Vec<ChargeRecord>>;
+    /// Stores a refund.
+    fn insert_refund(&self, refund: &RefundRecord) -> StoreResult<()>;
+    /// The account's refund.
+    fn refund(&self, account_id: &str, id: &str) -> StoreResult<Option<RefundRecord>>;
+    /// A page of the account's refunds, optionally of one charge.
+    fn refunds(
+        &self,
+        account_id: &str,
+        charge_id: Option<&str>,
+        page: &Page,
+    ) -> StoreResult<Vec<RefundRecord>>;
 }

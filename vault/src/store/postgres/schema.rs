@@ -158,4 +158,19 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX recurring_runs_one_success ON recurring_runs(recurring_id, period)
         WHERE status = 'succeeded';
     ",
+    // 4: refunds, and the order charges are listed in (SQLite's migration 7).
+    "
+    ALTER TABLE charges ADD COLUMN seq BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE;
+    CREATE INDEX charges_account ON charges(account_id, seq);
+    CREATE TABLE refunds (
+        id         TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        charge_id  TEXT NOT NULL REFERENCES charges(id),
+        object     TEXT NOT NULL,      -- the Refund object; no card data
+        created    BIGINT NOT NULL,
+        seq        BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE
+    );
+    CREATE INDEX refunds_account ON refunds(account_id, seq);
+    CREATE INDEX refunds_charge ON refunds(charge_id, seq);
+    ",
 ];

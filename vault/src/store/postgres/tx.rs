@@ -14,7 +14,8 @@ use postgres::{Row, Statement, Transaction};
 
 use super::pg_error;
 use crate::crypto::{AuditKey, MasterKey};
-use crate::store::records::canonical_event;
+use crate::pagination::Page;
+use crate::store::records::{RefundRecord, canonical_event};
 use crate::store::{
     AccountRecord, ApiKeyRecord, CardRecord, CardSummary, ChargeRecord, Claim, EventRecord,
     IssuerInfo, JtiRecord, KeyKind, NewEvent, SealingKeyRecord, StoreError, StoreResult,
@@ -1125,6 +1126,72 @@ impl Tx for PgTx<'_, '_> {
         })
         .collect()
     }
+
+    fn charge_for_update(&self, account_id: &str, id: &str) -> StoreResult<Option<ChargeRecord>> {
+        self.row(
+            "SELECT id, account_id, object, created FROM charges
+             WHERE id = $1 AND account_id = $2 FOR UPDATE",
+            &[&id, &account_id],
+        )?
+        .map(|r| charge_from_row(&r))
+        .transpose()
+    }
+
+    fn update_charge(&self, account_id: &str, id: &str, object: &str) -> StoreResult<()> {
+        self.exec(
+            "UPDATE charges SET object = $3 WHERE id = $1 AND account_id = $2",
+            &[&id, &account_id, &object],
+        )
+        .map(drop)
+    }
+
+    fn charges(&self, account_id: &str, page: &Page) -> StoreResult<Vec<ChargeRecord>> {
+        let sql = page_sql("charges", "id, account_id, object, created", "", page);
+        let p = PageParams::new(account_id, page);
+        self.rows(&sql, &p.params())?
+            .iter()
+            .map(charge_from_row)
+            .collect()
+    }
+
+    fn insert_refund(&self, r: &RefundRecord) -> StoreResult<()> {
+        self.exec(
+            "INSERT INTO refunds (id, account_id, charge_id, object, created)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[&r.id, &r.account_id, &r.charge_id, &r.object, &r.created],
+        )
+        .map(drop)
+    }
+
+    fn refund(&self, account_id: &str, id: &str) -> StoreResult<Option<RefundRecord>> {
+        self.row(
+            &format!("SELECT {REFUND_COLS} FROM refunds WHERE id = $1 AND account_id = $2"),
+            &[&id, &account_id],
+        )?
+        .map(|r| refund_from_row(&r))
+        .transpose()
+    }
+
+    fn refunds(
+        &self,
+        account_id: &str,
+        charge_id: Option<&str>,
+        page: &Page,
+    ) -> StoreResult<Vec<RefundRecord>> {
+        let sql = page_sql(
+            "refunds",
+            REFUND_COLS,
+            "AND ($7::TEXT IS NULL OR charge_id = $7)",
+            page,
+        );
+        let p = PageParams::new(account_id, page);
+        let mut params = p.params();
+        params.push(&charge_id);
+        self.rows(&sql, &params)?
+            .iter()
+            .map(refund_from_row)
+            .collect()
+    }
 }
 
 const RECURRING_COLS: &str = "id, account_id, source, amount, currency, interval, interval_count, start, end_at, count, status, period, attempt, next_run, created, canceled_at";
@@ -1148,4 +1215,77 @@ fn recurring_from_row(r: &Row) -> StoreResult<RecurringRecord> {
         created: get(r, 14)?,
         canceled_at: get(r, 15)?,
     })
+}
+
+fn charge_from_row(r: &Row) -> StoreResult<ChargeRecord> {
+    Ok(ChargeRecord {
+        id: get(r, 0)?,
+        account_id: get(r, 1)?,
+        object: get(r, 2)?,
+        created: get(r, 3)?,
+    })
+}
+
+const REFUND_COLS: &str = "id, account_id, charge_id, object, created";
+
+fn refund_from_row(r: &Row) -> StoreResult<RefundRecord> {
+    Ok(RefundRecord {
+        id: get(r, 0)?,
+        account_id: get(r, 1)?,
+        charge_id: get(r, 2)?,
+        object: get(r, 3)?,
+        created: get(r, 4)?,
+    })
+}
+
+/// The SQL of one [`Page`] of `table`, whose rows have `id`, `account_id`, `created` and the
+/// identity `seq`: `$1` the account, `$2` `starting_after`, `$3` `ending_before`, `$4` and `$5`
+/// the `created` bounds, `$6` how many rows; `filter` (`AND …`) may use `$7` on. With
+/// [`PageParams`], for any list the vault keeps.
+pub(crate) fn page_sql(table: &str, cols: &str, filter: &str, page: &Page) -> String {
+    let order = if page.ascending() { "ASC" } else { "DESC" };
+    format!(
+        "SELECT {cols} FROM {table}
+         WHERE account_id = $1
+           AND ($2::TEXT IS NULL OR seq < (SELECT seq FROM {table} WHERE id = $2 AND account_id = $1))
+           AND ($3::TEXT IS NULL OR seq > (SELECT seq FROM {table} WHERE id = $3 AND account_id = $1))
+           AND ($4::BIGINT IS NULL OR created >= $4) AND ($5::BIGINT IS NULL OR created <= $5)
+           {filter}
+         ORDER BY seq {order} LIMIT $6"
+    )
+}
+
+/// The parameters `$1` to `$6` of [`page_sql`].
+pub(crate) struct PageParams<'p> {
+    account_id: &'p str,
+    after: Option<&'p str>,
+    before: Option<&'p str>,
+    gte: Option<i64>,
+    lte: Option<i64>,
+    fetch: i64,
+}
+
+impl<'p> PageParams<'p> {
+    pub(crate) fn new(account_id: &'p str, page: &'p Page) -> Self {
+        PageParams {
+            account_id,
+            after: page.after(),
+            before: page.before(),
+            gte: page.created_gte,
+            lte: page.created_lte,
+            fetch: i64::try_from(page.fetch()).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// `$1` to `$6`; push any `$7` on.
+    pub(crate) fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        vec![
+            &self.account_id,
+            &self.after,
+            &self.before,
+            &self.gte,
+            &self.lte,
+            &self.fetch,
+        ]
+    }
 }

@@ -73,6 +73,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     FORWARD_HOSTS,
     // 6: recurring charge schedules and their runs.
     RECURRING,
+    // 7: refunds, and an index for the charge lists.
+    REFUNDS,
 ];
 
 /// Migration 2. CVCs sit in their own table so that using one is a `DELETE`; card data and
@@ -181,4 +183,17 @@ const RECURRING: &str = "
     ) STRICT, WITHOUT ROWID;
     CREATE UNIQUE INDEX recurring_runs_one_success ON recurring_runs(recurring_id, period)
         WHERE status = 'succeeded';
+/// Migration 6. Lists run by `rowid` (the order rows were stored in): the index on
+/// `account_id` holds it, as every SQLite index does. `IF NOT EXISTS`: a database set back to an
+/// older `user_version` (as `events_cli.rs` does to stand for an old vault's) runs it again.
+const REFUNDS: &str = "
+    CREATE INDEX IF NOT EXISTS charges_account ON charges(account_id, created);
+    CREATE TABLE IF NOT EXISTS refunds (
+        id         TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts(id),
+        charge_id  TEXT NOT NULL REFERENCES charges(id),
+        object     TEXT NOT NULL,      -- the Refund object; no card data
+        created    INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX IF NOT EXISTS refunds_account ON refunds(account_id, charge_id);
 ";

@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 use super::backend;
 use crate::crypto::{AuditKey, MasterKey, sha256};
-use crate::store::records::canonical_event;
+use crate::pagination::Page;
+use crate::store::records::{RefundRecord, canonical_event};
 use crate::store::{
     AccountRecord, ApiKeyRecord, CardRecord, CardSummary, ChargeRecord, Claim, EventRecord,
     IssuerInfo, JtiRecord, KeyKind, NewEvent, SealingKeyRecord, StoreError, StoreResult,
@@ -1238,6 +1239,87 @@ impl Tx for SqlTx<'_> {
             .map_err(backend)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(backend)
     }
+
+    fn charge_for_update(&self, account_id: &str, id: &str) -> StoreResult<Option<ChargeRecord>> {
+        // One writer at a time: the transaction already holds SQLite's write lock.
+        self.charge(account_id, id)
+    }
+
+    fn update_charge(&self, account_id: &str, id: &str, object: &str) -> StoreResult<()> {
+        self.0
+            .prepare_cached("UPDATE charges SET object = ?3 WHERE id = ?1 AND account_id = ?2")
+            .map_err(backend)?
+            .execute(params![id, account_id, object])
+            .map(drop)
+            .map_err(backend)
+    }
+
+    fn charges(&self, account_id: &str, page: &Page) -> StoreResult<Vec<ChargeRecord>> {
+        let sql = page_sql("charges", "id, account_id, object, created", "", page);
+        let mut stmt = self.0.prepare_cached(&sql).map_err(backend)?;
+        let rows = stmt
+            .query_map(params_from_iter(page_params(account_id, page, None)), |r| {
+                Ok(ChargeRecord {
+                    id: r.get(0)?,
+                    account_id: r.get(1)?,
+                    object: r.get(2)?,
+                    created: r.get(3)?,
+                })
+            })
+            .map_err(backend)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+    }
+
+    fn insert_refund(&self, r: &RefundRecord) -> StoreResult<()> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO refunds (id, account_id, charge_id, object, created)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(backend)?
+            .execute(params![
+                r.id,
+                r.account_id,
+                r.charge_id,
+                r.object,
+                r.created
+            ])
+            .map(drop)
+            .map_err(backend)
+    }
+
+    fn refund(&self, account_id: &str, id: &str) -> StoreResult<Option<RefundRecord>> {
+        self.0
+            .prepare_cached(&format!(
+                "SELECT {REFUND_COLS} FROM refunds WHERE id = ?1 AND account_id = ?2"
+            ))
+            .map_err(backend)?
+            .query_row(params![id, account_id], refund_from_row)
+            .optional()
+            .map_err(backend)
+    }
+
+    fn refunds(
+        &self,
+        account_id: &str,
+        charge_id: Option<&str>,
+        page: &Page,
+    ) -> StoreResult<Vec<RefundRecord>> {
+        let sql = page_sql(
+            "refunds",
+            REFUND_COLS,
+            "AND (?7 IS NULL OR charge_id = ?7)",
+            page,
+        );
+        let mut stmt = self.0.prepare_cached(&sql).map_err(backend)?;
+        let rows = stmt
+            .query_map(
+                params_from_iter(page_params(account_id, page, Some(&charge_id))),
+                refund_from_row,
+            )
+            .map_err(backend)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+    }
 }
 
 const RECURRING_COLS: &str = "id, account_id, source, amount, currency, interval, interval_count, start, end_at, count, status, period, attempt, next_run, created, canceled_at";
@@ -1261,4 +1343,54 @@ fn recurring_from_row(r: &Row<'_>) -> rusqlite::Result<RecurringRecord> {
         created: r.get(14)?,
         canceled_at: r.get(15)?,
     })
+}
+
+const REFUND_COLS: &str = "id, account_id, charge_id, object, created";
+
+fn refund_from_row(r: &Row) -> rusqlite::Result<RefundRecord> {
+    Ok(RefundRecord {
+        id: r.get(0)?,
+        account_id: r.get(1)?,
+        charge_id: r.get(2)?,
+        object: r.get(3)?,
+        created: r.get(4)?,
+    })
+}
+
+/// The SQL of one [`Page`] of `table`, whose rows have `id`, `account_id` and `created`:
+/// `?1` the account, `?2` `starting_after`, `?3` `ending_before`, `?4` and `?5` the `created`
+/// bounds, `?6` how many rows; `filter` (`AND …`) may use `?7` on. With [`page_params`], for
+/// any list the vault keeps.
+pub(crate) fn page_sql(table: &str, cols: &str, filter: &str, page: &Page) -> String {
+    let order = if page.ascending() { "ASC" } else { "DESC" };
+    format!(
+        "SELECT {cols} FROM {table}
+         WHERE account_id = ?1
+           AND (?2 IS NULL OR rowid < (SELECT rowid FROM {table} WHERE id = ?2 AND account_id = ?1))
+           AND (?3 IS NULL OR rowid > (SELECT rowid FROM {table} WHERE id = ?3 AND account_id = ?1))
+           AND (?4 IS NULL OR created >= ?4) AND (?5 IS NULL OR created <= ?5)
+           {filter}
+         ORDER BY rowid {order} LIMIT ?6"
+    )
+}
+
+/// The parameters `?1` to `?6` of [`page_sql`], then `extra` as `?7`.
+pub(crate) fn page_params<'p>(
+    account_id: &'p str,
+    page: &'p Page,
+    extra: Option<&'p dyn rusqlite::ToSql>,
+) -> Vec<Box<dyn rusqlite::ToSql + 'p>> {
+    let fetch = i64::try_from(page.fetch()).unwrap_or(i64::MAX);
+    let mut v: Vec<Box<dyn rusqlite::ToSql + 'p>> = vec![
+        Box::new(account_id),
+        Box::new(page.after()),
+        Box::new(page.before()),
+        Box::new(page.created_gte),
+        Box::new(page.created_lte),
+        Box::new(fetch),
+    ];
+    if let Some(e) = extra {
+        v.push(Box::new(e));
+    }
+    v
 }
