@@ -381,6 +381,8 @@ pub fn run(
             source: r.source.clone(),
             interaction,
             reference: None,
+            // A renewal is captured at once: nobody is there to capture it later.
+            authorize_only: None,
         },
         bins,
         now,

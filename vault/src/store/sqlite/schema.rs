@@ -183,7 +183,9 @@ const RECURRING: &str = "
     ) STRICT, WITHOUT ROWID;
     CREATE UNIQUE INDEX recurring_runs_one_success ON recurring_runs(recurring_id, period)
         WHERE status = 'succeeded';
-/// Migration 6. Lists run by `rowid` (the order rows were stored in): the index on
+";
+
+/// Migration 7. Lists run by `rowid` (the order rows were stored in): the index on
 /// `account_id` holds it, as every SQLite index does. `IF NOT EXISTS`: a database set back to an
 /// older `user_version` (as `events_cli.rs` does to stand for an old vault's) runs it again.
 const REFUNDS: &str = "
