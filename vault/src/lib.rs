@@ -18,6 +18,7 @@ pub mod health;
 pub mod ids;
 pub mod keys;
 pub mod metrics;
+pub mod migrate;
 pub mod processor;
 pub mod ratelimit;
 pub mod server;

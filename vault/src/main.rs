@@ -226,6 +226,11 @@ fn print_line(line: &str) {
 async fn run(command: Command) -> Result<(), String> {
     match command {
         Command::Serve(args) => serve(*args).await,
+        Command::Export(args) => cli::export(&args).await,
+        Command::Import(args) => cli::import(&args).await,
+        Command::Keys(KeysCommand::ExportJwks { storage, purpose }) => {
+            cli::export_jwks(&storage, purpose).await
+        }
         Command::Accounts(AccountsCommand::Create {
             storage,
             name,

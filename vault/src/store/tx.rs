@@ -160,4 +160,10 @@ pub trait Tx {
     /// Replaces one wrapped key with `new` if it is still `old`; `false` if it was not (changed
     /// or gone).
     fn rewrap_key(&self, slot: WrapSlot, row: &str, old: &[u8], new: &[u8]) -> StoreResult<bool>;
+
+    // Migration between vaults (`import`).
+
+    /// Whether a card row with this id exists at all: live or deleted, of any account. An
+    /// imported card keeps its id, which must not collide with one this vault ever gave out.
+    fn card_id_taken(&self, id: &str) -> StoreResult<bool>;
 }

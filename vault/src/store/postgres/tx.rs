@@ -957,4 +957,10 @@ impl Tx for PgTx<'_, '_> {
         };
         Ok(self.exec(sql, &[&row, &old, &new])? == 1)
     }
+
+    fn card_id_taken(&self, id: &str) -> StoreResult<bool> {
+        Ok(self
+            .row("SELECT 1 FROM cards WHERE id = $1", &[&id])?
+            .is_some())
+    }
 }

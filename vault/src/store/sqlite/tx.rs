@@ -1053,4 +1053,12 @@ impl Tx for SqlTx<'_> {
             .map_err(backend)?;
         Ok(n == 1)
     }
+
+    fn card_id_taken(&self, id: &str) -> StoreResult<bool> {
+        self.0
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM cards WHERE id = ?1)")
+            .map_err(backend)?
+            .query_row(params![id], |r| r.get::<_, bool>(0))
+            .map_err(backend)
+    }
 }
