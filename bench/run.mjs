@@ -16,7 +16,7 @@ import { build } from 'esbuild';
 import { repoRoot, serve } from '../scripts/serve.mjs';
 import { launchChromium } from '../tests/support/chromium.mjs';
 import {
-  fieldsSection, forwardSection, peerBundles, peerSizeRows, sealSection, snippetSection, tokenizeSection, vaultSection,
+  fieldsSection, forwardSection, migrateSection, peerBundles, peerSizeRows, sealSection, snippetSection, tokenizeSection, vaultSection,
 } from './sections.mjs';
 
 const benchDir = join(repoRoot, 'bench');
@@ -225,6 +225,7 @@ const SECTIONS = [
   { name: 'fields', run: fieldsSection },
   { name: 'vault', run: vaultSection },
   { name: 'forward', run: forwardSection },
+  { name: 'migrate', run: migrateSection },
 ];
 
 function formatValue(value, unit) {
