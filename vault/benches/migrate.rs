@@ -32,7 +32,11 @@ fn vault(dir: &Path, args: &[&str]) -> std::process::Output {
         .args(args)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -44,7 +48,11 @@ fn luhn(counter: u64) -> String {
         .enumerate()
         .map(|(i, b)| {
             let d = u32::from(b - b'0');
-            if i % 2 == 0 { if d * 2 > 9 { d * 2 - 9 } else { d * 2 } } else { d }
+            if i % 2 == 0 {
+                if d * 2 > 9 { d * 2 - 9 } else { d * 2 }
+            } else {
+                d
+            }
         })
         .sum();
     format!("{body}{}", (10 - sum % 10) % 10)
@@ -54,11 +62,17 @@ async fn bulk(dir: &Path, account: &str, n: usize) {
     let store = SqliteStore::open(dir).unwrap();
     let master = MasterKey::parse(MASTER).unwrap();
     let acct = account.to_owned();
-    let r = store::read(&store, move |tx| tx.account(&acct)).await.unwrap().unwrap();
+    let r = store::read(&store, move |tx| tx.account(&acct))
+        .await
+        .unwrap()
+        .unwrap();
     let keys = AccountKeys::unwrap(
         &master,
         &r.id,
-        &WrappedAccountKeys { data_key: r.wrapped_data_key, fingerprint_key: r.wrapped_fingerprint_key },
+        &WrappedAccountKeys {
+            data_key: r.wrapped_data_key,
+            fingerprint_key: r.wrapped_fingerprint_key,
+        },
     )
     .unwrap();
     let principal = Principal {
@@ -116,12 +130,16 @@ fn rsa_decrypt_per_sec(seconds: f64) -> f64 {
     let public = OaepPublicEncryptingKey::new(private.public_key()).unwrap();
     let key = OaepPrivateDecryptingKey::new(private).unwrap();
     let mut ct = vec![0u8; public.ciphertext_size()];
-    let ct = public.encrypt(&OAEP_SHA256_MGF1SHA256, &[7u8; 32], &mut ct, None).unwrap().to_vec();
+    let ct = public
+        .encrypt(&OAEP_SHA256_MGF1SHA256, &[7u8; 32], &mut ct, None)
+        .unwrap()
+        .to_vec();
     let mut out = vec![0u8; key.min_output_size()];
     let start = Instant::now();
     let mut n = 0u32;
     while start.elapsed().as_secs_f64() < seconds {
-        key.decrypt(&OAEP_SHA256_MGF1SHA256, &ct, &mut out, None).unwrap();
+        key.decrypt(&OAEP_SHA256_MGF1SHA256, &ct, &mut out, None)
+            .unwrap();
         n += 1;
     }
     f64::from(n) / start.elapsed().as_secs_f64()
@@ -129,7 +147,10 @@ fn rsa_decrypt_per_sec(seconds: f64) -> f64 {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let n: usize = std::env::var("CARDSEAL_BENCH_MIGRATE_CARDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5000);
+    let n: usize = std::env::var("CARDSEAL_BENCH_MIGRATE_CARDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5000);
     let root = tempfile::tempdir().unwrap();
     let (a, b) = (root.path().join("a"), root.path().join("b"));
     let acct = |dir: &Path| -> String {
@@ -145,7 +166,11 @@ async fn main() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     let thumb = stderr.split_whitespace().nth(1).unwrap().to_owned();
     let signing = root.path().join("signing.jwks");
-    std::fs::write(&signing, vault(&a, &["keys", "export-jwks", "--purpose", "export-signing"]).stdout).unwrap();
+    std::fs::write(
+        &signing,
+        vault(&a, &["keys", "export-jwks", "--purpose", "export-signing"]).stdout,
+    )
+    .unwrap();
     let file = root.path().join("export.jsonl");
     let manifest = root.path().join("export.jsonl.manifest.json");
     let (jwks, file_s, manifest_s, signing_s) = (
@@ -156,10 +181,36 @@ async fn main() {
     );
 
     let t = Instant::now();
-    vault(&a, &["export", "--account", &acct_a, "--to-jwks", jwks, "--pin-thumbprint", &thumb, "--out", file_s]);
+    vault(
+        &a,
+        &[
+            "export",
+            "--account",
+            &acct_a,
+            "--to-jwks",
+            jwks,
+            "--pin-thumbprint",
+            &thumb,
+            "--out",
+            file_s,
+        ],
+    );
     let export_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    vault(&b, &["import", "--account", &acct_b, "--in", file_s, "--manifest", manifest_s, "--verify-key", signing_s]);
+    vault(
+        &b,
+        &[
+            "import",
+            "--account",
+            &acct_b,
+            "--in",
+            file_s,
+            "--manifest",
+            manifest_s,
+            "--verify-key",
+            signing_s,
+        ],
+    );
     let import_s = t.elapsed().as_secs_f64();
     let rsa = rsa_decrypt_per_sec(2.0);
     let export_per_s = n as f64 / export_s;

@@ -470,8 +470,8 @@ pub(crate) async fn export(args: &ExportArgs) -> Result<(), String> {
     let jwks = read_text(&args.to_jwks, "--to-jwks")?;
     let (store, master) = crate::open_storage(&args.storage).await?;
     // Appending the audit event needs it.
-    let master = std::sync::Arc::new(master);
-    store.use_master_key(std::sync::Arc::clone(&master));
+    let master = Arc::new(master);
+    store.use_master_key(Arc::clone(&master));
     let done = migrate::export(
         store.as_ref(),
         &master,
@@ -517,8 +517,8 @@ pub(crate) async fn import(args: &ImportArgs) -> Result<(), String> {
     let manifest = migrate::verify_manifest(&manifest_text, &key_text)?;
     let (store, master) = crate::open_storage(&args.storage).await?;
     // Appending the audit event needs it.
-    let master = std::sync::Arc::new(master);
-    store.use_master_key(std::sync::Arc::clone(&master));
+    let master = Arc::new(master);
+    store.use_master_key(Arc::clone(&master));
     let done = migrate::import(
         store.as_ref(),
         &master,

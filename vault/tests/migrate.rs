@@ -102,6 +102,8 @@ impl Vault {
     }
 
     /// `serve` on a free port, its log kept in a file until [`Server::stop`].
+    // The child is killed and waited for by `Server`'s `Drop`, also on panics.
+    #[allow(clippy::zombie_processes)]
     fn serve(&self) -> Server {
         let log = self.dir.join("serve.log");
         let mut child = self
@@ -549,7 +551,7 @@ async fn walkthrough_moves_every_card_to_another_vault() {
     )
     .await;
     assert_ne!(r.status, 200);
-    let card = support::http(
+    let card = http(
         server_b.addr,
         axum::http::Request::get(format!("/v1/cards/{}", cards[10].0))
             .header("authorization", format!("Bearer {sk_b}"))
