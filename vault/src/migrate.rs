@@ -721,8 +721,9 @@ fn open_record(
     // keeps a record from another kind of exporter from storing anything else.
     let metadata_ok = record.metadata.as_object().is_some_and(|m| {
         m.len() <= 50
-            && m.iter()
-                .all(|(k, v)| k.len() <= 40 && v.as_str().is_some_and(|s| s.len() <= 500))
+            && m.iter().all(|(k, v)| {
+                k.chars().count() <= 40 && v.as_str().is_some_and(|s| s.chars().count() <= 500)
+            })
     });
     if !metadata_ok {
         return Err(refuse(id, "its metadata is not an object of short strings"));
@@ -817,4 +818,64 @@ fn store_one(
         now,
     ))?;
     Ok(Ok(true))
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_lc_rs::signature::KeyPair;
+
+    use super::*;
+
+    #[test]
+    fn thumbprint_is_rfc_7638s() {
+        // RFC 7638 §3.1's example key and thumbprint.
+        let jwk = json!({
+            "kty": "RSA",
+            "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+            "e": "AQAB",
+            "alg": "RS256",
+            "kid": "2011-04-29"
+        });
+        assert_eq!(
+            thumbprint(&jwk).unwrap(),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+        assert_eq!(thumbprint(&json!({"kty": "oct", "k": "x"})), None);
+    }
+
+    #[test]
+    fn a_manifest_verifies_only_as_signed() {
+        let doc = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(
+            &aws_lc_rs::rand::SystemRandom::new(),
+        )
+        .unwrap();
+        let pair = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(doc.as_ref()).unwrap();
+        let key = json!({"kty": "OKP", "crv": "Ed25519", "kid": "sig_x",
+                         "x": URL_SAFE_NO_PAD.encode(pair.public_key().as_ref())})
+        .to_string();
+        let mut m = Manifest {
+            format: FORMAT.to_owned(),
+            account: "acct_a".into(),
+            count: 2,
+            receiving_kid: "imp_b".into(),
+            receiving_thumbprint: "t".into(),
+            signing_kid: "sig_x".into(),
+            created: 1,
+            records: vec!["00".repeat(32), "11".repeat(32)],
+            signature: String::new(),
+        };
+        m.signature = URL_SAFE_NO_PAD.encode(pair.sign(&m.signed_message()));
+        let text = serde_json::to_string(&m).unwrap();
+        assert_eq!(verify_manifest(&text, &key).unwrap().count, 2);
+        for (from, to) in [
+            ("\"count\":2", "\"count\":3"),
+            ("\"acct_a\"", "\"acct_c\""),
+            ("1111", "1112"),
+            ("\"imp_b\"", "\"imp_c\""),
+        ] {
+            let altered = text.replacen(from, to, 1);
+            assert_ne!(altered, text);
+            assert!(verify_manifest(&altered, &key).is_err(), "{from} -> {to}");
+        }
+    }
 }
