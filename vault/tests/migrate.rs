@@ -273,6 +273,26 @@ fn numbers_in(hay: &[u8], numbers: &HashSet<&str>) -> usize {
         .count()
 }
 
+/// Sends the requests 8 at a time; the answers in the order given.
+async fn in_parallel(
+    addr: SocketAddr,
+    reqs: Vec<(String, axum::http::Request<axum::body::Body>)>,
+) -> Vec<(String, support::Reply)> {
+    let mut out = Vec::with_capacity(reqs.len());
+    let mut reqs = reqs.into_iter().peekable();
+    while reqs.peek().is_some() {
+        let tasks: Vec<_> = reqs
+            .by_ref()
+            .take(8)
+            .map(|(id, req)| tokio::spawn(async move { (id, http(addr, req).await) }))
+            .collect();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn walkthrough_moves_every_card_to_another_vault() {
     let root = tempfile::tempdir().unwrap();
@@ -456,7 +476,7 @@ async fn walkthrough_moves_every_card_to_another_vault() {
     let oargs = export_args(&acct_a2, &s(&f("b-import.jwks")), &import_thumb, &s(&other));
     a.ok(&oargs.iter().map(String::as_str).collect::<Vec<_>>());
     let for_c = f("for-c.jsonl");
-    let cargs = export_args(&acct_a, &s(&f("c-import.jwks")), &c_thumb, &s(&for_c));
+    let cargs = export_args(&acct_a2, &s(&f("c-import.jwks")), &c_thumb, &s(&for_c));
     a.ok(&cargs.iter().map(String::as_str).collect::<Vec<_>>());
     refused(
         &mut b,
@@ -480,8 +500,9 @@ async fn walkthrough_moves_every_card_to_another_vault() {
     );
 
     let mut bad = records.clone();
-    let mut spliced: Value = serde_json::from_str(&lines(&for_c)[5]).unwrap();
+    let mut spliced: Value = serde_json::from_str(&lines(&for_c)[0]).unwrap();
     spliced["index"] = json!(5);
+    spliced["account"] = json!(acct_a);
     bad[5] = spliced.to_string();
     write_lines(&f("other-key.jsonl"), &bad);
     refused(
@@ -516,25 +537,52 @@ async fn walkthrough_moves_every_card_to_another_vault() {
     );
     assert_eq!(b.cards_of(&acct_b), CARDS as i64);
     assert!(b.ok(&["events", "verify"]).starts_with("ok:"));
+    // A's other account's 3 cards into B's acct_b, then the same export into acct_b2: the ids
+    // are taken, so each record is refused on its own, with its index, and nothing is stored.
+    let other_manifest = f("other.jsonl.manifest.json");
+    let text = b.ok(&import_args(&acct_b, &other, &other_manifest, &signing)
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    assert!(
+        text.contains("imported 3, already present 0, refused 0"),
+        "{text}"
+    );
+    let out = run_import(
+        &mut b,
+        &import_args(&acct_b2, &other, &other_manifest, &signing),
+        &[],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        text.contains("imported 0, already present 0, refused 3"),
+        "{text}"
+    );
+    assert!(text.contains("refused record 0 (card_"), "{text}");
+    assert!(
+        text.contains("this id was used on this vault before"),
+        "{text}"
+    );
+    assert_eq!(b.cards_of(&acct_b2), 0);
 
     // Every card charges on B under its old id; the card-on-file ones as merchant-initiated
     // recurring charges, which need the network transaction id the card came with.
     let server_b = b.serve();
-    for (i, (id, _)) in cards.iter().enumerate() {
+    let charges = cards.iter().enumerate().map(|(i, (id, _))| {
         let interaction = if i % 2 == 0 {
             "COF_RECURRING"
         } else {
             "ONE_TIME"
         };
-        let r = http(
-            server_b.addr,
-            post_json(
-                "/v1/charges",
-                &sk_b,
-                &json!({"amount": 100, "currency": "usd", "source": id, "interaction": interaction}),
-            ),
-        )
-        .await;
+        let req = post_json(
+            "/v1/charges",
+            &sk_b,
+            &json!({"amount": 100, "currency": "usd", "source": id, "interaction": interaction}),
+        );
+        (id.clone(), req)
+    });
+    for (id, r) in in_parallel(server_b.addr, charges.collect()).await {
         assert_eq!(r.status, 200, "{id}: {}", String::from_utf8_lossy(&r.body));
         assert_eq!(r.json()["status"], "succeeded", "{id}");
         assert_eq!(r.json()["source"], id.as_str());
@@ -568,16 +616,15 @@ async fn walkthrough_moves_every_card_to_another_vault() {
 
     // A's copies are crypto-shredded with DELETE.
     let server_a = a.serve();
-    for (id, _) in &cards {
-        let r = http(
-            server_a.addr,
-            axum::http::Request::delete(format!("/v1/cards/{id}"))
-                .header("authorization", format!("Bearer {sk_a}"))
-                .body(axum::body::Body::empty())
-                .unwrap(),
-        )
-        .await;
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let deletes = cards.iter().map(|(id, _)| {
+        let req = axum::http::Request::delete(format!("/v1/cards/{id}"))
+            .header("authorization", format!("Bearer {sk_a}"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        (id.clone(), req)
+    });
+    for (id, r) in in_parallel(server_a.addr, deletes.collect()).await {
+        assert_eq!(r.status, 200, "{id}: {}", String::from_utf8_lossy(&r.body));
     }
     server_a.stop(&mut a);
     let left: i64 = db
