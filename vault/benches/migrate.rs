@@ -164,7 +164,12 @@ async fn main() {
     let out = vault(&b, &["keys", "export-jwks", "--purpose", "import"]);
     std::fs::write(&jwks, &out.stdout).unwrap();
     let stderr = String::from_utf8(out.stderr).unwrap();
-    let thumb = stderr.split_whitespace().nth(1).unwrap().to_owned();
+    let thumb = stderr
+        .split_whitespace()
+        .skip_while(|w| *w != "thumbprint")
+        .nth(1)
+        .unwrap()
+        .to_owned();
     let signing = root.path().join("signing.jwks");
     std::fs::write(
         &signing,
