@@ -16,7 +16,7 @@ import { build } from 'esbuild';
 import { repoRoot, serve } from '../scripts/serve.mjs';
 import { launchChromium } from '../tests/support/chromium.mjs';
 import {
-  fieldsSection, forwardSection, peerBundles, peerSizeRows, sealSection, snippetSection, tokenizeSection, vaultSection,
+  fieldsSection, forwardSection, migrateSection, peerBundles, peerSizeRows, sealSection, snippetSection, tokenizeSection, vaultSection,
 } from './sections.mjs';
 import { unsealTimingSection } from './sections.mjs';
 
@@ -227,6 +227,7 @@ const SECTIONS = [
   { name: 'vault', run: vaultSection },
   { name: 'forward', run: forwardSection },
   { name: 'unseal-timing', run: unsealTimingSection },
+  { name: 'migrate', run: migrateSection },
 ];
 
 function formatValue(value, unit) {

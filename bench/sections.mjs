@@ -233,6 +233,20 @@ export async function forwardSection() {
   };
 }
 
+/** `export` and `import` of 5,000 saved cards with the release binary (vault/benches/migrate.rs), beside the RSA limit. */
+export async function migrateSection() {
+  const out = execFileSync('cargo', ['bench', '--quiet', '-p', 'cardseal-vault', '--bench', 'migrate'], { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const json = JSON.parse(out.split('\n').find((l) => l.startsWith('BENCH_JSON ')).slice('BENCH_JSON '.length));
+  const rsa = { name: 'aws-lc-rs RSA-2048 OAEP decrypt/s (1 core, the import\'s limit)', value: json.rsa_decrypt_per_s_one_core };
+  return {
+    details: json,
+    rows: [
+      { section: 'migrate', metric: `export, ${json.cards} saved cards sealed for another vault (whole command)`, unit: 'cards/s', cardseal: json.export_cards_per_s, peer: rsa, target: { min: json.target_cards_per_s } },
+      { section: 'migrate', metric: `import, ${json.cards} cards checked, opened and stored (whole command)`, unit: 'cards/s', cardseal: json.import_cards_per_s, peer: rsa, target: { min: json.target_cards_per_s } },
+    ],
+  };
+}
+
 // The peers' merchant-side code, bundled from their npm packages the way a merchant's bundler
 // would (esbuild, minified) and gzipped -9, once per run: what the size rows and the fields rows
 // put beside cardseal. The hosted-fields peers' iframes load more from their own servers, which

@@ -1,15 +1,17 @@
 //! The command line: clap's types for `cardseal-vault` and its subcommands.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use cardseal_vault::assets::Assets;
 use cardseal_vault::bins::BinTable;
+use cardseal_vault::clock::{Clock, SystemClock};
 use cardseal_vault::config::{Config, PublicUrl, RateLimit, defaults};
 use cardseal_vault::store::KeyKind;
 use cardseal_vault::tls::TlsFiles;
+use cardseal_vault::{keys, migrate};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
@@ -36,6 +38,60 @@ pub(crate) enum Command {
     /// Check the audit log.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Write every saved card of an account, sealed for another vault's import key, and a
+    /// signed manifest beside it (`FILE.manifest.json`). Resumable: after an interruption, run
+    /// it again with the same arguments.
+    Export(Box<ExportArgs>),
+    /// Store the cards of an export made by another vault's `export`, after checking its
+    /// signed manifest and every record. Idempotent: run it again to finish an interrupted one.
+    Import(Box<ImportArgs>),
+}
+
+#[derive(Args)]
+pub(crate) struct ExportArgs {
+    #[command(flatten)]
+    pub(crate) storage: Storage,
+    /// The account whose saved cards to export, `acct_…`.
+    #[arg(long)]
+    pub(crate) account: String,
+    /// The receiving vault's import key: the JWKS its `keys export-jwks --purpose import`
+    /// printed, as a file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) to_jwks: PathBuf,
+    /// The RFC 7638 thumbprint of the receiving key, as the receiver gave it out of band;
+    /// any other key is refused.
+    #[arg(long, value_name = "T")]
+    pub(crate) pin_thumbprint: String,
+    /// Where to write the export (JSON Lines); the manifest goes to FILE.manifest.json.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: PathBuf,
+}
+
+#[derive(Args)]
+pub(crate) struct ImportArgs {
+    #[command(flatten)]
+    pub(crate) storage: Storage,
+    /// The account to store the cards in, `acct_…` (of this vault).
+    #[arg(long)]
+    pub(crate) account: String,
+    /// The export file.
+    #[arg(long = "in", value_name = "FILE")]
+    pub(crate) input: PathBuf,
+    /// Its manifest (FILE.manifest.json).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) manifest: PathBuf,
+    /// The exporting vault's export-signing public key (its `keys export-jwks --purpose
+    /// export-signing`), given out of band.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) verify_key: PathBuf,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum JwksPurpose {
+    /// The RSA key other vaults seal exports for (this vault receives).
+    Import,
+    /// The Ed25519 key this vault signs export manifests with (this vault sends).
+    ExportSigning,
 }
 
 #[derive(Subcommand)]
@@ -307,6 +363,15 @@ pub(crate) enum KeysCommand {
         #[arg(long, value_name = "FILE")]
         new_master_key_file: PathBuf,
     },
+    /// Print the public key (a JWKS) of a migration key, made on first use; its RFC 7638
+    /// thumbprint goes to stderr, to pass on out of band.
+    ExportJwks {
+        #[command(flatten)]
+        storage: Storage,
+        /// Which key.
+        #[arg(long, value_enum)]
+        purpose: JwksPurpose,
+    },
 }
 
 /// `90`, `90s`, `30m`, `24h` or `7d`, in seconds.
@@ -398,5 +463,116 @@ impl ServeArgs {
             authorization_secs: self.authorization_expiry,
             ..Config::default()
         })
+    }
+}
+
+fn read_text(path: &Path, what: &str) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read {what} {}: {e}", path.display()))
+}
+
+/// `keys export-jwks`.
+#[allow(clippy::print_stdout, clippy::print_stderr)]
+pub(crate) async fn export_jwks(
+    storage: &Storage,
+    purpose: JwksPurpose,
+    env_key: crate::EnvKey,
+) -> Result<(), String> {
+    let (_store, master) = crate::open_storage(storage, env_key).await?;
+    let now = SystemClock.now();
+    let jwk = match purpose {
+        JwksPurpose::Import => keys::import_key(&storage.data_dir, &master, now)?.jwk,
+        JwksPurpose::ExportSigning => {
+            keys::export_signing_key(&storage.data_dir, &master, now)?.jwk
+        }
+    };
+    let thumbprint = migrate::thumbprint(&jwk).unwrap_or_default();
+    println!("{}", serde_json::json!({ "keys": [jwk] }));
+    eprintln!("thumbprint {thumbprint}  (RFC 7638; give it to the other side out of band)");
+    Ok(())
+}
+
+/// `export`.
+#[allow(clippy::print_stdout)]
+pub(crate) async fn export(args: &ExportArgs, env_key: crate::EnvKey) -> Result<(), String> {
+    let jwks = read_text(&args.to_jwks, "--to-jwks")?;
+    let (store, master) = crate::open_storage(&args.storage, env_key).await?;
+    // Appending the audit event needs it.
+    let master = Arc::new(master);
+    store.use_master_key(Arc::clone(&master));
+    let done = migrate::export(
+        store.as_ref(),
+        &master,
+        &args.storage.data_dir,
+        &args.account,
+        migrate::ExportTo {
+            jwks: &jwks,
+            pin: &args.pin_thumbprint,
+            out: &args.out,
+        },
+        SystemClock.now(),
+    )
+    .await?;
+    let manifest = migrate::manifest_path(&args.out);
+    if done.already_complete {
+        println!(
+            "already complete: {} cards in {}",
+            done.count,
+            args.out.display()
+        );
+    } else {
+        println!(
+            "exported {} cards ({} from an earlier run) to {}",
+            done.count,
+            done.resumed,
+            args.out.display()
+        );
+    }
+    println!("manifest {}", manifest.display());
+    println!(
+        "sealed for {} (thumbprint {})",
+        done.receiving_kid, done.receiving_thumbprint
+    );
+    Ok(())
+}
+
+/// `import`.
+#[allow(clippy::print_stdout)]
+pub(crate) async fn import(args: &ImportArgs, env_key: crate::EnvKey) -> Result<(), String> {
+    let manifest_text = read_text(&args.manifest, "--manifest")?;
+    let key_text = read_text(&args.verify_key, "--verify-key")?;
+    // The signature first: nothing else is read from an export that does not verify.
+    let manifest = migrate::verify_manifest(&manifest_text, &key_text)?;
+    let (store, master) = crate::open_storage(&args.storage, env_key).await?;
+    // Appending the audit event needs it.
+    let master = Arc::new(master);
+    store.use_master_key(Arc::clone(&master));
+    let done = migrate::import(
+        store.as_ref(),
+        &master,
+        &args.storage.data_dir,
+        &args.account,
+        &args.input,
+        &manifest,
+        SystemClock.now(),
+    )
+    .await?;
+    println!(
+        "imported {}, already present {}, refused {}",
+        done.imported,
+        done.already_present,
+        done.refused.len()
+    );
+    for r in &done.refused {
+        println!(
+            "refused record {} ({}): {}",
+            r.index,
+            r.id.as_deref().unwrap_or("no id"),
+            r.reason
+        );
+    }
+    if done.refused.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} records refused", done.refused.len()))
     }
 }

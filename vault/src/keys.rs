@@ -282,6 +282,206 @@ fn trim_zeros(x: &[u8]) -> &[u8] {
     &x[start..]
 }
 
+// Migration keys (`keys export-jwks --purpose import|export-signing`, `export`, `import`).
+//
+// They live in the data directory, one file each, wrapped under the master key like every
+// other key, and apart from the sealing keys: a browser key (which any shopper's page holds
+// the public half of) can never push cards into the vault through `import`, and the import
+// key is never served in the JWKS.
+
+/// Which migration key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MigrationPurpose {
+    /// The receiving vault's RSA key that exports are sealed for.
+    Import,
+    /// The exporting vault's Ed25519 key that signs export manifests.
+    ExportSigning,
+}
+
+impl MigrationPurpose {
+    /// The file in the data directory.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            MigrationPurpose::Import => "import-key.json",
+            MigrationPurpose::ExportSigning => "export-signing-key.json",
+        }
+    }
+
+    fn wrap_purpose(self) -> &'static str {
+        match self {
+            MigrationPurpose::Import => "import-key",
+            MigrationPurpose::ExportSigning => "export-signing-key",
+        }
+    }
+
+    fn kid_prefix(self) -> &'static str {
+        match self {
+            MigrationPurpose::Import => "imp_",
+            MigrationPurpose::ExportSigning => "sig_",
+        }
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct MigrationKeyFile {
+    kid: String,
+    created: i64,
+    public_jwk: Value,
+    /// The private key (PKCS#8 DER), wrapped under the master key, base64url.
+    wrapped: String,
+}
+
+/// The import key: opens what `export` sealed for this vault.
+pub struct ImportKey {
+    /// Its `kid`.
+    pub kid: String,
+    /// The public JWK (`use: enc`, `alg: RSA-OAEP-256`).
+    pub jwk: Value,
+    /// A ring holding this key alone, for [`crate::unseal::unseal`].
+    pub ring: KeyRing,
+}
+
+impl fmt::Debug for ImportKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ImportKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The export-signing key: signs export manifests.
+pub struct ExportSigningKey {
+    /// Its `kid`.
+    pub kid: String,
+    /// The public JWK (`kty: OKP`, `crv: Ed25519`).
+    pub jwk: Value,
+    /// The key pair.
+    pub pair: aws_lc_rs::signature::Ed25519KeyPair,
+}
+
+impl fmt::Debug for ExportSigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExportSigningKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads the migration key of `purpose` from `data_dir`, making it (mode 0600) on first use.
+/// Returns its `kid`, public JWK and private key (PKCS#8 DER, in the clear).
+fn migration_key(
+    data_dir: &std::path::Path,
+    master: &MasterKey,
+    purpose: MigrationPurpose,
+    now: i64,
+) -> Result<(String, Value, zeroize::Zeroizing<Vec<u8>>), String> {
+    let path = data_dir.join(purpose.file_name());
+    let shown = path.display();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let kid = ids::new_id(purpose.kid_prefix());
+            let (der, jwk) = match purpose {
+                MigrationPurpose::Import => {
+                    let key = PrivateDecryptingKey::generate(KeySize::Rsa2048)
+                        .map_err(|_| "cannot generate an RSA key".to_owned())?;
+                    let jwk = public_jwk(&kid, &key).map_err(|e| e.to_string())?;
+                    let der = key
+                        .as_der()
+                        .map_err(|_| "cannot encode the RSA key".to_owned())?;
+                    (zeroize::Zeroizing::new(der.as_ref().to_vec()), jwk)
+                }
+                MigrationPurpose::ExportSigning => {
+                    use aws_lc_rs::signature::KeyPair;
+                    let doc = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(
+                        &aws_lc_rs::rand::SystemRandom::new(),
+                    )
+                    .map_err(|_| "cannot generate an Ed25519 key".to_owned())?;
+                    let der = zeroize::Zeroizing::new(doc.as_ref().to_vec());
+                    let pair = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(&der)
+                        .map_err(|_| "cannot read the new Ed25519 key".to_owned())?;
+                    let jwk = json!({
+                        "kty": "OKP",
+                        "crv": "Ed25519",
+                        "kid": kid,
+                        "use": "sig",
+                        "alg": "EdDSA",
+                        "x": URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()),
+                    });
+                    (der, jwk)
+                }
+            };
+            let wrapped = master
+                .wrap(purpose.wrap_purpose(), &kid, &der)
+                .map_err(|_| "cannot wrap the new key".to_owned())?;
+            let file = MigrationKeyFile {
+                kid,
+                created: now,
+                public_jwk: jwk,
+                wrapped: URL_SAFE_NO_PAD.encode(wrapped),
+            };
+            let text = serde_json::to_string_pretty(&file).map_err(|e| e.to_string())?;
+            match crate::crypto::write_private_file(&path, text.as_bytes()) {
+                Ok(()) => text,
+                // Another run made it first: use that one.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    std::fs::read_to_string(&path).map_err(|e| format!("{shown}: {e}"))?
+                }
+                Err(e) => return Err(format!("cannot create {shown}: {e}")),
+            }
+        }
+        Err(e) => return Err(format!("cannot read {shown}: {e}")),
+    };
+    let file: MigrationKeyFile =
+        serde_json::from_str(&text).map_err(|e| format!("{shown} is not a key file: {e}"))?;
+    let wrapped = URL_SAFE_NO_PAD
+        .decode(&file.wrapped)
+        .map_err(|_| format!("{shown} is not a key file"))?;
+    let der = master
+        .unwrap_key(purpose.wrap_purpose(), &file.kid, &wrapped)
+        .map_err(|_| format!("{shown} does not open: is this the right master key?"))?;
+    Ok((file.kid, file.public_jwk, der))
+}
+
+/// The vault's import key, made on first use.
+pub fn import_key(
+    data_dir: &std::path::Path,
+    master: &MasterKey,
+    now: i64,
+) -> Result<ImportKey, String> {
+    let (kid, jwk, der) = migration_key(data_dir, master, MigrationPurpose::Import, now)?;
+    let private = PrivateDecryptingKey::from_pkcs8(&der)
+        .map_err(|_| "the import key is invalid".to_owned())?;
+    let key = OaepPrivateDecryptingKey::new(private)
+        .map_err(|_| "the import key is invalid".to_owned())?;
+    let sealing = SealingKey {
+        kid: kid.clone(),
+        key,
+        jwk: jwk.clone(),
+        created: now,
+        superseded_at: None,
+    };
+    let ring = KeyRing::default();
+    *ring
+        .keys
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) =
+        Arc::new(HashMap::from([(kid.clone(), Arc::new(sealing))]));
+    Ok(ImportKey { kid, jwk, ring })
+}
+
+/// The vault's export-signing key, made on first use.
+pub fn export_signing_key(
+    data_dir: &std::path::Path,
+    master: &MasterKey,
+    now: i64,
+) -> Result<ExportSigningKey, String> {
+    let (kid, jwk, der) = migration_key(data_dir, master, MigrationPurpose::ExportSigning, now)?;
+    let pair = aws_lc_rs::signature::Ed25519KeyPair::from_pkcs8(&der)
+        .map_err(|_| "the export-signing key is invalid".to_owned())?;
+    Ok(ExportSigningKey { kid, jwk, pair })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -242,6 +242,11 @@ fn print_line(line: &str) {
 async fn run(command: Command, env_key: EnvKey) -> Result<(), String> {
     match command {
         Command::Serve(args) => serve(*args, env_key).await,
+        Command::Export(args) => cli::export(&args, env_key).await,
+        Command::Import(args) => cli::import(&args, env_key).await,
+        Command::Keys(KeysCommand::ExportJwks { storage, purpose }) => {
+            cli::export_jwks(&storage, purpose, env_key).await
+        }
         Command::Accounts(AccountsCommand::Create {
             storage,
             name,

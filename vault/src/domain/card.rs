@@ -138,8 +138,19 @@ pub fn insert(
     new: NewCard<'_>,
     now: i64,
 ) -> Work<(CardRecord, Option<i64>)> {
+    insert_with_id(tx, principal, ids::new_id("card_"), new, now)
+}
+
+/// [`insert`] under a given `card_…` id, created at `now`: for `import`, which keeps the ids
+/// (and creation times) of the vault the cards come from.
+pub fn insert_with_id(
+    tx: &dyn Tx,
+    principal: &Principal,
+    id: String,
+    new: NewCard<'_>,
+    now: i64,
+) -> Work<(CardRecord, Option<i64>)> {
     let acct = &principal.account_id;
-    let id = ids::new_id("card_");
     let raw_key = Zeroizing::new(ids::random_bytes::<32>());
     let wrapped_key = principal
         .keys

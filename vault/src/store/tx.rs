@@ -215,4 +215,10 @@ pub trait Tx {
         charge_id: Option<&str>,
         page: &Page,
     ) -> StoreResult<Vec<RefundRecord>>;
+
+    // Migration between vaults (`import`).
+
+    /// Whether a card row with this id exists at all: live or deleted, of any account. An
+    /// imported card keeps its id, which must not collide with one this vault ever gave out.
+    fn card_id_taken(&self, id: &str) -> StoreResult<bool>;
 }

@@ -1192,6 +1192,12 @@ impl Tx for PgTx<'_, '_> {
             .map(refund_from_row)
             .collect()
     }
+
+    fn card_id_taken(&self, id: &str) -> StoreResult<bool> {
+        Ok(self
+            .row("SELECT 1 FROM cards WHERE id = $1", &[&id])?
+            .is_some())
+    }
 }
 
 const RECURRING_COLS: &str = "id, account_id, source, amount, currency, interval, interval_count, start, end_at, count, status, period, attempt, next_run, created, canceled_at";

@@ -1320,6 +1320,14 @@ impl Tx for SqlTx<'_> {
             .map_err(backend)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(backend)
     }
+
+    fn card_id_taken(&self, id: &str) -> StoreResult<bool> {
+        self.0
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM cards WHERE id = ?1)")
+            .map_err(backend)?
+            .query_row(params![id], |r| r.get::<_, bool>(0))
+            .map_err(backend)
+    }
 }
 
 const RECURRING_COLS: &str = "id, account_id, source, amount, currency, interval, interval_count, start, end_at, count, status, period, attempt, next_run, created, canceled_at";
