@@ -12,12 +12,12 @@ use serde::Deserialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use self::page::PageParams;
 use super::charges::{CURRENCIES, MAX_AMOUNT};
 use super::{Auth, JsonBody, QueryParams, Replay, invalid, json_response, keep, missing};
 use crate::domain::recurring::{self, Interval, MAX_START_AGE, NewRecurring};
 use crate::domain::{Work, abort};
 use crate::error::{ApiError, tx_failed};
+use crate::pagination::ListQuery;
 use crate::{AppState, ids, store};
 
 /// How far ahead `start` may be: five years.
@@ -280,7 +280,7 @@ pub(crate) struct RecurringList {
 /// insertion, so a cursor keeps its place while schedules are added.
 #[utoipa::path(
     get, path = "/v1/recurring/charges", operation_id = "listRecurringCharges", tag = "recurring",
-    params(PageParams),
+    params(ListQuery),
     responses(
         (status = 200, description = "A page of schedules.", body = RecurringList),
         (status = 400, response = super::schemas::BadRequest),
@@ -290,10 +290,10 @@ pub(crate) struct RecurringList {
 pub(crate) async fn list(
     State(state): State<AppState>,
     auth: Auth,
-    QueryParams(params): QueryParams<PageParams>,
+    QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Response, ApiError> {
     auth.require_secret("charges_read")?;
-    let (page, limit) = params.parse("rc_")?;
+    let (page, limit) = page::parse(&query)?;
     let account = auth.0.account_id.clone();
     let text = store::read_or_abort(state.store(), move |tx| -> Work<_> {
         for (cursor, param) in [
