@@ -16,11 +16,14 @@ const gz = (...files) => files.reduce((n, f) => n + gzipSync(readFileSync(new UR
 // crate's arithmetic (crypto-bigint), the Rust vault client over web-sys and serde-wasm-bindgen,
 // and the float formatting serde's error messages pull in (README "Performance"). The snippet
 // is over the 80,000 B ceiling that issue set; the budget holds it where it is, not there.
+// Lowered after the size pass (crypto-bigint at opt-level "s", the vault's error body read by
+// Reflect.get, one promise future): snippet 119,130 B. The field script's budget has 200 B of
+// room because it carries the wasm's SRI hash, which moves its gzip size by tens of bytes.
 const BUDGETS = [
-  ['the wasm', ['wasm/cardseal_bg.wasm'], 107_500],
-  ['the package as a page loads it (index.js + wasm)', ['index.js', 'wasm/cardseal_bg.wasm'], 122_000],
-  ['the snippet (cardseal.js + wasm)', ['snippet/cardseal.js', 'snippet/cardseal_bg.wasm'], 124_500],
-  ['the hosted-field document script', ['snippet/cardseal-frame.js'], 13_800],
+  ['the wasm', ['wasm/cardseal_bg.wasm'], 103_500],
+  ['the package as a page loads it (index.js + wasm)', ['index.js', 'wasm/cardseal_bg.wasm'], 117_800],
+  ['the snippet (cardseal.js + wasm)', ['snippet/cardseal.js', 'snippet/cardseal_bg.wasm'], 120_100],
+  ['the hosted-field document script', ['snippet/cardseal-frame.js'], 14_000],
   ['the hosted-fields merchant script', ['snippet/cardseal-fields.js'], 7_500],
 ];
 
