@@ -121,7 +121,16 @@ mod tests {
     #[test]
     fn ids_sort_by_time_as_strings() {
         // The largest random part of one millisecond still sorts before the smallest of the next.
-        let times = [0, 1, 61, 62, 1_000, 1_765_000_000_000, 1_765_000_000_001, (1 << 48) - 1];
+        let times = [
+            0,
+            1,
+            61,
+            62,
+            1_000,
+            1_765_000_000_000,
+            1_765_000_000_001,
+            (1 << 48) - 1,
+        ];
         let mut ids = Vec::new();
         for &ms in &times {
             ids.push(id_at("tok_", ms, [0; 10]));

@@ -160,4 +160,17 @@ pub trait Tx {
     /// Replaces one wrapped key with `new` if it is still `old`; `false` if it was not (changed
     /// or gone).
     fn rewrap_key(&self, slot: WrapSlot, row: &str, old: &[u8], new: &[u8]) -> StoreResult<bool>;
+
+    // Scale: the batched purge and the plans of hot statements.
+
+    /// Deletes up to `limit` replay records expired at `before`, oldest first. Returns rows
+    /// deleted; fewer than `limit` means none are left.
+    fn purge_jtis(&self, before: i64, limit: u32) -> StoreResult<u64>;
+    /// Deletes up to `limit` tokens: used at or before `used_before`, then unused ones expired
+    /// at or before `expired_before` (their card data with them). Returns rows deleted; fewer
+    /// than `limit` means none are left.
+    fn purge_tokens(&self, used_before: i64, expired_before: i64, limit: u32) -> StoreResult<u64>;
+    /// The query plan of each statement on the vault's hot path, by name: what the backend's
+    /// `EXPLAIN` says, one line per step, for tests to check that each uses its index.
+    fn explain_hot(&self) -> StoreResult<Vec<(&'static str, String)>>;
 }

@@ -71,6 +71,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     AUDIT_KEYS,
     // 5: the hosts `POST /v1/forward` may send cards to (`accounts update --forward-host`).
     FORWARD_HOSTS,
+    // 6: indexes for the batched purge (issue #26, "The vault at scale").
+    SCALE_INDEXES,
 ];
 
 /// Migration 2. CVCs sit in their own table so that using one is a `DELETE`; card data and
@@ -142,4 +144,15 @@ const AUDIT_KEYS: &str = "
 /// `accounts update --forward-host` fills it.
 const FORWARD_HOSTS: &str = "
     ALTER TABLE accounts ADD COLUMN forward_hosts TEXT NOT NULL DEFAULT '[]'; -- JSON array
+";
+
+/// Migration 6. Each index serves one statement of the purge: used tokens by when they were
+/// used, unused tokens by expiry (which also clears expired card data, so the old index on
+/// sealed rows goes), and expired CVCs and idempotency keys, which were full scans.
+const SCALE_INDEXES: &str = "
+    DROP INDEX tokens_expiry;
+    CREATE INDEX tokens_unused_expiry ON tokens(expires_at) WHERE used_at IS NULL;
+    CREATE INDEX tokens_used ON tokens(used_at) WHERE used_at IS NOT NULL;
+    CREATE INDEX card_cvcs_expiry ON card_cvcs(expires_at);
+    CREATE INDEX idempotency_keys_expiry ON idempotency_keys(expires_at);
 ";
