@@ -173,4 +173,7 @@ pub trait Tx {
     /// The query plan of each statement on the vault's hot path, by name: what the backend's
     /// `EXPLAIN` says, one line per step, for tests to check that each uses its index.
     fn explain_hot(&self) -> StoreResult<Vec<(&'static str, String)>>;
+    /// Stores `tokens` as they are, without replay records or events: synthetic data for the
+    /// scale benchmark (`vault/benches/scale.rs`), straight into the table. Returns rows stored.
+    fn bulk_insert_tokens(&self, tokens: &[TokenRecord]) -> StoreResult<u64>;
 }

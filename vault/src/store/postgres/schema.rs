@@ -124,10 +124,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "ALTER TABLE accounts ADD COLUMN forward_hosts TEXT NOT NULL DEFAULT '[]'; -- JSON array",
     // 3: indexes for the batched purge (SQLite's migration 6).
     "
-    DROP INDEX tokens_expiry;
-    CREATE INDEX tokens_unused_expiry ON tokens(expires_at) WHERE used_at IS NULL;
-    CREATE INDEX tokens_used ON tokens(used_at) WHERE used_at IS NOT NULL;
-    CREATE INDEX card_cvcs_expiry ON card_cvcs(expires_at);
-    CREATE INDEX idempotency_keys_expiry ON idempotency_keys(expires_at);
+    DROP INDEX IF EXISTS tokens_expiry;
+    CREATE INDEX IF NOT EXISTS tokens_unused_expiry ON tokens(expires_at) WHERE used_at IS NULL;
+    CREATE INDEX IF NOT EXISTS tokens_used ON tokens(used_at) WHERE used_at IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS card_cvcs_expiry ON card_cvcs(expires_at);
+    CREATE INDEX IF NOT EXISTS idempotency_keys_expiry ON idempotency_keys(expires_at);
     ",
 ];

@@ -146,13 +146,14 @@ const FORWARD_HOSTS: &str = "
     ALTER TABLE accounts ADD COLUMN forward_hosts TEXT NOT NULL DEFAULT '[]'; -- JSON array
 ";
 
-/// Migration 6. Each index serves one statement of the purge: used tokens by when they were
+/// Migration 6 (`IF [NOT] EXISTS`, so that a database rewound to an older version, as a test
+/// of migrations does, takes it again). Each index serves one statement of the purge: used tokens by when they were
 /// used, unused tokens by expiry (which also clears expired card data, so the old index on
 /// sealed rows goes), and expired CVCs and idempotency keys, which were full scans.
 const SCALE_INDEXES: &str = "
-    DROP INDEX tokens_expiry;
-    CREATE INDEX tokens_unused_expiry ON tokens(expires_at) WHERE used_at IS NULL;
-    CREATE INDEX tokens_used ON tokens(used_at) WHERE used_at IS NOT NULL;
-    CREATE INDEX card_cvcs_expiry ON card_cvcs(expires_at);
-    CREATE INDEX idempotency_keys_expiry ON idempotency_keys(expires_at);
+    DROP INDEX IF EXISTS tokens_expiry;
+    CREATE INDEX IF NOT EXISTS tokens_unused_expiry ON tokens(expires_at) WHERE used_at IS NULL;
+    CREATE INDEX IF NOT EXISTS tokens_used ON tokens(used_at) WHERE used_at IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS card_cvcs_expiry ON card_cvcs(expires_at);
+    CREATE INDEX IF NOT EXISTS idempotency_keys_expiry ON idempotency_keys(expires_at);
 ";

@@ -1102,6 +1102,36 @@ impl Tx for SqlTx<'_> {
         }
         Ok(out)
     }
+
+    fn bulk_insert_tokens(&self, tokens: &[TokenRecord]) -> StoreResult<u64> {
+        let mut st = self
+            .0
+            .prepare_cached(&format!(
+                "INSERT INTO tokens ({TOKEN_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+            ))
+            .map_err(backend)?;
+        for token in tokens {
+            let card = token.card.as_ref();
+            st.execute(params![
+                token.id,
+                token.account_id,
+                token.token_type.as_str(),
+                card.map(|c| &c.brand),
+                card.map(|c| &c.bin),
+                card.map(|c| &c.last4),
+                card.map(|c| c.exp_month),
+                card.map(|c| c.exp_year),
+                card.map(|c| &c.fingerprint[..]),
+                token.sealed,
+                token.client_ip,
+                token.created,
+                token.expires_at,
+                token.used_at
+            ])
+            .map_err(backend)?;
+        }
+        Ok(u64::try_from(tokens.len()).unwrap_or(u64::MAX))
+    }
 }
 
 /// Oldest expired replay records first, a batch at a time (the key starts with the expiry).
