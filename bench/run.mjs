@@ -225,6 +225,7 @@ const SECTIONS = [
   { name: 'fields', run: fieldsSection },
   { name: 'vault', run: vaultSection },
   { name: 'forward', run: forwardSection },
+  { name: 'scale', run: (ctx) => import('./sections.mjs').then((m) => m.scaleSection(ctx)) },
 ];
 
 function formatValue(value, unit) {

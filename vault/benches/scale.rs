@@ -8,7 +8,7 @@
 //! At each size: the tokens go straight into the store (80% used, spread over two days, so
 //! half are past the purge's day; 15% unused and expired; 5% unused and live), with
 //! min(size, 100,000) saved cards. Then, in the bench process, the purge's batches are timed
-//! on that table (each is one write transaction of 256 rows: the writer is held that long).
+//! on that table (each is one write transaction of `purge::defaults::BATCH_ROWS` rows: the writer is held that long).
 //! Then the real binary serves `POST /v1/tokens` (closed loop, throughput, p50, p99),
 //! `GET /v1/cards/{id}` on loaded cards and `POST /v1/charges` on a card saved through the
 //! API; the database's size on disk and the vault's RSS are read after.
@@ -160,10 +160,10 @@ fn fresh_pg_database(url: &str, name: &str) -> String {
     let db = name.to_owned();
     std::thread::spawn(move || {
         let mut c = postgres::Client::connect(&server, postgres::NoTls).unwrap();
-        c.batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {db} WITH (FORCE); CREATE DATABASE {db}"
-        ))
-        .unwrap();
+        // One statement each: DROP DATABASE cannot run inside a multi-statement batch.
+        c.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+            .unwrap();
+        c.batch_execute(&format!("CREATE DATABASE {db}")).unwrap();
     })
     .join()
     .unwrap();
