@@ -1041,16 +1041,23 @@ impl Tx for PgTx<'_, '_> {
 const CHAIN_TAIL: &str = "SELECT hash FROM events
      WHERE account_id = $1 AND seq = (SELECT max(seq) FROM events WHERE account_id = $1)";
 
+/// Each batch walks its index from the oldest row (`ORDER BY` the indexed column). Without the
+/// order, a batch on a freshly loaded table took 22 ms at the median for 128 rows
+/// (`--bench scale`, 100,000 tokens): the planner scanned the heap, past the dead rows of the
+/// batches before it.
+///
 /// Oldest expired replay records first, a batch at a time; rows another instance is deleting
 /// are skipped, not waited for.
 const PURGE_JTIS: &str = "DELETE FROM seen_jtis WHERE (expires_at, jti_hash) IN
      (SELECT expires_at, jti_hash FROM seen_jtis WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2
       FOR UPDATE SKIP LOCKED)";
 const PURGE_USED_TOKENS: &str = "DELETE FROM tokens WHERE id IN
-     (SELECT id FROM tokens WHERE used_at IS NOT NULL AND used_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)";
+     (SELECT id FROM tokens WHERE used_at IS NOT NULL AND used_at <= $1 ORDER BY used_at LIMIT $2
+      FOR UPDATE SKIP LOCKED)";
 // An expired token can no longer be used, so a row chosen here cannot change before it goes.
 const PURGE_EXPIRED_TOKENS: &str = "DELETE FROM tokens WHERE id IN
-     (SELECT id FROM tokens WHERE used_at IS NULL AND expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)";
+     (SELECT id FROM tokens WHERE used_at IS NULL AND expires_at <= $1 ORDER BY expires_at LIMIT $2
+      FOR UPDATE SKIP LOCKED)";
 
 /// The statements of the hot path and of the upkeep, as the methods above run them (the
 /// select lists aside, which do not change which index serves them), with values to run
