@@ -1,9 +1,9 @@
 //! The purge: replay records, used tokens and expired tokens leave the database in small
-//! batches, so that its size reaches a plateau under a steady load instead of growing forever.
+//! batches, so that the tables hold a bounded window of rows instead of growing forever.
 //!
 //! Each batch is its own short write transaction of at most [`PurgeSettings::batch_rows`] rows,
 //! and the task yields between batches, so requests waiting for the writer get it in between
-//! (`npm run bench -- --only scale` prints what one batch costs; it stays under 5 ms). What is
+//! (`npm run bench -- --only scale` prints what one batch costs, against a goal of 5 ms). What is
 //! kept, and why:
 //!
 //! - a replay record (`seen_jtis`) until no JWE with its `iat` can pass the `iat` check: replay
