@@ -610,8 +610,14 @@ fn main() {
     let o = options();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "cardseal-vault scale benchmark: {cores} cores, sizes {:?}, {} requests, {} clients",
-        o.sizes, o.requests, o.clients
+        "cardseal-vault scale benchmark: {cores} cores, sizes {}, {} requests, {} clients",
+        o.sizes
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        o.requests,
+        o.clients
     );
     let openssl = openssl_sign_per_sec(3);
     if let Some(v) = openssl {

@@ -320,7 +320,7 @@ async fn every_hot_statement_uses_its_index() {
             assert!(plan.contains(index), "{name} does not use {index}:\n{plan}");
         }
         let full_scan = plan.lines().any(|l| {
-            let l = l.trim_start_matches(|c: char| c == ' ' || c == '-' || c == '>');
+            let l = l.trim_start_matches([' ', '-', '>']);
             if postgres {
                 l.contains("Seq Scan")
             } else {
