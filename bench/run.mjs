@@ -228,6 +228,7 @@ const SECTIONS = [
   { name: 'forward', run: forwardSection },
   { name: 'unseal-timing', run: unsealTimingSection },
   { name: 'migrate', run: migrateSection },
+  { name: 'scale', run: (ctx) => import('./sections.mjs').then((m) => m.scaleSection(ctx)) },
 ];
 
 function formatValue(value, unit) {

@@ -398,3 +398,54 @@ export async function unsealTimingSection() {
     })),
   };
 }
+
+/**
+ * The vault at scale (vault/benches/scale.rs): the hot requests on bulk-loaded databases beside
+ * the same run's empty database and `openssl speed rsa2048`; SQLite, and PostgreSQL with one and
+ * two instances on a throwaway cluster (scripts/pg.sh) when PostgreSQL is installed.
+ * `CARDSEAL_SCALE_SIZES=0,100000,1000000` picks the sizes.
+ */
+export async function scaleSection() {
+  // Imported here, not at the top, so that this section stays one block of the file.
+  const { mkdtempSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const sizes = process.env.CARDSEAL_SCALE_SIZES || '0,100000,1000000';
+  const args = ['bench', '--quiet', '-p', 'cardseal-vault', '--bench', 'scale', '--', '--sizes', sizes, '--requests', '2000'];
+  let pgDir = null;
+  try {
+    try {
+      execFileSync('bash', ['scripts/pg.sh', 'bindir'], { cwd: repoRoot, stdio: 'ignore' });
+      pgDir = mkdtempSync(join(tmpdir(), 'cardseal-scale-pg-'));
+      const url = execFileSync('bash', ['scripts/pg.sh', 'start', pgDir], { cwd: repoRoot, encoding: 'utf8' }).trim();
+      args.push('--database-url', url);
+    } catch {
+      pgDir = null; // No PostgreSQL here: SQLite only.
+    }
+    const out = execFileSync('cargo', args, { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 });
+    const json = JSON.parse(out.split('\n').find((l) => l.startsWith('BENCH_JSON ')).slice('BENCH_JSON '.length));
+    const rsa = json.openssl_rsa2048_sign_per_s;
+    const rows = [];
+    if (rsa) {
+      rows.push({ section: 'scale', metric: `RSA limit: openssl speed rsa2048 sign/s × ${json.cores} cores`, unit: 'tokens/s', cardseal: rsa * json.cores });
+    }
+    const pct = (a, b) => (b ? `${Math.round((100 * a) / b)}%` : '');
+    for (const r of json.runs) {
+      const empty = json.runs.find((e) => e.backend === r.backend && e.instances === r.instances && e.tokens === 0);
+      const where = `${r.backend}${r.backend === 'postgres' ? ` ×${r.instances}` : ''}, ${r.tokens.toLocaleString('en')} tokens + ${r.cards.toLocaleString('en')} cards`;
+      rows.push(
+        { section: 'scale', metric: `POST /v1/tokens (${where})`, unit: 'tokens/s', cardseal: r.tokens_per_s,
+          peer: empty && r.tokens ? { name: 'empty database, same run', value: empty.tokens_per_s } : undefined,
+          text: `${Math.round(r.tokens_per_s)}/s, ${pct(r.tokens_per_s, empty?.tokens_per_s)} of empty, ${pct(r.tokens_per_s, rsa * json.cores)} of the RSA limit` },
+        { section: 'scale', metric: '  p50 / p99', unit: 'ms', cardseal: r.tokens_p50_ms, text: `${r.tokens_p50_ms.toFixed(2)} / ${r.tokens_p99_ms.toFixed(2)} ms` },
+        { section: 'scale', metric: '  POST /v1/charges on a saved card; p99', unit: 'req/s', cardseal: r.charges_per_s, text: `${Math.round(r.charges_per_s)}/s; ${r.charges_p99_ms.toFixed(2)} ms` },
+        { section: 'scale', metric: '  GET /v1/cards/{id}; p99', unit: 'req/s', cardseal: r.cards_get_per_s, text: `${Math.round(r.cards_get_per_s)}/s; ${r.cards_get_p99_ms.toFixed(2)} ms` },
+        { section: 'scale', metric: '  database on disk / vault RSS', unit: 'MiB', cardseal: r.db_mib, text: `${r.db_mib.toFixed(1)} MiB / ${r.vault_rss_mib.toFixed(1)} MiB` },
+        { section: 'scale', metric: '  purge batch (128 rows) p50 / max, writer held', unit: 'ms', cardseal: r.purge_batch_max_ms, target: { max: 5 },
+          text: `${r.purge_batch_p50_ms.toFixed(2)} / ${r.purge_batch_max_ms.toFixed(2)} ms (${r.purge_batches} batches)` },
+      );
+    }
+    return { details: json, rows };
+  } finally {
+    if (pgDir) execFileSync('bash', ['scripts/pg.sh', 'stop', pgDir], { cwd: repoRoot, stdio: 'ignore' });
+  }
+}

@@ -22,6 +22,7 @@ pub mod migrate;
 pub mod pagination;
 pub mod pan_scan;
 pub mod processor;
+pub mod purge;
 pub mod ratelimit;
 pub mod recurring;
 pub mod server;
@@ -350,9 +351,11 @@ impl AppState {
                 tracing::error!(error = %e, "retiring sealing keys failed");
             }
             let now = self.now();
-            match store::write(self.store(), move |tx| tx.purge(now)).await {
-                Ok(0) => {}
-                Ok(n) => tracing::debug!(rows = n, "purged expired records"),
+            match purge::purge(self.store(), now, &purge::PurgeSettings::default()).await {
+                Ok(p) if p.jtis + p.tokens == 0 => {}
+                Ok(p) => {
+                    tracing::debug!(jtis = p.jtis, tokens = p.tokens, "purged expired records")
+                }
                 Err(e) => tracing::error!(error = %e, "purge failed"),
             }
             // Expired CVCs and idempotency keys: a CVC is unusable after its hour anyway; this

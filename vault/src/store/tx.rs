@@ -221,4 +221,20 @@ pub trait Tx {
     /// Whether a card row with this id exists at all: live or deleted, of any account. An
     /// imported card keeps its id, which must not collide with one this vault ever gave out.
     fn card_id_taken(&self, id: &str) -> StoreResult<bool>;
+
+    // Scale: the batched purge and the plans of hot statements.
+
+    /// Deletes up to `limit` replay records expired at `before`, oldest first. Returns rows
+    /// deleted; fewer than `limit` means none are left.
+    fn purge_jtis(&self, before: i64, limit: u32) -> StoreResult<u64>;
+    /// Deletes up to `limit` tokens: used at or before `used_before`, then unused ones expired
+    /// at or before `expired_before` (their card data with them). Returns rows deleted; fewer
+    /// than `limit` means none are left.
+    fn purge_tokens(&self, used_before: i64, expired_before: i64, limit: u32) -> StoreResult<u64>;
+    /// The query plan of each statement on the vault's hot path, by name: what the backend's
+    /// `EXPLAIN` says, one line per step, for tests to check that each uses its index.
+    fn explain_hot(&self) -> StoreResult<Vec<(&'static str, String)>>;
+    /// Stores `tokens` as they are, without replay records or events: synthetic data for the
+    /// scale benchmark (`vault/benches/scale.rs`), straight into the table. Returns rows stored.
+    fn bulk_insert_tokens(&self, tokens: &[TokenRecord]) -> StoreResult<u64>;
 }

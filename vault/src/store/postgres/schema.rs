@@ -173,4 +173,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX refunds_account ON refunds(account_id, seq);
     CREATE INDEX refunds_charge ON refunds(charge_id, seq);
     ",
+    // 5: indexes for the batched purge (SQLite's migration 8).
+    "
+    DROP INDEX IF EXISTS tokens_expiry;
+    CREATE INDEX IF NOT EXISTS tokens_unused_expiry ON tokens(expires_at) WHERE used_at IS NULL;
+    CREATE INDEX IF NOT EXISTS tokens_used ON tokens(used_at) WHERE used_at IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS card_cvcs_expiry ON card_cvcs(expires_at);
+    CREATE INDEX IF NOT EXISTS idempotency_keys_expiry ON idempotency_keys(expires_at);
+    ",
 ];

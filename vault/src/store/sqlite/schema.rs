@@ -75,6 +75,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     RECURRING,
     // 7: refunds, and an index for the charge lists.
     REFUNDS,
+    // 8: indexes for the batched purge (issue #26, "The vault at scale").
+    SCALE_INDEXES,
 ];
 
 /// Migration 2. CVCs sit in their own table so that using one is a `DELETE`; card data and
@@ -198,4 +200,16 @@ const REFUNDS: &str = "
         created    INTEGER NOT NULL
     ) STRICT;
     CREATE INDEX IF NOT EXISTS refunds_account ON refunds(account_id, charge_id);
+";
+
+/// Migration 8 (`IF [NOT] EXISTS`, so that a database rewound to an older version, as a test
+/// of migrations does, takes it again). Each index serves one statement of the purge: used tokens by when they were
+/// used, unused tokens by expiry (which also clears expired card data, so the old index on
+/// sealed rows goes), and expired CVCs and idempotency keys, which were full scans.
+const SCALE_INDEXES: &str = "
+    DROP INDEX IF EXISTS tokens_expiry;
+    CREATE INDEX IF NOT EXISTS tokens_unused_expiry ON tokens(expires_at) WHERE used_at IS NULL;
+    CREATE INDEX IF NOT EXISTS tokens_used ON tokens(used_at) WHERE used_at IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS card_cvcs_expiry ON card_cvcs(expires_at);
+    CREATE INDEX IF NOT EXISTS idempotency_keys_expiry ON idempotency_keys(expires_at);
 ";

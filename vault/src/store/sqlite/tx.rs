@@ -600,7 +600,7 @@ impl Tx for SqlTx<'_> {
         let tokens = self
             .0
             .execute(
-                "UPDATE tokens SET sealed = NULL WHERE sealed IS NOT NULL AND expires_at <= ?1",
+                "UPDATE tokens SET sealed = NULL WHERE used_at IS NULL AND sealed IS NOT NULL AND expires_at <= ?1",
                 params![now],
             )
             .map_err(backend)?;
@@ -1328,6 +1328,85 @@ impl Tx for SqlTx<'_> {
             .query_row(params![id], |r| r.get::<_, bool>(0))
             .map_err(backend)
     }
+
+    fn purge_jtis(&self, before: i64, limit: u32) -> StoreResult<u64> {
+        let n = self
+            .0
+            .prepare_cached(PURGE_JTIS)
+            .map_err(backend)?
+            .execute(params![before, limit])
+            .map_err(backend)?;
+        Ok(u64::try_from(n).unwrap_or(u64::MAX))
+    }
+
+    fn purge_tokens(&self, used_before: i64, expired_before: i64, limit: u32) -> StoreResult<u64> {
+        let used = self
+            .0
+            .prepare_cached(PURGE_USED_TOKENS)
+            .map_err(backend)?
+            .execute(params![used_before, limit])
+            .map_err(backend)?;
+        let left = limit.saturating_sub(u32::try_from(used).unwrap_or(u32::MAX));
+        let expired = if left == 0 {
+            0
+        } else {
+            self.0
+                .prepare_cached(PURGE_EXPIRED_TOKENS)
+                .map_err(backend)?
+                .execute(params![expired_before, left])
+                .map_err(backend)?
+        };
+        Ok(u64::try_from(used + expired).unwrap_or(u64::MAX))
+    }
+
+    fn explain_hot(&self) -> StoreResult<Vec<(&'static str, String)>> {
+        let mut out = Vec::new();
+        for (name, sql) in hot_statements() {
+            let mut st = self
+                .0
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .map_err(backend)?;
+            // A plan does not depend on the values (the vault keeps no sqlite_stat tables).
+            let nulls = std::iter::repeat_n(rusqlite::types::Null, st.parameter_count());
+            let steps = st
+                .query_map(params_from_iter(nulls), |r| r.get::<_, String>(3))
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend)?;
+            out.push((name, steps.join("\n")));
+        }
+        Ok(out)
+    }
+
+    fn bulk_insert_tokens(&self, tokens: &[TokenRecord]) -> StoreResult<u64> {
+        let mut st = self
+            .0
+            .prepare_cached(&format!(
+                "INSERT INTO tokens ({TOKEN_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+            ))
+            .map_err(backend)?;
+        for token in tokens {
+            let card = token.card.as_ref();
+            st.execute(params![
+                token.id,
+                token.account_id,
+                token.token_type.as_str(),
+                card.map(|c| &c.brand),
+                card.map(|c| &c.bin),
+                card.map(|c| &c.last4),
+                card.map(|c| c.exp_month),
+                card.map(|c| c.exp_year),
+                card.map(|c| &c.fingerprint[..]),
+                token.sealed,
+                token.client_ip,
+                token.created,
+                token.expires_at,
+                token.used_at
+            ])
+            .map_err(backend)?;
+        }
+        Ok(u64::try_from(tokens.len()).unwrap_or(u64::MAX))
+    }
 }
 
 const RECURRING_COLS: &str = "id, account_id, source, amount, currency, interval, interval_count, start, end_at, count, status, period, attempt, next_run, created, canceled_at";
@@ -1401,4 +1480,54 @@ pub(crate) fn page_params<'p>(
         v.push(Box::new(e));
     }
     v
+}
+
+/// Oldest expired replay records first, a batch at a time (the key starts with the expiry).
+const PURGE_JTIS: &str = "DELETE FROM seen_jtis WHERE (expires_at, jti_hash) IN
+     (SELECT expires_at, jti_hash FROM seen_jtis WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)";
+const PURGE_USED_TOKENS: &str = "DELETE FROM tokens WHERE rowid IN
+     (SELECT rowid FROM tokens WHERE used_at IS NOT NULL AND used_at <= ?1 LIMIT ?2)";
+const PURGE_EXPIRED_TOKENS: &str = "DELETE FROM tokens WHERE rowid IN
+     (SELECT rowid FROM tokens WHERE used_at IS NULL AND expires_at <= ?1 LIMIT ?2)";
+
+/// The statements of the hot path and of the upkeep, as the methods above run them (the
+/// select lists aside, which do not change a plan), for [`Tx::explain_hot`].
+fn hot_statements() -> Vec<(&'static str, String)> {
+    vec![
+        ("token", "SELECT * FROM tokens WHERE id = ?1 AND account_id = ?2".into()),
+        (
+            "use_token.select",
+            "SELECT * FROM tokens WHERE id = ?1 AND account_id = ?2 AND used_at IS NULL AND expires_at > ?3".into(),
+        ),
+        (
+            "use_token.update",
+            "UPDATE tokens SET used_at = ?3, sealed = NULL WHERE id = ?1 AND account_id = ?2 AND used_at IS NULL".into(),
+        ),
+        (
+            "replayed_token",
+            "SELECT t.* FROM seen_jtis j JOIN tokens t ON t.id = j.token_id AND t.account_id = j.account_id
+             WHERE j.expires_at = ?4 AND j.jti_hash = ?1 AND j.account_id = ?2 AND j.idempotency_key = ?3".into(),
+        ),
+        (
+            "card",
+            "SELECT * FROM cards WHERE id = ?1 AND account_id = ?2 AND deleted_at IS NULL".into(),
+        ),
+        ("charge", "SELECT id, account_id, object, created FROM charges WHERE id = ?1 AND account_id = ?2".into()),
+        ("chain_tail", "SELECT hash FROM events WHERE account_id = ?1 ORDER BY seq DESC LIMIT 1".into()),
+        (
+            "claim_key",
+            "SELECT request_hash, status, body, locked_until, expires_at FROM idempotency_keys
+             WHERE account_id = ?1 AND key_hash = ?2".into(),
+        ),
+        ("api_key", "SELECT * FROM api_keys WHERE key_hash = ?1".into()),
+        ("purge_jtis", PURGE_JTIS.into()),
+        ("purge_used_tokens", PURGE_USED_TOKENS.into()),
+        ("purge_expired_tokens", PURGE_EXPIRED_TOKENS.into()),
+        (
+            "purge_card_data",
+            "UPDATE tokens SET sealed = NULL WHERE used_at IS NULL AND sealed IS NOT NULL AND expires_at <= ?1".into(),
+        ),
+        ("purge_cvcs", "DELETE FROM card_cvcs WHERE expires_at <= ?1".into()),
+        ("purge_idempotency_keys", "DELETE FROM idempotency_keys WHERE expires_at <= ?1".into()),
+    ]
 }
